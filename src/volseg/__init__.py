@@ -1,0 +1,6 @@
+"""volseg: volumetric medical image segmentation, measurements and standardised reports."""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,230 @@
+"""volseg's Python API: what the CLI wraps, one function per job.
+
+>>> from volseg import api
+>>> seg = api.load_model("classic-ct")                     # load once ...
+>>> result = api.segment("ct.nii.gz", "out/", segmenter=seg)  # ... predict many
+>>> result.report.structure("lung_left").volume_ml
+
+Every function takes keyword options, raises :class:`~volseg.errors.VolsegError` subclasses for
+expected problems, logs (never prints) and reports progress through a callback.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from volseg.errors import GeometryError, InputError, ModelError, VolsegError
+from volseg.io import LoadedImage, read_image, study_name
+from volseg.labels import LabelTable, read_labels
+from volseg.options import MeasureOptions, SegmentOptions
+from volseg.reports.model import Report
+from volseg.segmenters.base import ProgressCallback, Segmenter, no_progress
+from volseg.volume import Volume
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    study_id: str
+    report: Report
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StudyFailure:
+    study_id: str
+    input: str
+    error: VolsegError
+
+
+def load_model(model: str | None = None, *, device: str = "auto") -> Segmenter:
+    """Load a model once (default: the best installed, else the built-in ``classic-ct``)."""
+    from volseg.segmenters.registry import load_segmenter
+
+    return load_segmenter(model, device=device)
+
+
+def segment(input: str | Path, out_dir: str | Path, *, options: SegmentOptions = SegmentOptions(),
+            segmenter: Segmenter | None = None, progress: ProgressCallback = no_progress) -> StudyResult:
+    """Segment one study; writes segmentation.nii.gz, labels.json, volumetry.csv, report.json."""
+    from volseg.io.atomic import ensure_writable_dir
+
+    ensure_writable_dir(out_dir)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    image = read_image(input, series=options.series)
+    timings["read"] = time.perf_counter() - t
+    if segmenter is None:
+        t = time.perf_counter()
+        segmenter = load_model(options.model, device=options.device)
+        timings["load_model"] = time.perf_counter() - t
+    t = time.perf_counter()
+    labels = segmenter.predict(image.volume, modality=image.source.modality, progress=progress)
+    timings["segment"] = time.perf_counter() - t
+    return _measure_and_write(
+        study_name(input), image, labels, segmenter.labels, out_dir,
+        model=segmenter.provenance(), options={"model": segmenter.name, "device": options.device,
+                                               "series": options.series}, timings=timings,
+    )
+
+
+def segment_many(inputs: Iterable[str | Path], out_dir: str | Path, *,
+                 options: SegmentOptions = SegmentOptions(), progress: ProgressCallback = no_progress,
+                 on_done: Callable[[StudyResult | StudyFailure], None] | None = None,
+                 ) -> list[StudyResult | StudyFailure]:
+    """Segment several studies with one loaded model; a failing study is recorded, the rest go on.
+
+    One input writes into ``out_dir``; several write into ``out_dir/<study name>/``.
+    """
+    from volseg.io.atomic import ensure_writable_dir
+
+    inputs = [Path(p) for p in inputs]
+    ensure_writable_dir(out_dir)
+    segmenter = load_model(options.model, device=options.device)
+    results: list[StudyResult | StudyFailure] = []
+    names = _unique_study_names(inputs)
+    for path, name in zip(inputs, names):
+        target = Path(out_dir) if len(inputs) == 1 else Path(out_dir) / name
+        try:
+            outcome: StudyResult | StudyFailure = segment(path, target, options=options,
+                                                          segmenter=segmenter, progress=progress)
+        except (InputError, ModelError) as exc:  # this study cannot be done: record it, go on
+            log.error("%s", exc.one_line())
+            outcome = StudyFailure(name, str(path), exc)
+        results.append(outcome)
+        if on_done:
+            on_done(outcome)
+    return results
+
+
+def measure(segmentation: str | Path, out_dir: str | Path, *, image: str | Path | None = None,
+            labels: str | Path | None = None, options: MeasureOptions = MeasureOptions()) -> StudyResult:
+    """Report and CSV for an existing label map (and its image, for HU statistics)."""
+    from volseg.io.atomic import ensure_writable_dir
+
+    ensure_writable_dir(out_dir)
+    t = time.perf_counter()
+    seg = read_image(segmentation)
+    table = read_labels(labels) if labels else _labels_from_map(seg.volume)
+    source = read_image(image) if image else None
+    if source is not None and not source.volume.same_grid(seg.volume, atol_mm=1e-2):
+        raise GeometryError(
+            f"image grid {source.volume.shape} does not match the segmentation grid {seg.volume.shape}",
+            path=image,
+        )
+    label_volume = _as_labels(seg.volume, segmentation)
+    timings = {"read": time.perf_counter() - t}
+    return _measure_and_write(
+        study_name(image or segmentation), source or seg, label_volume, table, out_dir,
+        model=None, options={"connectivity": options.connectivity, "mode": "measure"},
+        timings=timings, has_intensity=source is not None, connectivity=options.connectivity,
+        write_segmentation=False,
+    )
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    result: StudyResult
+    true_volumes_ml: dict[str, float]
+    dice: dict[str, float]
+    phantom_path: Path
+
+
+def demo(out_dir: str | Path, *, progress: ProgressCallback = no_progress) -> DemoResult:
+    """The whole path offline on the built-in CT phantom, whose true volumes are known."""
+    from volseg.io.atomic import ensure_writable_dir
+    from volseg.io.nifti import write_nifti
+    from volseg.phantom import PHANTOM_CLASSES, make_phantom
+    from volseg.postprocess.compare import dice_per_label
+
+    out = ensure_writable_dir(out_dir)
+    phantom = make_phantom()
+    ct_path = write_nifti(phantom.image, out / "phantom_ct.nii.gz")
+    write_nifti(phantom.truth, out / "phantom_truth.nii.gz")
+    result = segment(ct_path, out / "phantom_ct", options=SegmentOptions(model="classic-ct"),
+                     progress=progress)
+    predicted = read_image(result.outputs["segmentation"]).volume.array
+    scores = dice_per_label(predicted, phantom.truth.array, PHANTOM_CLASSES)
+    return DemoResult(result, phantom.true_volumes_ml(), scores, ct_path)
+
+
+def info(input: str | Path, *, series: str | None = None) -> LoadedImage:
+    """Read an image and return it with its source description (geometry, warnings)."""
+    return read_image(input, series=series)
+
+
+def list_series(folder: str | Path):
+    from volseg.io.dicom import list_series as _list
+
+    return _list(folder)
+
+
+def list_models():
+    from volseg.segmenters.catalogue import load_catalogue
+
+    return list(load_catalogue().values())
+
+
+# ---- helpers ------------------------------------------------------------------------------
+def _measure_and_write(study_id: str, image: LoadedImage, labels: Volume, table: LabelTable,
+                       out_dir: str | Path, *, model, options, timings, has_intensity: bool = True,
+                       connectivity: int = 26, write_segmentation: bool = True) -> StudyResult:
+    from volseg.postprocess.intensity import looks_like_ct
+    from volseg.postprocess.measure import measure_structures, outside_fov_mask
+    from volseg.reports.build import build_report, provenance
+    from volseg.reports.outputs import write_study
+
+    t = time.perf_counter()
+    warnings: list[str] = []
+    hu = None
+    if has_intensity:
+        modality = image.source.modality or image.volume.meta.get("modality")
+        if modality in (None, "CT") and looks_like_ct(image.volume.array):
+            hu = image.volume.array
+        else:
+            warnings.append(f"HU statistics left empty: the image is not CT in HU (modality {modality})")
+    measurements = measure_structures(
+        labels.array, labels.affine, table.names(), image=hu,
+        outside_fov=outside_fov_mask(hu) if hu is not None else None, connectivity=connectivity,
+    )
+    timings["measure"] = time.perf_counter() - t
+    prov = provenance(model=model, options=options, timings_s=timings)
+    report = build_report(study_id=study_id, image=image, measurements=measurements, labels=table,
+                          provenance=prov, warnings=warnings)
+    outputs = write_study(out_dir, report, table, labels if write_segmentation else None)
+    return StudyResult(study_id, report, outputs)
+
+
+def _labels_from_map(volume: Volume) -> LabelTable:
+    import numpy as np
+
+    present = [int(v) for v in np.unique(volume.array) if v != 0]
+    return LabelTable.from_names({i: f"label_{i}" for i in present})
+
+
+def _as_labels(volume: Volume, path) -> Volume:
+    import numpy as np
+
+    array = volume.array
+    if array.dtype.kind == "f":
+        if not np.all(np.mod(array, 1) == 0):
+            raise InputError("segmentation holds non-integer values; expected a label map", path=path)
+        array = array.astype(np.int32)
+    if array.dtype.kind not in "iu" or (array.size and array.min() < 0):
+        raise InputError("segmentation must hold non-negative integer labels", path=path)
+    return volume.with_array(array)
+
+
+def _unique_study_names(paths: list[Path]) -> list[str]:
+    names: list[str] = []
+    for p in paths:
+        base = study_name(p)
+        name, n = base, 2
+        while name in names:
+            name, n = f"{base}-{n}", n + 1
+        names.append(name)
+    return names

@@ -1,0 +1,88 @@
+"""Morphology and component helpers whose sizes are in millimetres and millilitres, never voxels.
+
+Erosion and dilation by a ball of radius ``r`` mm use the exact Euclidean distance transform with
+the voxel spacing, so they are isotropic in the patient on any anisotropic grid.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import ndimage
+
+Spacing = Sequence[float]
+
+
+def erode_mm(mask: np.ndarray, radius_mm: float, spacing: Spacing) -> np.ndarray:
+    """Voxels of ``mask`` farther than ``radius_mm`` from the background (ball erosion)."""
+    if radius_mm <= 0:
+        return mask.copy()
+    padded = np.pad(mask, 1, constant_values=False)
+    dist = ndimage.distance_transform_edt(padded, sampling=spacing)
+    return dist[1:-1, 1:-1, 1:-1] > radius_mm
+
+
+def dilate_mm(mask: np.ndarray, radius_mm: float, spacing: Spacing) -> np.ndarray:
+    """Voxels within ``radius_mm`` of ``mask`` (ball dilation)."""
+    if radius_mm <= 0:
+        return mask.copy()
+    if not mask.any():
+        return mask.copy()
+    dist = ndimage.distance_transform_edt(~mask, sampling=spacing)
+    return dist <= radius_mm
+
+
+def open_mm(mask: np.ndarray, radius_mm: float, spacing: Spacing) -> np.ndarray:
+    return dilate_mm(erode_mm(mask, radius_mm, spacing), radius_mm, spacing) & mask
+
+
+def close_mm(mask: np.ndarray, radius_mm: float, spacing: Spacing) -> np.ndarray:
+    pad = [int(np.ceil(radius_mm / s)) + 1 for s in spacing]
+    padded = np.pad(mask, [(p, p) for p in pad], constant_values=False)
+    closed = erode_mm(dilate_mm(padded, radius_mm, spacing), radius_mm, spacing)
+    return closed[tuple(slice(p, -p) for p in pad)] | mask
+
+
+def components(mask: np.ndarray, *, connectivity: int = 26) -> tuple[np.ndarray, np.ndarray]:
+    """(component label array, voxel count per component with index 0 = background)."""
+    import cc3d
+
+    labels = cc3d.connected_components(mask.astype(np.uint8, copy=False), connectivity=connectivity)
+    return labels, np.bincount(labels.ravel())
+
+
+def largest_component(mask: np.ndarray, *, connectivity: int = 26) -> np.ndarray:
+    if not mask.any():
+        return mask.copy()
+    labels, counts = components(mask, connectivity=connectivity)
+    counts[0] = 0
+    return labels == int(np.argmax(counts))
+
+
+def remove_small(mask: np.ndarray, min_volume_ml: float, spacing: Spacing, *,
+                 connectivity: int = 26) -> np.ndarray:
+    """``mask`` without connected components smaller than ``min_volume_ml``."""
+    if not mask.any():
+        return mask.copy()
+    labels, counts = components(mask, connectivity=connectivity)
+    min_voxels = min_volume_ml * 1000.0 / float(np.prod(spacing))
+    keep = counts >= min_voxels
+    keep[0] = False
+    return keep[labels]
+
+
+def fill_holes_per_slice(mask: np.ndarray, axis: int) -> np.ndarray:
+    """Fill 2-D holes slice by slice along ``axis`` (the axial axis for body masks)."""
+    out = np.empty_like(mask)
+    for k in range(mask.shape[axis]):
+        index = [slice(None)] * 3
+        index[axis] = k
+        out[tuple(index)] = ndimage.binary_fill_holes(mask[tuple(index)])
+    return out
+
+
+def axial_axis(affine: np.ndarray) -> int:
+    """The array axis most aligned with the patient's superior-inferior direction."""
+    direction = np.asarray(affine, dtype=np.float64)[:3, :3]
+    direction = direction / np.linalg.norm(direction, axis=0)
+    return int(np.argmax(np.abs(direction[2])))

@@ -1,0 +1,111 @@
+"""The per-study report: one versioned object; report.json, volumetry.csv and friends render it.
+
+``SCHEMA_VERSION`` follows semver: a new optional field is a minor bump, a renamed or removed field
+or a changed meaning is a major bump. Units are part of every measurement's field name.
+No patient identifiers: the input is described by file name, geometry and modality only.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from volseg.errors import InputError
+
+SCHEMA_VERSION = "1.0.0"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputSummary(_Strict):
+    file_name: str = Field(description="base name of the input file or DICOM folder")
+    kind: str = Field(description="nifti, dicom or itk")
+    shape: tuple[int, int, int]
+    spacing_mm: tuple[float, float, float]
+    orientation: str = Field(description="axis code of the array axes in patient space, e.g. LPS")
+    voxel_volume_mm3: float
+    modality: str | None = None
+    series_number: int | None = None
+    n_files: int | None = None
+    intensity_min: float | None = None
+    intensity_max: float | None = None
+
+
+class ModelInfo(_Strict):
+    name: str
+    version: str
+    weights: list[dict[str, Any]] = Field(default_factory=list, description="file name and sha256 of each weight file")
+
+
+class Provenance(_Strict):
+    volseg_version: str
+    created_utc: str
+    model: ModelInfo | None = None
+    device: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    timings_s: dict[str, float] = Field(default_factory=dict)
+    fallbacks: list[str] = Field(default_factory=list, description="fallbacks taken (e.g. smaller window batch after out-of-memory)")
+    environment: dict[str, str] = Field(default_factory=dict)
+
+
+class StructureRow(_Strict):
+    label: int
+    name: str
+    display_name: str | None = None
+    voxel_count: int
+    volume_ml: float
+    mean_hu: float | None = None
+    std_hu: float | None = None
+    median_hu: float | None = None
+    p5_hu: float | None = None
+    p95_hu: float | None = None
+    min_hu: float | None = None
+    max_hu: float | None = None
+    centroid_ras_mm: tuple[float, float, float] | None = None
+    bbox_min_ras_mm: tuple[float, float, float] | None = None
+    bbox_max_ras_mm: tuple[float, float, float] | None = None
+    n_components: int
+    largest_component_ml: float
+    touches_fov: bool = Field(description="cut by the scan's field of view: volume_ml is a lower bound")
+    empty: bool
+
+
+class Report(_Strict):
+    schema_version: str = SCHEMA_VERSION
+    study_id: str
+    input: InputSummary
+    provenance: Provenance
+    structures: list[StructureRow]
+    warnings: list[str] = Field(default_factory=list)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2) + "\n"
+
+    def structure(self, name: str) -> StructureRow:
+        for row in self.structures:
+            if row.name == name:
+                return row
+        raise KeyError(name)
+
+
+def read_report(path: str | Path) -> Report:
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read report ({exc})", path=path) from exc
+    major = str(payload.get("schema_version", "0")).split(".")[0]
+    if major != SCHEMA_VERSION.split(".")[0]:
+        raise InputError(
+            f"report schema {payload.get('schema_version')} is not readable by this volseg "
+            f"(schema {SCHEMA_VERSION})",
+            path=path,
+        )
+    try:
+        return Report.model_validate(payload)
+    except ValueError as exc:
+        raise InputError(f"invalid report: {exc}", path=path) from exc

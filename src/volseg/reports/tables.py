@@ -1,0 +1,62 @@
+"""Tabular renderings of a :class:`~volseg.reports.model.Report`: volumetry.csv.
+
+Columns are fixed and ordered (``VOLUMETRY_COLUMNS``); units are in the names. Positions are in
+patient RAS millimetres (+x Right, +y Anterior, +z Superior). Empty cells mean "not measured"
+(no image given, or an empty structure).
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from volseg.io.atomic import write_text
+from volseg.reports.model import Report, StructureRow
+
+VOLUMETRY_COLUMNS = (
+    "study_id", "label", "name", "voxel_count", "volume_ml",
+    "mean_hu", "std_hu", "median_hu", "p5_hu", "p95_hu", "min_hu", "max_hu",
+    "centroid_r_mm", "centroid_a_mm", "centroid_s_mm",
+    "bbox_min_r_mm", "bbox_min_a_mm", "bbox_min_s_mm",
+    "bbox_max_r_mm", "bbox_max_a_mm", "bbox_max_s_mm",
+    "n_components", "largest_component_ml", "touches_fov", "empty",
+)
+
+
+def volumetry_rows(report: Report) -> list[dict[str, object]]:
+    return [_row(report.study_id, s) for s in report.structures]
+
+
+def _row(study_id: str, s: StructureRow) -> dict[str, object]:
+    row: dict[str, object] = {
+        "study_id": study_id, "label": s.label, "name": s.name, "voxel_count": s.voxel_count,
+        "volume_ml": _num(s.volume_ml),
+    }
+    for key in ("mean_hu", "std_hu", "median_hu", "p5_hu", "p95_hu", "min_hu", "max_hu"):
+        row[key] = _num(getattr(s, key))
+    for prefix, point in (("centroid", s.centroid_ras_mm), ("bbox_min", s.bbox_min_ras_mm),
+                          ("bbox_max", s.bbox_max_ras_mm)):
+        for axis, value in zip("ras", point or (None, None, None)):
+            row[f"{prefix}_{axis}_mm"] = _num(value)
+    row.update(n_components=s.n_components, largest_component_ml=_num(s.largest_component_ml),
+               touches_fov=int(s.touches_fov), empty=int(s.empty))
+    return row
+
+
+def _num(value: float | None) -> str:
+    """Numbers rounded for humans but stable for machines: 6 significant digits."""
+    if value is None:
+        return ""
+    return f"{value:.6g}"
+
+
+def to_csv(rows: list[dict[str, object]], columns=VOLUMETRY_COLUMNS) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def write_volumetry_csv(report: Report, path: str | Path) -> Path:
+    return write_text(path, to_csv(volumetry_rows(report)))
