@@ -93,7 +93,7 @@ def segment_many(inputs: Iterable[str | Path], out_dir: str | Path, *,
             outcome: StudyResult | StudyFailure = segment(path, target, options=options,
                                                           segmenter=segmenter, progress=progress)
         except (InputError, ModelError) as exc:  # this study cannot be done: record it, go on
-            log.error("%s", exc.one_line())
+            log.debug("study %s failed: %s", name, exc.one_line())  # the caller reports it
             outcome = StudyFailure(name, str(path), exc)
         results.append(outcome)
         if on_done:

@@ -23,10 +23,11 @@ def print_volumetry(report) -> None:
     out.print(table)
 
 
-def print_failures(failures) -> None:
-    err.print(f"{len(failures)} stud{'y' if len(failures) == 1 else 'ies'} failed:", style="bold red")
+def print_failures(failures, total: int) -> None:
     for f in failures:
-        err.print(f"  {f.study_id}: {f.error.one_line()}", markup=False, highlight=False)
+        err.print(f"volseg: error: {f.error.one_line()}", markup=False, highlight=False, soft_wrap=True)
+    if total > 1:
+        err.print(f"{len(failures)} of {total} studies failed", style="bold red")
 
 
 def print_demo(demo) -> None:
