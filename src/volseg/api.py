@@ -152,6 +152,17 @@ def demo(out_dir: str | Path, *, progress: ProgressCallback = no_progress) -> De
     return DemoResult(result, phantom.true_volumes_ml(), scores, ct_path)
 
 
+def batch(input_dir: str | Path, out_dir: str | Path, *, options=None, on_event=None):
+    """Segment a folder of studies, resumably and fault-isolated (see :mod:`volseg.batch`).
+
+    ``options`` is a :class:`volseg.batch.BatchOptions`; ``on_event(BatchEvent)`` receives progress.
+    Returns a :class:`volseg.batch.BatchSummary` (done / skipped / failed, ``exit_code``).
+    """
+    from volseg.batch import BatchOptions, run_batch
+
+    return run_batch(input_dir, out_dir, options=options or BatchOptions(), on_event=on_event)
+
+
 def info(input: str | Path, *, series: str | None = None) -> LoadedImage:
     """Read an image and return it with its source description (geometry, warnings)."""
     return read_image(input, series=series)

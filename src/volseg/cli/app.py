@@ -39,9 +39,10 @@ def _global(
 
 
 def _register() -> None:
-    from volseg.cli import models, study
+    from volseg.cli import batch, models, study
 
     study.register(app)
+    batch.register(app)
     app.add_typer(models.app, name="models")
 
 

@@ -1,0 +1,194 @@
+"""The batch engine through the API, in-process, with the built-in classic-ct model on small phantoms."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from volseg import api
+from volseg.batch import BatchOptions, records
+from volseg.batch import layout
+from tests.batch.cohort import leftovers, truncate, volumetry, write_cohort
+
+IDS4 = ["case_00", "case_01", "case_02", "case_03"]
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("cohort4")
+    write_cohort(folder, 4)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(cohort, tmp_path_factory) -> dict[str, str]:
+    """Each study segmented alone by `api.segment` (the single-study path) — the known answer."""
+    out = tmp_path_factory.mktemp("reference")
+    seg = api.load_model("classic-ct")
+    return {p.name[: -len(".nii.gz")]: (api.segment(p, out / p.name, segmenter=seg).outputs["volumetry"]).read_text()
+            for p in sorted(cohort.glob("*.nii.gz"))}
+
+
+def _run(input_dir, out, events=None, **options):
+    sink = events.append if events is not None else None
+    return api.batch(input_dir, out, options=BatchOptions(**options), on_event=sink)
+
+
+def test_batch_writes_what_segment_writes(cohort, reference, tmp_path):
+    events = []
+    summary = _run(cohort, tmp_path / "out", events)
+    assert summary.exit_code == 0 and not summary.failed and not summary.skipped
+    assert sorted(summary.done) == IDS4
+    assert volumetry(tmp_path / "out") == reference  # byte-identical per-study tables
+    for study_id in IDS4:
+        folder = tmp_path / "out" / study_id
+        assert sorted(p.name for p in folder.iterdir()) == sorted(
+            [".volseg-done.json", "labels.json", "report.json", "segmentation.nii.gz", "volumetry.csv"])
+        report = json.loads((folder / "report.json").read_text())
+        assert report["study_id"] == study_id
+    assert leftovers(tmp_path / "out") == []
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "batch_started" and kinds[-1] == "batch_finished"
+    assert kinds.count("model_loaded") == 1  # the model is loaded once for the whole cohort
+    assert kinds.count("study_done") == 4 and "study_progress" in kinds
+    log_text = summary.log_file.read_text()
+    assert summary.log_file.parent == tmp_path / "out" / "logs"
+    assert all(f"{i} done" in log_text for i in IDS4)
+    assert str(cohort) not in log_text  # input locations stay out of the log
+
+
+def test_rerun_trusts_only_verified_records(cohort, reference, tmp_path):
+    out = tmp_path / "out"
+    _run(cohort, out)
+    before = {i: (out / i / records.DONE).read_bytes() for i in IDS4}
+    (out / "case_01" / "volumetry.csv").write_text("tampered\n")
+    (out / "case_02" / records.DONE).unlink()  # as if killed just before the record
+    stale = layout.new_work_dir(out, "case_03")  # a killed run's work folder
+    (stale / "segmentation.nii.gz").write_bytes(b"half a file")
+    summary = _run(cohort, out)
+    assert sorted(summary.done) == ["case_01", "case_02"]
+    assert sorted(summary.skipped) == ["case_00", "case_03"]
+    assert volumetry(out) == reference and leftovers(out) == []
+    assert (out / "case_00" / records.DONE).read_bytes() == before["case_00"]  # untouched
+
+
+def test_several_models_each_in_its_folder(cohort, tmp_path, monkeypatch):
+    """Two models on every study: outputs in <study>/<model>/, each model loaded once."""
+    from volseg.batch import engine, study
+    from volseg.batch.records import RunKey
+
+    loads = []
+
+    def load_models(names, device):
+        loads.append(tuple(names))
+        base = api.load_model("classic-ct")
+        return {"classic-ct": base, "bone-only": _BoneOnly(base)}
+
+    monkeypatch.setattr(study, "load_models", load_models)
+    monkeypatch.setattr(engine, "run_key", lambda names: RunKey(tuple((n, "1") for n in names)))
+    summary = _run(cohort, tmp_path / "out", models=("classic-ct", "bone-only"))
+    assert sorted(summary.done) == IDS4 and loads == [("classic-ct", "bone-only")]
+    for study_id in IDS4:
+        folder = tmp_path / "out" / study_id
+        assert sorted(p.name for p in folder.iterdir()) == [".volseg-done.json", "bone-only", "classic-ct"]
+        full = _volumes(folder / "classic-ct" / "volumetry.csv")
+        bone = _volumes(folder / "bone-only" / "volumetry.csv")
+        assert bone == {"bone": full["bone"]}
+
+
+def test_failures_are_isolated_recorded_and_retried(tmp_path):
+    """A truncated file and a reader that segfaults fail alone; the rest is done; retry runs only them."""
+    cohort = tmp_path / "in"
+    paths = write_cohort(cohort, 5, names=["a.nii.gz", "b.nii.gz", "c_segv.nii.gz", "d.nii.gz", "e.nii.gz"])
+    good_b = paths[1].read_bytes()
+    truncate(paths[1])
+    out = tmp_path / "out"
+    reader = "tests.batch.cohort:read_or_crash"
+    summary = _run(cohort, out, reader=reader)
+    assert sorted(summary.done) == ["a", "d", "e"]
+    failed = {f.study_id: f for f in summary.failed}
+    assert failed["b"].error_class == "InputError" and failed["b"].stage == "read"
+    assert "b.nii.gz" in failed["b"].error and "truncated" in failed["b"].error
+    assert str(cohort) not in failed["b"].error  # relative to the input folder
+    assert failed["c_segv"].error_class == "ReaderCrash" and "SIGSEGV" in failed["c_segv"].error
+    assert summary.exit_code == 3
+    record = json.loads((out / "b" / records.FAILED).read_text())
+    assert record["stage"] == "read" and record["exit_code"] == 3
+    assert leftovers(out) == []
+
+    again = _run(cohort, out, reader=reader)  # a plain rerun does not retry recorded failures
+    assert not again.done and sorted(again.skipped) == ["a", "d", "e"]
+    assert sorted(f.study_id for f in again.failed) == ["b", "c_segv"] and all(f.previous for f in again.failed)
+
+    paths[1].write_bytes(good_b)  # fix b; c still crashes the reader
+    events = []
+    retry = _run(cohort, out, events, reader=reader, retry_failed=True)
+    started = sorted(e.study_id for e in events if e.kind == "study_started")
+    assert started == ["b", "c_segv"]
+    assert retry.done == ("b",) and [f.study_id for f in retry.failed] == ["c_segv"]
+    assert sorted(retry.skipped) == ["a", "d", "e"]
+    assert (out / "b" / records.DONE).exists() and not (out / "b" / records.FAILED).exists()
+
+
+def test_three_shards_cover_every_study_once(tmp_path):
+    cohort = tmp_path / "in"
+    write_cohort(cohort, 7)
+    out = tmp_path / "out"
+    parts = [_run(cohort, out, shard=f"{i}/3") for i in range(3)]
+    done = [s for p in parts for s in p.done]
+    assert sorted(done) == [f"case_{i:02d}" for i in range(7)] and len(done) == len(set(done))
+    assert [len(p.done) for p in parts] == [3, 2, 2]
+    assert all(p.cohort == {} for p in parts)  # shards leave the cohort tables to `volseg collect`
+    whole = _run(cohort, tmp_path / "whole")
+    assert volumetry(out) == volumetry(tmp_path / "whole") and leftovers(out) == []
+    rerun = _run(cohort, out, shard="1/3")
+    assert not rerun.done and len(rerun.skipped) == 2
+
+
+def test_shard_defaults_to_the_slurm_array_task(tmp_path, monkeypatch):
+    cohort = tmp_path / "in"
+    write_cohort(cohort, 4)
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "0")
+    summary = _run(cohort, tmp_path / "out")
+    assert summary.shard == "1/2" and sorted(summary.done) == ["case_01", "case_03"]
+    assert "shard1of2" in summary.log_file.name
+
+
+def test_unknown_model_fails_before_any_work(cohort, tmp_path):
+    from volseg.errors import ModelError
+
+    with pytest.raises(ModelError, match="classic-ct"):
+        _run(cohort, tmp_path / "out", models=("clasic-ct",))
+    assert not any(p.name != "logs" for p in (tmp_path / "out").iterdir())
+
+
+class _BoneOnly:
+    """A second model for the layout test: classic-ct's bone, as a one-class label map."""
+
+    name = "bone-only"
+
+    def __init__(self, base) -> None:
+        from volseg.labels import LabelTable
+
+        self.base = base
+        self.labels = LabelTable.from_names({1: "bone"})
+        self._bone = {v: k for k, v in base.labels.names().items()}["bone"]
+
+    def predict(self, volume, *, modality=None, progress=lambda *a: None):
+        labels = self.base.predict(volume, modality=modality, progress=progress)
+        return labels.with_array((np.asarray(labels.array) == self._bone).astype(np.uint8))
+
+    def provenance(self):
+        return {"model": self.name, "version": "1", "device": "cpu", "weights": []}
+
+
+def _volumes(path: Path) -> dict[str, str]:
+    import csv
+
+    with open(path, newline="") as fh:
+        return {row["name"]: row["volume_ml"] for row in csv.DictReader(fh)}
