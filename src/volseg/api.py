@@ -163,9 +163,22 @@ def batch(input_dir: str | Path, out_dir: str | Path, *, options=None, on_event=
     return run_batch(input_dir, out_dir, options=options or BatchOptions(), on_event=on_event)
 
 
-def info(input: str | Path, *, series: str | None = None) -> LoadedImage:
-    """Read an image and return it with its source description (geometry, warnings)."""
-    return read_image(input, series=series)
+@dataclass(frozen=True)
+class ImageInfo:
+    """What ``volseg info`` shows: the DICOM series found (if any) and the image read (if one)."""
+
+    series: list = field(default_factory=list)
+    image: LoadedImage | None = None
+
+
+def info(input: str | Path, *, series: str | None = None) -> ImageInfo:
+    """Describe an input: every DICOM series in a folder, and the image when one is chosen."""
+    from volseg.io import image_kind
+
+    found = list_series(input) if Path(input).is_dir() and image_kind(input) == "dicom" else []
+    if len(found) > 1 and series is None:
+        return ImageInfo(series=found)
+    return ImageInfo(series=found, image=read_image(input, series=series))
 
 
 def list_series(folder: str | Path):
