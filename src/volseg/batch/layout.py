@@ -29,10 +29,22 @@ def study_dir(out_dir: Path, study_id: str) -> Path:
 def new_work_dir(out_dir: Path, study_id: str) -> Path:
     path = Path(out_dir) / WORK / f"{study_id}.{uuid.uuid4().hex[:12]}"
     try:
-        path.mkdir(parents=True)
+        _mkdir_in_work(path)
     except OSError as exc:
         raise OutputError(f"cannot create a work folder: {exc.strerror or exc}", path=path) from exc
     return path
+
+
+def _mkdir_in_work(path: Path, tries: int = 5) -> None:
+    """mkdir under the work root, which another shard may remove (when empty) at any moment."""
+    for attempt in range(tries):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir()
+            return
+        except FileNotFoundError:
+            if attempt == tries - 1:
+                raise
 
 
 def clean_work(out_dir: Path, study_ids: Iterable[str]) -> int:
@@ -63,7 +75,7 @@ def discard(path: Path) -> None:
     if not path.exists():
         return
     trash = Path(path).parent / WORK / f"{path.name}.{uuid.uuid4().hex[:12]}.old"
-    trash.parent.mkdir(parents=True, exist_ok=True)
+    _mkdir_in_work(trash)  # an empty folder: os.replace may replace it by the study folder
     os.replace(path, trash)
     _remove_tree(trash)
 

@@ -64,6 +64,9 @@ def _cuda_count() -> int:
 
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
         return 0
+    if os.name == "posix" and not any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd",
+                                                                   "/proc/driver/nvidia")):
+        return 0  # no NVIDIA or ROCm driver: no need to import torch to find out
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a dependency
