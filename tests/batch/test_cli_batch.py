@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+from tests.batch.cohort import leftovers, truncate, volumetry, write_cohort
 from volseg import api
 from volseg.batch import BatchOptions, records
-from tests.batch.cohort import leftovers, truncate, volumetry, write_cohort
 
 REPO = Path(__file__).resolve().parents[2]
 VOLSEG = [sys.executable, "-m", "volseg.cli.main"]
@@ -138,3 +138,17 @@ def test_slurm_script_with_bash_submits_the_array_then_collect(tmp_path):
     assert first == f"--parsable {script}"
     assert "--dependency=afterany:1234 " in second and f"collect {out}" in second
     assert (out / "logs").is_dir()  # SLURM does not create the folder of --output
+
+
+def test_usage_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
+    from volseg.cli.main import main
+
+    cohort = tmp_path / "in"
+    write_cohort(cohort, 1)
+    for args, fragment in ((["--shard", "3/3"], "invalid shard"), (["--gpus", "banana"], "invalid --gpus"),
+                           (["--executor", "spark"], "unknown executor"), (["--model", "a,a"], "named twice")):
+        assert main(["batch", str(cohort), "-o", str(tmp_path / "out"), *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("volseg: error:") and fragment in err and "Traceback" not in err
+    assert main(["batch", str(cohort / "case_00.nii.gz"), "-o", str(tmp_path / "out")]) == 2
+    assert "not a folder" in capsys.readouterr().err

@@ -6,10 +6,10 @@ import shutil
 
 import pytest
 
+from tests.factories.dicom_series import BIRTH_DATE, PATIENT_ID, PATIENT_NAME, write_series
 from volseg import api
 from volseg.batch import BatchOptions, discover_studies
 from volseg.phantom import make_phantom
-from tests.factories.dicom_series import BIRTH_DATE, PATIENT_ID, PATIENT_NAME, write_series
 
 IDENTIFIERS = (PATIENT_NAME, "ZEBEDEE", PATIENT_ID, BIRTH_DATE, "ACC-ZEBEDEE-77")
 

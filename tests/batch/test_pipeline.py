@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from volseg import api
-from volseg.batch import BatchOptions, records
-from volseg.batch import layout
 from tests.batch.cohort import leftovers, truncate, volumetry, write_cohort
+from volseg import api
+from volseg.batch import BatchOptions, layout, records
 
 IDS4 = ["case_00", "case_01", "case_02", "case_03"]
 
@@ -142,7 +140,7 @@ def test_three_shards_cover_every_study_once(tmp_path):
     assert sorted(done) == [f"case_{i:02d}" for i in range(7)] and len(done) == len(set(done))
     assert [len(p.done) for p in parts] == [3, 2, 2]
     assert all(p.cohort == {} for p in parts)  # shards leave the cohort tables to `volseg collect`
-    whole = _run(cohort, tmp_path / "whole")
+    _run(cohort, tmp_path / "whole")
     assert volumetry(out) == volumetry(tmp_path / "whole") and leftovers(out) == []
     rerun = _run(cohort, out, shard="1/3")
     assert not rerun.done and len(rerun.skipped) == 2
@@ -157,6 +155,15 @@ def test_shard_defaults_to_the_slurm_array_task(tmp_path, monkeypatch):
     summary = _run(cohort, tmp_path / "out")
     assert summary.shard == "1/2" and sorted(summary.done) == ["case_01", "case_03"]
     assert "shard1of2" in summary.log_file.name
+
+
+def test_an_empty_folder_is_an_error(tmp_path):
+    from volseg.errors import InputError
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "readme.txt").write_text("no images here")
+    with pytest.raises(InputError, match="no studies found"):
+        _run(tmp_path / "in", tmp_path / "out")
 
 
 def test_unknown_model_fails_before_any_work(cohort, tmp_path):

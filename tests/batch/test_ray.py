@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 import volseg
+from tests.batch.cohort import leftovers, volumetry, write_cohort
 from volseg import api
 from volseg.batch import BatchOptions
 from volseg.errors import DependencyError
-from tests.batch.cohort import leftovers, volumetry, write_cohort
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -23,7 +23,7 @@ _EXPORTS = {
     "shard_from_env": "volseg.batch.shard",
     "slurm_script": "volseg.batch.slurm",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str):

@@ -107,7 +107,7 @@ def _walk(root: Path, skip: Path | None) -> tuple[list[Path], list[Path]]:
             if name.startswith("."):
                 continue
             lower = name.lower()
-            if lower.endswith(NIFTI_SUFFIXES) or lower.endswith(ITK_SUFFIXES):
+            if lower.endswith((*NIFTI_SUFFIXES, *ITK_SUFFIXES)):
                 files.append(here / name)
             elif not has_dicom and _maybe_dicom(here / name, lower):
                 has_dicom = True

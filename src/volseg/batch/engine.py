@@ -12,6 +12,7 @@ from volseg.batch.logfile import log_path, run_log
 from volseg.batch.options import BatchOptions, worker_devices
 from volseg.batch.shard import Shard, resolve_shard
 from volseg.batch.study import Job, RunContext, run_key
+from volseg.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,9 @@ def run_batch(input_dir: str | Path, out_dir: str | Path, *, options: BatchOptio
     key = run_key(options.models or (DEFAULT_MODEL,))
     shard = resolve_shard(options.shard)
     found = discover_studies(input_root, exclude=out)
+    if not found:
+        raise InputError("no studies found", path=input_root,
+                         hint="volseg batch looks for .nii/.nii.gz/.nrrd/.mha/.mhd files and DICOM series")
     selected = shard.select(found)
     layout.clean_work(out, [s.study_id for s in selected])
     tally = Tally(on_event)

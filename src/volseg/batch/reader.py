@@ -109,7 +109,7 @@ class ReaderPool:
         self._ctx = mp.get_context("spawn")
         self._children: list[_Child] = []
 
-    def __enter__(self) -> "ReaderPool":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:

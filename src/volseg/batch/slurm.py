@@ -66,9 +66,9 @@ def slurm_script(input_dir: str | Path, out_dir: str | Path, *, models: Sequence
         f"    mkdir -p {q(str(logs))}",
         '    array_job=$(sbatch --parsable "$0")',
         '    array_job=${array_job%%;*}',
-        "    collect_job=$(sbatch --parsable --dependency=afterany:\"$array_job\" "
-        f"--job-name={q(job_name + '-collect')} --output={q(str(logs))}/slurm-collect-%j.out"
-        f"{' ' + collect_opts if collect_opts else ''} --wrap={q(shlex.join([volseg, 'collect', str(out)]))})",
+        ("    collect_job=$(sbatch --parsable --dependency=afterany:\"$array_job\" "
+         f"--job-name={q(job_name + '-collect')} --output={q(str(logs))}/slurm-collect-%j.out"
+         f"{' ' + collect_opts if collect_opts else ''} --wrap={q(shlex.join([volseg, 'collect', str(out)]))})"),
         '    echo "submitted array job $array_job and collect job $collect_job" >&2',
         "    exit 0",
         "fi",

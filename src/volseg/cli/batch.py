@@ -107,8 +107,14 @@ class _RichView:
 
     def __enter__(self):
         if self.live:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                      TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
@@ -157,7 +163,7 @@ def _print_summary(summary) -> None:
     err.print(f"done {len(summary.done)} · skipped {len(summary.skipped)} · failed {len(summary.failed)}"
               f"{f' ({len(earlier)} in earlier runs)' if earlier else ''} in {summary.seconds:.1f} s; "
               f"outputs in {summary.out_dir}", style=style, highlight=False)
-    for name, path in summary.cohort.items():
+    for path in summary.cohort.values():
         err.print(f"wrote {path}", highlight=False)
     if failed_now or earlier:
         err.print("rerun with --retry-failed once the inputs are fixed", highlight=False)
