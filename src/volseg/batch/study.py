@@ -22,6 +22,7 @@ from volseg.segmenters.base import Segmenter
 log = logging.getLogger(__name__)
 
 Emit = Callable[[str, "str | None", dict], None]  # emit(kind, study_id, data)
+_PROGRESS_INTERVAL_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -110,9 +111,13 @@ def process_loaded(ctx: RunContext, job: Job, loaded, models: dict[str, Segmente
                    emit: Emit, write: Callable[[Callable[[], None]], None] | None = None) -> None:
     """Segment a read study, then hand the writing to ``write`` (e.g. a background queue) or do it."""
     study_id = job.study.study_id
+    last = [0.0]
 
-    def progress(stage: str, done: int, total: int) -> None:
-        emit("study_progress", study_id, {"stage": stage, "done": done, "total": total})
+    def progress(stage: str, done: int, total: int) -> None:  # at most 5 events a second per study
+        now = time.monotonic()
+        if done in (0, total) or now - last[0] >= _PROGRESS_INTERVAL_S:
+            last[0] = now
+            emit("study_progress", study_id, {"stage": stage, "done": done, "total": total})
 
     try:
         labels, seconds = segment(models, loaded.image, progress=progress)
