@@ -29,8 +29,9 @@ def render_table() -> str:
     entries = sorted(load_catalogue().values(), key=lambda e: (TASK_GROUPS.index(e.task), e.name))
     for e in entries:
         title = e.title.replace("|", "\\|")
-        lines.append(f"| `{e.name}` {e.version}: {title} | {e.task.replace('_', ' ')} | {e.modality} | "
-                     f"{len(e.classes)} | {e.backend} | {e.licence} | {commercial[e.commercial_use]} | {size(e)} |")
+        task = e.task.replace("_", " ")
+        lines.append(f"| `{e.name}` {e.version}: {title} | {task} | {e.modality} | {len(e.classes)} | "
+                     f"{e.backend} | {e.licence} | {commercial[e.commercial_use]} | {size(e)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -43,7 +44,8 @@ def splice(readme: str, table: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="fail if README.md is out of date")
     parser.add_argument("--readme", type=Path, default=REPO / "README.md")
     args = parser.parse_args(argv)

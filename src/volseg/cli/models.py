@@ -13,7 +13,8 @@ app = typer.Typer(help="List, inspect, download, install, export and verify pret
 
 _REQUIRE_LOCK = typer.Option(False, "--require-lock",
                              help="Refuse any file whose name and sha256 are not in the lock file.")
-_LOCK = typer.Option(None, "--lock", help="Lock file for --require-lock (default: $VOLSEG_HOME/volseg.lock.json).")
+_LOCK = typer.Option(None, "--lock",
+                     help="Lock file for --require-lock (default: $VOLSEG_HOME/volseg.lock.json).")
 
 
 @app.command("list")
@@ -52,7 +53,8 @@ def download(names: List[str] = typer.Argument(..., help="Catalogue model names.
 @app.command("install")
 def install(source: Path = typer.Argument(..., help="A bundle zip from `volseg models export`, a folder of "
                                                     "weight files, or one weight file."),
-            model: Optional[str] = typer.Option(None, "--model", "-m", help="Install the files as this model."),
+            model: Optional[str] = typer.Option(None, "--model", "-m",
+                                                help="Install the files as this model."),
             require_lock: bool = _REQUIRE_LOCK, lock: Optional[Path] = _LOCK) -> None:
     """Install weights offline (never touches the network), verifying every file."""
     from volseg import api
@@ -73,7 +75,8 @@ def export(names: List[str] = typer.Argument(..., help="Installed models to expo
 
 
 @app.command("verify")
-def verify(names: Optional[List[str]] = typer.Argument(None, help="Models to check (default: all installed).")) -> None:
+def verify(names: Optional[List[str]] = typer.Argument(
+        None, help="Models to check (default: all installed).")) -> None:
     """Re-hash installed weights; exits with status 7 if any file is missing or changed."""
     from volseg import api
     from volseg.cli.render import print_verify_reports
@@ -85,7 +88,8 @@ def verify(names: Optional[List[str]] = typer.Argument(None, help="Models to che
 
 
 @app.command("lock")
-def lock(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of stdout.")) -> None:
+def lock(output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Write here instead of stdout.")) -> None:
     """Export the sha256 of every installed file as a lock file (for `--require-lock` elsewhere)."""
     from volseg import api
 

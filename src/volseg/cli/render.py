@@ -102,8 +102,8 @@ def print_models(statuses, *, as_json: bool = False) -> None:
             e = s.entry
             installed = "built-in" if not e.needs_weights else ("yes" if s.installed else "no")
             table.add_row(e.name, e.title, e.modality, str(len(e.classes)), e.licence,
-                          _commercial(e.commercial_use), human_size(e.size_bytes, needs_weights=e.needs_weights),
-                          installed)
+                          _commercial(e.commercial_use),
+                          human_size(e.size_bytes, needs_weights=e.needs_weights), installed)
         out.print(table)
 
 
@@ -116,7 +116,9 @@ def print_model_detail(status, *, as_json: bool = False) -> None:
     facts = Table(show_header=False, title=f"{e.name} {e.version}: {e.title}", title_justify="left")
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column(overflow="fold")
-    spacing = " × ".join(f"{v:g}" for v in e.input.spacing_mm) + " mm" if e.input.spacing_mm else "model's own"
+    spacing = "model's own"
+    if e.input.spacing_mm:
+        spacing = " × ".join(f"{v:g}" for v in e.input.spacing_mm) + " mm"
     intensity = e.input.intensity
     preset = intensity.kind + (f" {list(intensity.window)}" if intensity.window else "")
     preset += f" → {list(intensity.output_range)}" if intensity.output_range else ""
@@ -130,8 +132,9 @@ def print_model_detail(status, *, as_json: bool = False) -> None:
             ("citation", e.citation)]
     if e.sliding_window:
         sw = e.sliding_window
-        rows.append(("sliding window", f"patch {list(sw.patch_size) if sw.patch_size else 'from plans'}, "
-                                       f"overlap {sw.overlap}, blending {sw.blending}, mirroring {sw.mirroring}"))
+        patch = list(sw.patch_size) if sw.patch_size else "from plans"
+        rows.append(("sliding window", f"patch {patch}, overlap {sw.overlap}, blending {sw.blending}, "
+                                       f"mirroring {sw.mirroring}"))
     if e.cascade:
         rows.append(("cascade", f"crops to {', '.join(e.cascade.classes)} of {e.cascade.model} first"))
     for key, value in rows:
@@ -172,6 +175,7 @@ def print_verify_reports(reports) -> None:
     for col in ("model", "version", "files", "result"):
         table.add_column(col)
     for r in reports:
-        result = "ok" if r.ok else f"FAILED: {r.problems[0]}" + (f" (+{len(r.problems) - 1})" if len(r.problems) > 1 else "")
+        more = f" (+{len(r.problems) - 1})" if len(r.problems) > 1 else ""
+        result = "ok" if r.ok else f"FAILED: {r.problems[0]}{more}"
         table.add_row(r.name, r.version, str(len(r.checks)), result)
     out.print(table)

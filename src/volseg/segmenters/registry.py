@@ -36,15 +36,18 @@ def backend_factory(name: str):
     try:
         target = BACKENDS[name]
     except KeyError:
-        raise ModelError(f"unknown backend {name!r}", hint=f"registered: {', '.join(sorted(BACKENDS))}")
+        raise ModelError(f"unknown backend {name!r}",
+                         hint=f"registered: {', '.join(sorted(BACKENDS))}") from None
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] == "volseg":
+        missing = exc.name or ""
+        ours = module_name == missing or module_name.startswith(missing + ".")
+        if ours or missing.split(".")[0] == "volseg":
             raise ModelError(f"backend {name!r} is not available in this volseg build "
                              f"(module {exc.name} is missing)",
-                             hint="upgrade volseg, or choose another model with `volseg models list`") from exc
+                             hint="upgrade volseg, or choose another model (`volseg models list`)") from exc
         extra = BACKEND_EXTRAS.get(name)
         hint = f"pip install 'volseg[{extra}]'" if extra else None
         raise DependencyError(f"backend {name!r} needs the Python package {exc.name!r}", hint=hint) from exc

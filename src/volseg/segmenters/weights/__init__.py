@@ -6,11 +6,20 @@ when they are missing) and load checkpoints with ``torch.load(..., weights_only=
 from volseg.segmenters.weights.archive import ArchiveLimits, safe_extract
 from volseg.segmenters.weights.bundle import export_bundle, install_from_source
 from volseg.segmenters.weights.cache import (
-    Manifest, model_dir, offline_mode, read_manifest, sha256_file, volseg_home,
+    Manifest,
+    model_dir,
+    offline_mode,
+    read_manifest,
+    sha256_file,
+    volseg_home,
 )
 from volseg.segmenters.weights.download import DownloadResult, fetch
 from volseg.segmenters.weights.install import (
-    InstallResult, download_model, install_hint, installed_path, require_installed,
+    InstallResult,
+    download_model,
+    install_hint,
+    installed_path,
+    require_installed,
 )
 from volseg.segmenters.weights.lock import LockFile, read_lock, write_lock
 from volseg.segmenters.weights.verify import FileCheck, VerifyReport, installed_models, verify

@@ -60,7 +60,8 @@ def safe_member_name(raw: str, archive: Path) -> str:
     return "/".join(parts)
 
 
-def list_members(path: Path, kind: str | None = None, limits: ArchiveLimits = ArchiveLimits()) -> list[_Member]:
+def list_members(path: Path, kind: str | None = None,
+                 limits: ArchiveLimits = ArchiveLimits()) -> list[_Member]:
     """Check every member of an archive against the rules and limits; nothing is extracted."""
     kind = kind or archive_kind(path)
     members = _zip_members(path, limits) if kind == "zip" else _tar_members(path, kind)
@@ -92,11 +93,12 @@ def _zip_members(path: Path, limits: ArchiveLimits) -> list[_Member]:
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
             raise ModelError(f"archive member {info.filename!r} is a symbolic link (not allowed)", path=path)
-        if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):  # 0: no Unix type recorded
             raise ModelError(f"archive member {info.filename!r} is not a regular file", path=path)
         if (info.file_size > _BLOCK and info.compress_size
                 and info.file_size / info.compress_size > limits.max_ratio):
-            raise ModelError(f"archive member {info.filename!r} is compressed {info.file_size // info.compress_size}:1 "
+            ratio = info.file_size // info.compress_size
+            raise ModelError(f"archive member {info.filename!r} is compressed {ratio}:1 "
                              "(an archive bomb?)", path=path)
         members.append(_Member(name, info.file_size, info.is_dir(), info))
     return members
@@ -112,14 +114,16 @@ def _tar_members(path: Path, kind: str) -> list[_Member]:
     for info in infos:
         name = safe_member_name(info.name, path)
         if info.issym() or info.islnk():
-            raise ModelError(f"archive member {info.name!r} is a link to {info.linkname!r} (not allowed)", path=path)
+            raise ModelError(f"archive member {info.name!r} is a link to {info.linkname!r} (not allowed)",
+                             path=path)
         if not (info.isfile() or info.isdir()):
             raise ModelError(f"archive member {info.name!r} is not a regular file or folder", path=path)
         members.append(_Member(name, info.size, info.isdir(), info))
     return members
 
 
-def safe_extract(path: str | Path, target: str | Path, *, limits: ArchiveLimits = ArchiveLimits()) -> list[str]:
+def safe_extract(path: str | Path, target: str | Path, *,
+                 limits: ArchiveLimits = ArchiveLimits()) -> list[str]:
     """Extract ``path`` into the folder ``target`` (created; must not exist yet). Returns file paths."""
     path, target = Path(path), Path(target)
     kind = archive_kind(path)
@@ -149,7 +153,8 @@ def _write_members(path: Path, kind: str, members: list[_Member], root: Path, li
                 _write_one(m, root, lambda m=m: tf.extractfile(m.handle), limits, budget, path)
 
 
-def _write_one(member: _Member, root: Path, opener, limits: ArchiveLimits, budget: list[int], archive: Path) -> None:
+def _write_one(member: _Member, root: Path, opener, limits: ArchiveLimits, budget: list[int],
+               archive: Path) -> None:
     dest = root.joinpath(*member.name.split("/"))
     if not dest.resolve().is_relative_to(root.resolve()):  # belt and braces after safe_member_name
         raise ModelError(f"archive member {member.name!r} escapes the target folder", path=archive)
@@ -163,6 +168,6 @@ def _write_one(member: _Member, root: Path, opener, limits: ArchiveLimits, budge
             written += len(block)
             budget[0] -= len(block)
             if written > max(member.size, 0) or written > limits.max_member_bytes or budget[0] < 0:
-                raise ModelError(f"archive member {member.name!r} expands beyond its declared size or the limit "
-                                 "(an archive bomb?)", path=archive)
+                raise ModelError(f"archive member {member.name!r} expands beyond its declared size "
+                                 "or the limit (an archive bomb?)", path=archive)
             out.write(block)

@@ -67,7 +67,8 @@ def _scan(source: Path) -> dict[str, list[Path]]:
     found: dict[str, list[Path]] = {}
     for path in sorted(source.rglob("*")):
         rel = path.relative_to(source)
-        if path.is_file() and not any(p.startswith(".") for p in rel.parts) and not path.name.endswith(".part"):
+        hidden = any(p.startswith(".") for p in rel.parts)
+        if path.is_file() and not hidden and not path.name.endswith(".part"):
             found.setdefault(path.name, []).append(path)
     return found
 
@@ -104,7 +105,8 @@ def _install_bundle_zip(path: Path, *, model: str | None, policy: HashPolicy) ->
         return _install_bundle_dir(root, model=model, policy=policy, origin=f"bundle {path.name}")
 
 
-def _install_bundle_dir(root: Path, *, model: str | None, policy: HashPolicy, origin: str) -> list[InstallResult]:
+def _install_bundle_dir(root: Path, *, model: str | None, policy: HashPolicy,
+                        origin: str) -> list[InstallResult]:
     manifest = _read_bundle_manifest(root)
     wanted = [m for m in manifest["models"] if model is None or m["name"] == model]
     if not wanted:
@@ -113,7 +115,8 @@ def _install_bundle_dir(root: Path, *, model: str | None, policy: HashPolicy, or
     for item in wanted:
         entry = get_entry(item["name"])
         if item["version"] != entry.version:
-            raise ModelError(f"the bundle holds {entry.name} {item['version']}, the catalogue wants {entry.version}")
+            raise ModelError(f"the bundle holds {entry.name} {item['version']}, "
+                             f"the catalogue wants {entry.version}")
         listed = {f["name"]: f for f in item["files"]}
         sources = {}
         for wf in entry.weights:

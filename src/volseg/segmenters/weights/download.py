@@ -35,11 +35,12 @@ class DownloadResult:
     requests: int  # HTTP requests made (more than one: the transfer was resumed)
 
 
-def offline_error(what: str) -> ModelError:
+def offline_error(what: str, name: str = "NAME") -> ModelError:
     return ModelError(
         f"offline mode (VOLSEG_OFFLINE=1): {what} is not installed and volseg will not download it",
-        hint="on a connected machine run `volseg models export NAME -o bundle.zip`, copy bundle.zip here, "
-             "then `volseg models install bundle.zip` (or `volseg models install DIR` for a folder of weights)",
+        hint=f"on a connected machine run `volseg models export {name} -o {name}.zip`, copy it here, "
+             f"then `volseg models install {name}.zip`; or `volseg models install DIR --model {name}` "
+             "for a folder of its weight files",
     )
 
 
@@ -64,8 +65,8 @@ def fetch(url: str, dest: str | Path, *, expected_sha256: str | None = None,
             break
         except _Interrupted as exc:
             if requests > retries:
-                raise ModelError(f"download of {url} was interrupted ({exc}); "
-                                 f"{_size(part)} bytes kept", hint="run the same command again to resume") from None
+                raise ModelError(f"download of {url} was interrupted ({exc}); {_size(part)} bytes kept",
+                                 hint="run the same command again to resume") from None
             log.warning("download of %s interrupted (%s); resuming", url, exc)
     return _verify_and_install(url, part, dest, expected_sha256, publisher_hash, expected_size, requests)
 
@@ -149,7 +150,7 @@ def _verify_and_install(url: str, part: Path, dest: Path, expected_sha256: str |
     if problem:
         part.unlink(missing_ok=True)
         raise ModelError(f"download of {url} failed verification: {problem}",
-                         hint="nothing was installed; the file may have changed upstream or been tampered with")
+                         hint="nothing was installed; the file changed upstream or was tampered with")
     os.replace(part, dest)
     log.info("downloaded %s (%d bytes, sha256 %s)", dest.name, size, actual)
     return DownloadResult(dest, actual, size, requests)

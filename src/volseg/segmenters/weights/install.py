@@ -19,8 +19,15 @@ from volseg.segmenters.base import ProgressCallback, no_progress
 from volseg.segmenters.catalogue import ModelEntry, WeightFile, get_entry
 from volseg.segmenters.weights.archive import safe_extract
 from volseg.segmenters.weights.cache import (
-    MANIFEST_NAME, InstalledFile, Manifest, downloads_dir, file_digest, model_dir, offline_mode,
-    read_manifest, sha256_file,
+    MANIFEST_NAME,
+    InstalledFile,
+    Manifest,
+    downloads_dir,
+    file_digest,
+    model_dir,
+    offline_mode,
+    read_manifest,
+    sha256_file,
 )
 from volseg.segmenters.weights.lock import default_lock_path, read_lock, write_lock
 
@@ -47,7 +54,8 @@ def install_hint(name: str) -> str:
     if offline_mode():
         return (f"offline: on a connected machine run `volseg models export {name} -o {name}.zip`, "
                 f"copy it here, then `volseg models install {name}.zip`")
-    return f"run `volseg models download {name}` (offline: `volseg models install BUNDLE.zip|DIR --model {name}`)"
+    return (f"run `volseg models download {name}`; "
+            f"offline: `volseg models install BUNDLE.zip|DIR --model {name}`")
 
 
 def installed_path(name: str) -> Path | None:
@@ -101,15 +109,17 @@ class HashPolicy:
         pinned = self.required.sha256(entry.name, entry.version, wf.name)
         if pinned is None or (actual is not None and actual != pinned):
             what = f"sha256 {actual}" if actual else "its hash"
-            raise ModelError(f"--require-lock: {entry.name} {entry.version} {wf.name} ({what}) is not in the lock file",
-                             path=self.lock_path, hint="export a lock on a trusted machine with `volseg models lock -o FILE`")
+            raise ModelError(f"--require-lock: {entry.name} {entry.version} {wf.name} ({what}) "
+                             "is not in the lock file", path=self.lock_path,
+                             hint="export a lock on a trusted machine with `volseg models lock -o FILE`")
 
     def check(self, entry: ModelEntry, wf: WeightFile, path: Path, actual: str, origin: str) -> str:
         expected, pinned_by = self.expected(entry, wf)
         if expected and actual != expected:
             raise ModelError(f"{origin}: {wf.name} of {entry.name} {entry.version} does not match: "
                              f"expected sha256 {expected}, got {actual}",
-                             hint="nothing was installed; the file is corrupt, tampered with or of another version")
+                             hint="nothing was installed; the file is corrupt, tampered with or "
+                                  "of another version")
         self.refuse_unlocked(entry, wf, actual)
         size = path.stat().st_size
         if wf.size_bytes is not None and size != wf.size_bytes:
@@ -117,8 +127,9 @@ class HashPolicy:
         if wf.publisher_hash:
             got = file_digest(path, wf.publisher_hash.algorithm)
             if got != wf.publisher_hash.value:
+                algorithm, value = wf.publisher_hash.algorithm, wf.publisher_hash.value
                 raise ModelError(f"{origin}: {wf.name} of {entry.name} does not match the publisher's "
-                                 f"{wf.publisher_hash.algorithm}: expected {wf.publisher_hash.value}, got {got}")
+                                 f"{algorithm}: expected {value}, got {got}")
         return pinned_by
 
 
@@ -134,7 +145,8 @@ def commit(entry: ModelEntry, sources: dict[str, Path], *, policy: HashPolicy, o
         files = []
         for wf in entry.weights:
             out = staging / wf.name
-            actual = _move_hashed(sources[wf.name], out, moved) if move else _copy_hashed(sources[wf.name], out)
+            src = sources[wf.name]
+            actual = _move_hashed(src, out, moved) if move else _copy_hashed(src, out)
             pinned_by = policy.check(entry, wf, out, actual, origin)
             files.append(InstalledFile(wf.name, actual, out.stat().st_size, pinned_by))
         extracted = _extract_archives(entry, staging)
@@ -186,13 +198,14 @@ def _extract_archives(entry: ModelEntry, staging: Path) -> dict[str, str]:
         for child in sorted(tmp.iterdir()):
             target = folder / child.name
             if target.exists():
-                raise ModelError(f"{wf.name}: archive entry {child.name!r} collides with another file of {entry.name}")
+                raise ModelError(f"{wf.name}: archive entry {child.name!r} collides with another file "
+                                 f"of {entry.name}")
             child.rename(target)
         tmp.rmdir()
         missing = [m for m in wf.members if not (folder / m).is_file()]
         if missing:
             raise ModelError(f"{wf.name} of {entry.name} lacks expected member(s) {missing[:3]}",
-                             hint="the archive layout differs from the catalogue entry; nothing was installed")
+                             hint="the archive layout differs from the catalogue; nothing was installed")
         prefix = f"{wf.extract_to}/" if wf.extract_to else ""
         for name in names:
             extracted[prefix + name] = sha256_file(folder / name)
@@ -250,7 +263,7 @@ def download_model(name: str, *, require_lock: bool = False, lock_path: str | Pa
         return InstallResult(entry.name, entry.version, model_dir(entry.name, entry.version),
                              manifest.files if manifest else (), "download", already_installed=True)
     if offline_mode():
-        raise offline_error(f"model {name!r}")
+        raise offline_error(f"model {name!r}", entry.name)
     policy = HashPolicy(require_lock=require_lock, lock_path=lock_path)
     cache = downloads_dir(entry.name, entry.version)
     paths: dict[str, Path] = {}
@@ -265,4 +278,9 @@ def download_model(name: str, *, require_lock: bool = False, lock_path: str | Pa
         paths[wf.name] = dest
     result = commit(entry, paths, policy=policy, origin="download", move=True)
     shutil.rmtree(cache, ignore_errors=True)
+    for empty in (cache.parent, cache.parent.parent):
+        try:
+            empty.rmdir()
+        except OSError:  # not empty: other downloads in progress
+            break
     return result
