@@ -244,3 +244,33 @@ def test_reinstall_replaces_atomically(volseg_home, catalogue, mirror):
     download_model("testnet", force=True)
     assert not (first / "stray.txt").exists() and verify("testnet").ok
     assert [p.name for p in first.parent.iterdir()] == ["1.0.0"]  # no staging or old folders left
+
+
+def test_damaged_installation_is_downloaded_again(volseg_home, catalogue, mirror):
+    catalogue(make_entry(pin=True))
+    mirror("testnet")
+    folder = download_model("testnet").path
+    (folder / "weights_a.pt").unlink()
+    result = download_model("testnet")
+    assert not result.already_installed and verify("testnet").ok
+
+
+def test_require_lock_applies_to_offline_installs(volseg_home, catalogue, tmp_path):
+    catalogue(make_entry(pin=True))
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    for name, data in TEST_ENTRY_FILES.items():
+        (folder / name).write_bytes(data)
+    lock = tmp_path / "empty.lock.json"
+    lock.write_text(json.dumps({"schema_version": "1.0.0", "models": {}}))
+    with pytest.raises(ModelError, match="--require-lock: testnet 1.0.0 weights_a.pt"):
+        install_from_source(folder, require_lock=True, lock_path=lock)
+    assert installed_path("testnet") is None
+    from volseg.segmenters.weights.lock import LockFile, write_lock
+
+    pins = LockFile()
+    for name, data in TEST_ENTRY_FILES.items():
+        pins.record("testnet", "1.0.0", name, sha256=sha256(data), size_bytes=len(data), url=None)
+    write_lock(pins, lock)
+    [result] = install_from_source(folder, require_lock=True, lock_path=lock)
+    assert result.name == "testnet" and verify("testnet").ok

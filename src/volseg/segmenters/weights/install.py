@@ -258,10 +258,14 @@ def download_model(name: str, *, require_lock: bool = False, lock_path: str | Pa
     if not entry.needs_weights:
         return InstallResult(entry.name, entry.version, None, source="builtin", already_installed=True)
     if not force and installed_path(entry.name) is not None:
-        require_installed(entry.name)
-        manifest = read_manifest(entry.name, entry.version)
-        return InstallResult(entry.name, entry.version, model_dir(entry.name, entry.version),
-                             manifest.files if manifest else (), "download", already_installed=True)
+        try:
+            folder = require_installed(entry.name)
+        except ModelError as exc:  # damaged installation: fetch it again
+            log.warning("%s; downloading it again", exc.message)
+        else:
+            manifest = read_manifest(entry.name, entry.version)
+            return InstallResult(entry.name, entry.version, folder, manifest.files if manifest else (),
+                                 "download", already_installed=True)
     if offline_mode():
         raise offline_error(f"model {name!r}", entry.name)
     policy = HashPolicy(require_lock=require_lock, lock_path=lock_path)
