@@ -93,7 +93,7 @@ def segment_many(inputs: Iterable[str | Path], out_dir: str | Path, *,
             outcome: StudyResult | StudyFailure = segment(path, target, options=options,
                                                           segmenter=segmenter, progress=progress)
         except (InputError, ModelError) as exc:  # this study cannot be done: record it, go on
-            log.error("%s", exc.one_line())
+            log.debug("study %s failed: %s", name, exc.one_line())  # the caller reports it
             outcome = StudyFailure(name, str(path), exc)
         results.append(outcome)
         if on_done:
@@ -152,9 +152,22 @@ def demo(out_dir: str | Path, *, progress: ProgressCallback = no_progress) -> De
     return DemoResult(result, phantom.true_volumes_ml(), scores, ct_path)
 
 
-def info(input: str | Path, *, series: str | None = None) -> LoadedImage:
-    """Read an image and return it with its source description (geometry, warnings)."""
-    return read_image(input, series=series)
+@dataclass(frozen=True)
+class ImageInfo:
+    """What ``volseg info`` shows: the DICOM series found (if any) and the image read (if one)."""
+
+    series: list = field(default_factory=list)
+    image: LoadedImage | None = None
+
+
+def info(input: str | Path, *, series: str | None = None) -> ImageInfo:
+    """Describe an input: every DICOM series in a folder, and the image when one is chosen."""
+    from volseg.io import image_kind
+
+    found = list_series(input) if Path(input).is_dir() and image_kind(input) == "dicom" else []
+    if len(found) > 1 and series is None:
+        return ImageInfo(series=found)
+    return ImageInfo(series=found, image=read_image(input, series=series))
 
 
 def list_series(folder: str | Path):

@@ -23,10 +23,11 @@ def print_volumetry(report) -> None:
     out.print(table)
 
 
-def print_failures(failures) -> None:
-    err.print(f"{len(failures)} stud{'y' if len(failures) == 1 else 'ies'} failed:", style="bold red")
+def print_failures(failures, total: int) -> None:
     for f in failures:
-        err.print(f"  {f.study_id}: {f.error.one_line()}", markup=False, highlight=False)
+        err.print(f"volseg: error: {f.error.one_line()}", markup=False, highlight=False, soft_wrap=True)
+    if total > 1:
+        err.print(f"{len(failures)} of {total} studies failed", style="bold red")
 
 
 def print_demo(demo) -> None:
@@ -42,15 +43,37 @@ def print_demo(demo) -> None:
     out.print(table)
 
 
-def print_info(image, *, as_json: bool) -> None:
+def print_info(info, *, as_json: bool) -> None:
+    from dataclasses import asdict
+
+    if as_json:
+        payload = {"series": [asdict(s) for s in info.series]}
+        if info.image is not None:
+            payload["image"] = _image_summary(info.image)
+        out.print_json(json.dumps(payload))
+        return
+    if len(info.series) > 1:
+        table = Table(title="DICOM series (choose one with --series UID-or-number)", title_justify="left")
+        for col in ("number", "modality", "images", "rows×columns", "description", "uid"):
+            table.add_column(col)
+        for s in info.series:
+            table.add_row(str(s.number or ""), s.modality or "", str(s.n_images), f"{s.rows}×{s.columns}",
+                          s.description or "", s.uid)
+        out.print(table)
+    if info.image is not None:
+        _print_image(_image_summary(info.image))
+
+
+def _image_summary(image) -> dict:
     from volseg.reports.build import input_summary
 
     summary = input_summary(image).model_dump()
     summary["warnings"] = list(image.source.warnings)
     summary["series_uid"] = image.source.series_uid
-    if as_json:
-        out.print_json(json.dumps(summary))
-        return
+    return summary
+
+
+def _print_image(summary: dict) -> None:
     table = Table(show_header=False, title=summary["file_name"], title_justify="left")
     for key, value in summary.items():
         if key == "file_name" or value in (None, [], ()):

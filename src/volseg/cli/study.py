@@ -38,7 +38,7 @@ def segment(
                   f"{next(iter(result.outputs.values())).parent}", highlight=False)
     failed = [r for r in results if not isinstance(r, api.StudyResult)]
     if failed:
-        print_failures(failed)
+        print_failures(failed, total=len(results))
         raise typer.Exit(code=max(f.error.exit_code for f in failed))
 
 

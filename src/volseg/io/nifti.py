@@ -54,7 +54,7 @@ def read_nifti(path: str | Path) -> LoadedImage:
     warnings: list[str] = []
     raw = _read_voxels(img, path)
     raw = _to_3d(raw, path)
-    data = _apply_scaling(raw, img.header)
+    data = _apply_scaling(raw, img.dataobj)
     affine = _choose_affine(img.header, warnings)
     _check_pixdim(img.header, affine, warnings)
     for w in warnings:
@@ -130,10 +130,13 @@ def require_3d(shape: tuple[int, ...], path: str | Path) -> None:
         raise GeometryError(f"2-D image (shape {shown}); volseg needs a 3-D volume", path=path)
 
 
-def _apply_scaling(raw: np.ndarray, header) -> np.ndarray:
-    slope, inter = header.get_slope_inter()  # (None, None) when the slope is 0 or NaN
-    slope = 1.0 if slope is None else float(slope)
-    inter = 0.0 if inter is None else float(inter)
+def _apply_scaling(raw: np.ndarray, proxy) -> np.ndarray:
+    # nibabel moves scl_slope/scl_inter from the header to the array proxy on load; it already
+    # maps a zero or NaN slope to "no scaling" (1, 0) as the NIfTI standard says
+    slope, inter = float(proxy.slope), float(proxy.inter)
+    if not np.isfinite(slope) or slope == 0.0:
+        slope, inter = 1.0, 0.0
+    inter = inter if np.isfinite(inter) else 0.0
     if (slope, inter) == (1.0, 0.0):
         return raw
     out_float = np.float64 if raw.dtype == np.float64 else np.float32
