@@ -152,5 +152,5 @@ def _verify_and_install(url: str, part: Path, dest: Path, expected_sha256: str |
         raise ModelError(f"download of {url} failed verification: {problem}",
                          hint="nothing was installed; the file changed upstream or was tampered with")
     os.replace(part, dest)
-    log.info("downloaded %s (%d bytes, sha256 %s)", dest.name, size, actual)
+    log.debug("downloaded %s (%d bytes, sha256 %s)", dest.name, size, actual)
     return DownloadResult(dest, actual, size, requests)

@@ -162,7 +162,7 @@ def commit(entry: ModelEntry, sources: dict[str, Path], *, policy: HashPolicy, o
                 os.replace(out, src)
         raise
     _record_in_lock(entry, files, policy)
-    log.info("installed %s %s (%d files, from %s)", entry.name, entry.version, len(files), origin)
+    log.debug("installed %s %s (%d files, from %s)", entry.name, entry.version, len(files), origin)
     return InstallResult(entry.name, entry.version, dest, tuple(files), origin)
 
 
