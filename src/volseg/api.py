@@ -252,3 +252,10 @@ def _unique_study_names(paths: list[Path]) -> list[str]:
             name, n = f"{base}-{n}", n + 1
         names.append(name)
     return names
+
+
+# ---- model management (catalogue and weights), in its own module ----------------------------
+from volseg.api_models import (  # noqa: E402,F401  (re-exported: one API namespace)
+    ModelStatus, download_models, export_lock, export_models, install_models, model_statuses, show_model,
+    verify_models,
+)
