@@ -99,7 +99,7 @@ def test_slurm_script_runs_one_shard_per_array_task(tmp_path):
     script = tmp_path / "volseg.sbatch"
     script.write_text(proc.stdout)
     lines = proc.stdout.splitlines()
-    assert lines[0] == "#!/bin/bash"
+    assert lines[0] == "#!/bin/bash" and proc.stdout.endswith("\n")
     for directive in ("--array=0-2", "--partition=gpu", "--gpus-per-task=1", "--time=01:00:00", "--mem=8G",
                       f"--output={out}/logs/slurm-%A_%a.out"):
         assert f"#SBATCH {directive}" in lines

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from volseg.cli.console import err, out
+from volseg.cli.console import err
 
 
 def register(app: typer.Typer) -> None:
@@ -72,7 +72,8 @@ def slurm_script(
     text = make_script(input_dir, output, models=parse_models(model), array=array, partition=partition,
                        gpus_per_task=gpus_per_task, time=time, mem=mem, cpus_per_task=cpus_per_task,
                        volseg=exe)
-    out.print(text, markup=False, highlight=False, soft_wrap=True, end="")
+    sys.stdout.write(text)  # byte-exact: a script, not a rendering
+    sys.stdout.flush()
     err.print("save it, then `bash it` to submit the array and its collect job (or `sbatch it`)",
               highlight=False)
 
