@@ -131,6 +131,38 @@ def test_failures_are_isolated_recorded_and_retried(tmp_path):
     assert (out / "b" / records.DONE).exists() and not (out / "b" / records.FAILED).exists()
 
 
+def test_model_failures_fail_one_study_each(cohort, tmp_path, monkeypatch):
+    """Out of memory (after the engine's fallbacks) and a model bug fail their study; the rest goes on."""
+    from volseg.batch import study
+
+    class OutOfMemoryError(RuntimeError):  # what torch.cuda raises, by name
+        pass
+
+    class Flaky:
+        def __init__(self, base):
+            self.base, self.name, self.labels = base, base.name, base.labels
+
+        def predict(self, volume, *, modality=None, progress=lambda *a: None):
+            case = round((volume.spacing[0] - 5.0) / 0.15)  # write_cohort varies the spacing per case
+            if case == 1:
+                raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            if case == 2:
+                raise ZeroDivisionError("division by zero")
+            return self.base.predict(volume, modality=modality, progress=progress)
+
+        def provenance(self):
+            return self.base.provenance()
+
+    monkeypatch.setattr(study, "load_models", lambda names, device: {"classic-ct": Flaky(api.load_model("classic-ct"))})
+    summary = _run(cohort, tmp_path / "out")
+    assert sorted(summary.done) == ["case_00", "case_03"]
+    failed = {f.study_id: f for f in summary.failed}
+    assert (failed["case_01"].error_class, failed["case_01"].stage, failed["case_01"].exit_code) == (
+        "OutOfMemory", "segment", 7)
+    assert failed["case_02"].error_class == "InternalError" and "ZeroDivisionError" in failed["case_02"].error
+    assert summary.exit_code == 7 and leftovers(tmp_path / "out") == []
+
+
 def test_three_shards_cover_every_study_once(tmp_path):
     cohort = tmp_path / "in"
     write_cohort(cohort, 7)
