@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -61,6 +62,12 @@ def batch(folder: Path, out: Path, model: str, extra: list[str]) -> float:
     return seconds
 
 
+def _children_cpu() -> float:
+    """User + system CPU seconds of every finished child process (and theirs) so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def same_tables(a: Path, b: Path, names: list[str]) -> bool:
     return all((a / n / "volumetry.csv").read_bytes() == (b / n / "volumetry.csv").read_bytes() for n in names)
 
@@ -80,15 +87,18 @@ def main() -> None:
     paths = make_folder(folder, args.studies, args.shape, args.spacing)
     names = [p.name[: -len(".nii.gz")] for p in paths]
     times: dict[str, list[float]] = {"per_process": [], "batch": []}
+    cpu: dict[str, list[float]] = {"per_process": [], "batch": []}  # CPU s of the process trees
     for r in range(args.repeats):
         for way in ("per_process", "batch"):
             out = args.work / f"out_{way}"
             shutil.rmtree(out, ignore_errors=True)
+            before = _children_cpu()
             if way == "per_process":
                 times[way].append(per_process(paths, out, args.model))
             else:
                 times[way].append(batch(folder, out, args.model, args.batch_args.split()))
-            print(f"repeat {r + 1}: {way}: {times[way][-1]:.1f} s", file=sys.stderr)
+            cpu[way].append(_children_cpu() - before)
+            print(f"repeat {r + 1}: {way}: {times[way][-1]:.1f} s wall, {cpu[way][-1]:.1f} s CPU", file=sys.stderr)
     if not same_tables(args.work / "out_per_process", args.work / "out_batch", names):
         sys.exit("the two ways wrote different volumetry.csv files")
     best = {way: min(t) for way, t in times.items()}
@@ -98,11 +108,18 @@ def main() -> None:
           f"{os.cpu_count()} CPU cores")
     print(f"one `volseg segment` process per study: {best['per_process']:7.1f} s  {rate['per_process']:8.0f} studies/h")
     print(f"one `volseg batch` over the folder:     {best['batch']:7.1f} s  {rate['batch']:8.0f} studies/h")
-    print(f"batch / per-process throughput: {ratio:.2f}x")
+    paired = [p / b for p, b in zip(times["per_process"], times["batch"])]
+    print(f"batch / per-process throughput: {ratio:.2f}x (best of each); per repeat: "
+          + ", ".join(f"{r:.2f}x" for r in paired))
+    cpu_per_study = {way: min(c) / args.studies for way, c in cpu.items()}
+    print(f"CPU seconds per study (all processes, best): per-process {cpu_per_study['per_process']:.2f} s, "
+          f"batch {cpu_per_study['batch']:.2f} s ({cpu_per_study['per_process'] / cpu_per_study['batch']:.2f}x less)")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} (compare runs only on a quiet host)")
     results = HERE / "results"
     results.mkdir(exist_ok=True)
     record = {"benchmark": "batch_throughput", "model": args.model, "studies": args.studies,
               "shape": list(args.shape), "seconds": times, "studies_per_hour": rate, "ratio": ratio,
+              "ratio_per_repeat": paired, "cpu_seconds": cpu, "load_average": os.getloadavg(),
               "cpu_count": os.cpu_count(), "platform": platform.platform(), "time": time.time()}
     (results / "batch_throughput.json").write_text(json.dumps(record, indent=1) + "\n")
 
