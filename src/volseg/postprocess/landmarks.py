@@ -157,13 +157,29 @@ class _EdgeCheck:
 def _top(mask, affine, edge: _EdgeCheck) -> float | None:
     if mask is None or edge.touches(mask, "superior"):
         return None
-    return float(_world(mask, affine)[:, 2].max())
+    return _extreme_z(mask, affine, edge.axis, highest=True)
 
 
 def _bottom(mask, affine, edge: _EdgeCheck) -> float | None:
     if mask is None or edge.touches(mask, "inferior"):
         return None
-    return float(_world(mask, affine)[:, 2].min())
+    return _extreme_z(mask, affine, edge.axis, highest=False)
+
+
+def _extreme_z(mask: np.ndarray, affine: np.ndarray, axis: int, *, highest: bool) -> float:
+    """Highest (lowest) RAS z of a mask's voxel centres, looking only at the slices that can hold it."""
+    present = np.nonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))[0]
+    plane = [a for a in range(3) if a != axis]
+    box = [np.nonzero(mask.any(axis=tuple(b for b in range(3) if b != a)))[0] for a in plane]
+    tilt = sum(abs(affine[2, a]) * (float(ix.max() - ix.min())) for a, ix in zip(plane, box))
+    n = int(np.ceil(tilt / abs(affine[2, axis]))) + 1 if affine[2, axis] != 0 else len(present)
+    up = (affine[2, axis] > 0) == highest
+    chosen = present[-n:] if up else present[:n]
+    sub = np.take(mask, chosen, axis=axis)
+    idx = np.argwhere(sub).astype(np.float64)
+    idx[:, axis] = chosen[idx[:, axis].astype(int)]
+    z = idx @ affine[2, :3] + affine[2, 3]
+    return float(z.max() if highest else z.min())
 
 
 def _slices_top_down(mask: np.ndarray, affine: np.ndarray, axis: int):

@@ -6,7 +6,7 @@ field. Station assignment (lymph nodes) and RECIST target selection are filled i
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,19 +42,22 @@ class InstanceMeasurement:
     short_axis_class: str | None  # lymph nodes only
     station: str | None = None
     station_zone: str | None = None
+    station_note: str | None = None
     recist_target: bool = False
 
 
 def measure_instances(labels: np.ndarray, affine: np.ndarray, classes: Mapping[int, str], *,
                       image: np.ndarray | None = None, organ_map: np.ndarray | None = None,
                       organ_names: Mapping[int, str] | None = None, connectivity: int = 26,
-                      min_volume_mm3: float = 0.0) -> list[InstanceMeasurement]:
+                      min_volume_mm3: float = 0.0,
+                      locate_node: Callable[[np.ndarray], object] | None = None) -> list[InstanceMeasurement]:
     """Split ``classes`` (label → name) into instances and measure each one.
 
     ``organ_map`` (same grid) and ``organ_names`` give the host organ: the organ label overlapping
     the instance most; when none overlaps (a lesion carved out of its organ in the same map), the
     organ label most frequent in the one-voxel shell around it. Labels not in ``organ_names`` are
-    never hosts.
+    never hosts. ``locate_node`` (e.g. :meth:`StationMapper.assign`) takes a lymph node's voxel
+    centres in RAS mm and returns its station (``.station``, ``.zone``, ``.note``).
     """
     labels = np.asarray(labels)
     affine = np.asarray(affine, dtype=np.float64)
@@ -65,15 +68,18 @@ def measure_instances(labels: np.ndarray, affine: np.ndarray, classes: Mapping[i
     vox = voxel_volume_mm3(affine)
     instances = split_classes(labels, classes, voxel_volume_mm3=vox, connectivity=connectivity,
                               min_volume_mm3=min_volume_mm3)
-    return [_measure(inst, affine, vox, image, organ_map, organ_names or {}) for inst in instances]
+    return [_measure(inst, affine, vox, image, organ_map, organ_names or {}, locate_node) for inst in instances]
 
 
-def _measure(inst: Instance, affine, vox, image, organ_map, organ_names) -> InstanceMeasurement:
+def _measure(inst: Instance, affine, vox, image, organ_map, organ_names, locate_node) -> InstanceMeasurement:
     axes = axial_diameters(inst.mask, affine, offset=inst.offset)
     feret = feret_diameter(inst.mask, affine, offset=inst.offset)
     values = image[inst.box][inst.mask].astype(np.float64) if image is not None else None
     centroid = np.argwhere(inst.mask).mean(axis=0) + np.asarray(inst.offset)
     kind = inst.kind
+    station = None
+    if kind == "lymph_node" and locate_node is not None:
+        station = locate_node((np.argwhere(inst.mask) + np.asarray(inst.offset)) @ affine[:3, :3].T + affine[:3, 3])
     return InstanceMeasurement(
         instance_id=inst.instance_id,
         label=inst.label,
@@ -95,6 +101,9 @@ def _measure(inst: Instance, affine, vox, image, organ_map, organ_names) -> Inst
         centroid_ras_mm=tuple(float(v) for v in affine[:3, :3] @ centroid + affine[:3, 3]),  # type: ignore[arg-type]
         host_organ=host_organ(inst, organ_map, organ_names) if organ_map is not None else None,
         short_axis_class=short_axis_class(axes.short_axis_mm) if kind == "lymph_node" else None,
+        station=station.station if station is not None else None,
+        station_zone=station.zone if station is not None else None,
+        station_note=station.note if station is not None else None,
     )
 
 

@@ -49,6 +49,8 @@ class ModelEntry(_Strict):
     commercial_use: bool
     citation: str
     sources: tuple[str, ...] = ()
+    # lesion-type classes split into instances (lesions.csv); empty: the naming rule decides
+    instance_classes: tuple[str, ...] = ()
 
     @field_validator("classes")
     @classmethod
@@ -60,6 +62,14 @@ class ModelEntry(_Strict):
         if len(set(names)) != len(names):
             raise ValueError("class names must be unique")
         return classes
+
+    @model_validator(mode="after")
+    def _instance_classes_known(self) -> "ModelEntry":
+        names = {c.name for c in self.classes}
+        unknown = [n for n in self.instance_classes if n not in names]
+        if unknown:
+            raise ValueError(f"instance_classes {unknown} are not classes of this model")
+        return self
 
     @model_validator(mode="after")
     def _backend_known(self) -> "ModelEntry":
