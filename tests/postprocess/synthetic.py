@@ -38,10 +38,10 @@ def world_coordinates(shape, affine) -> np.ndarray:
     return (ijk @ affine[:3, :3].T + affine[:3, 3]).reshape(*shape, 3)
 
 
-def ellipsoid(shape, affine, centre, semi_axes_mm, frame=np.eye(3)) -> np.ndarray:
+def ellipsoid(shape, affine, centre, semi_axes_mm, frame=None) -> np.ndarray:
     """Voxels whose centre lies inside an ellipsoid; ``frame`` columns are its axis directions."""
     xyz = world_coordinates(shape, affine) - np.asarray(centre, dtype=np.float64)
-    local = xyz @ np.asarray(frame, dtype=np.float64)
+    local = xyz @ (np.eye(3) if frame is None else np.asarray(frame, dtype=np.float64))
     return (((local / np.asarray(semi_axes_mm, dtype=np.float64)) ** 2).sum(axis=-1)) <= 1.0
 
 

@@ -3,17 +3,20 @@
 Method (all lengths in mm through the affine, so anisotropic and oblique grids are measured in
 the patient):
 
-1. The largest 26-connected component of the mask is resampled to a near-isotropic grid at the
+1. The largest 26-connected component of the mask, its enclosed holes filled slice by slice
+   (optionally closed by ``closing_mm`` first), is resampled to a near-isotropic grid at the
    finest spacing (thinning anisotropic voxels shortens tips and shifts junctions by several mm),
    skeletonised (scikit-image, Lee et al. 1994) and turned into a graph of branches with skan
    (Nunez-Iglesias et al., PeerJ 2018).
-2. The root is the skeleton end point highest in the patient (largest S coordinate): the top of the
-   trachea, which is the widest branch reaching the top of the tree.
-3. Clean-up, repeated until nothing changes: a terminal branch (spur) is removed when it is
+2. Clean-up, repeated until nothing changes: a terminal branch (spur) is removed when it is
    shorter than ``min_branch_length_mm`` or than the lumen radius at its junction (it does not
-   leave the parent's lumen); an internal branch shorter than the lumen radius at its ends joins
-   its two junctions into one; nodes left with two branches are merged away.
-4. A breadth-first walk from the root orients the branches (loops are broken by keeping the first
+   leave the parent's lumen), keeping at least two branches at every junction; an internal
+   branch shorter than the lumen radius at its ends joins its two junctions into one; nodes left
+   with two branches are merged away.
+3. The trachea is the widest branch (median lumen radius over its middle half) at least twice as
+   long as its radius; the tree grows from its lower end (the carina). Branches beyond its upper
+   end (larynx, or noise above the trachea) are left out of the tree.
+4. A breadth-first walk from the carina orients the branches (loops are broken by keeping the first
    path found) and numbers generations: trachea = 0, main bronchi = 1, ...
 5. Lengths are measured along the centreline after a 5-point moving average (the voxel staircase
    of a skeleton would otherwise add 5-10 %); branch end points stay fixed.
@@ -38,15 +41,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from volseg.errors import DependencyError
 from volseg.postprocess.measure import MM3_PER_ML, voxel_volume_mm3
-from volseg.postprocess.morphology import largest_component
+from volseg.postprocess.morphology import axial_axis, close_mm, fill_holes_per_slice, largest_component
+from volseg.postprocess.skeleton_graph import SkeletonGraph, centreline_length, skeleton_graph
 
 Point = tuple[float, float, float]
 MAX_PLAUSIBLE_LUMEN_ML = 300.0
 MAX_PLAUSIBLE_GENERATION = 23
 MAX_ISO_VOXELS = 64_000_000  # cap on the resampled airway crop
-SMOOTH_HALF_WINDOW = 2  # centreline points averaged on each side before measuring length
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,13 @@ class AirwayTree:
 
 
 def airway_tree(mask: np.ndarray, affine: np.ndarray, *, lungs: np.ndarray | None = None,
-                min_branch_length_mm: float = 3.0, leak_distance_mm: float = 10.0,
+                min_branch_length_mm: float = 3.0, closing_mm: float = 0.0, leak_distance_mm: float = 10.0,
                 leak_outside_fraction: float = 0.02) -> AirwayTree | None:
-    """Measure the airway tree of ``mask`` (None when the mask is empty)."""
+    """Measure the airway tree of ``mask`` (None when the mask is empty).
+
+    ``closing_mm`` > 0 closes gaps in a noisy (e.g. thresholded) mask before skeletonising; the
+    lumen volume is always that of ``mask`` itself.
+    """
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         return None
@@ -103,15 +109,15 @@ def airway_tree(mask: np.ndarray, affine: np.ndarray, *, lungs: np.ndarray | Non
     box = ndimage.find_objects(mask.astype(np.uint8))[0]
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
     steps = _isotropic_steps(spacing, [b.stop - b.start for b in box])
-    crop = np.pad(_resample(largest_component(mask[box]), steps), 1)
+    crop = _prepare(mask[box], spacing, axial_axis(affine), closing_mm)
+    crop = np.pad(_resample(crop, steps), 1)
     frame = _Frame(affine, steps, np.array([b.start for b in box], dtype=np.float64))
     radius = ndimage.maximum_filter(ndimage.distance_transform_edt(crop, sampling=spacing * steps), size=3)
-    graph = _skeleton_graph(crop)
+    graph = skeleton_graph(crop, lambda path: centreline_length(frame(path)))
     branches: list[Branch] = []
     if graph.edges:
-        root = graph.top_endpoint(frame)
-        graph.clean(root, frame, radius, min_branch_length_mm)
-        branches = _walk(graph, root, frame, radius)
+        graph.clean(radius, min_branch_length_mm)
+        branches = _walk(graph, graph.trachea(frame, radius), frame, radius)
     reasons = _leak_reasons(mask, lungs, affine, branches, lumen_ml, leak_distance_mm, leak_outside_fraction)
     return AirwayTree(branches, lumen_ml, bool(reasons), reasons)
 
@@ -127,6 +133,14 @@ class _Frame:
     def __call__(self, idx) -> np.ndarray:
         original = (np.asarray(idx) - 1.0) * self.steps + self.offset
         return original @ self.affine[:3, :3].T + self.affine[:3, 3]
+
+
+def _prepare(mask: np.ndarray, spacing: np.ndarray, axis: int, closing_mm: float) -> np.ndarray:
+    """The largest component, optionally closed, with holes inside the lumen filled per axial slice
+    (air-threshold noise leaves holes that would turn the centreline into a mesh)."""
+    if closing_mm > 0:
+        mask = close_mm(mask, closing_mm, spacing)
+    return fill_holes_per_slice(largest_component(mask), axis)
 
 
 def _isotropic_steps(spacing: np.ndarray, extent: list[int]) -> np.ndarray:
@@ -153,134 +167,35 @@ def _resample(mask: np.ndarray, steps: np.ndarray) -> np.ndarray:
     return values >= 0.5
 
 
-# ---- the skeleton graph -----------------------------------------------------------------------
-class _Graph:
-    """Undirected multigraph of skeleton branches; each edge keeps its centreline (voxel indices)."""
-
-    def __init__(self) -> None:
-        self.pos: dict[int, np.ndarray] = {}
-        self.edges: dict[int, tuple[int, int, np.ndarray]] = {}
-        self.adj: dict[int, set[int]] = {}
-        self._next = 0
-
-    def add(self, u: int, v: int, path: np.ndarray) -> None:
-        self.edges[self._next] = (u, v, path)
-        self.adj.setdefault(u, set()).add(self._next)
-        self.adj.setdefault(v, set()).add(self._next)
-        self._next += 1
-
-    def remove(self, e: int) -> None:
-        u, v, _ = self.edges.pop(e)
-        for n in (u, v):
-            self.adj[n].discard(e)
-            if not self.adj[n]:
-                del self.adj[n]
-
-    def degree(self, n: int) -> int:
-        return len(self.adj.get(n, ()))
-
-    def top_endpoint(self, to_world) -> int:
-        ends = [n for n in self.adj if self.degree(n) == 1] or list(self.adj)
-        return max(ends, key=lambda n: (float(to_world(self.pos[n])[2]), -n))
-
-    def clean(self, root: int, to_world, radius: np.ndarray, min_len: float) -> None:
-        while self._prune_one(root, to_world, radius, min_len) or self._contract_one(root, to_world, radius):
-            self._merge_degree_two(root)
-        self._merge_degree_two(root)
-
-    def _prune_one(self, root, to_world, radius, min_len) -> bool:
-        self._merge_degree_two(root)
-        spurs = []
-        for e, (u, v, path) in self.edges.items():
-            leaf, junction = (u, v) if self.degree(u) == 1 else (v, u)
-            if self.degree(leaf) != 1 or leaf == root or self.degree(junction) < 3:
-                continue
-            length = _length(to_world(path))
-            if length < max(min_len, _radius_at(radius, self.pos[junction])):
-                spurs.append((length, e))
-        if not spurs:
-            return False
-        self.remove(min(spurs)[1])
-        return True
-
-    def _contract_one(self, root, to_world, radius) -> bool:
-        for e, (u, v, path) in sorted(self.edges.items(), key=lambda item: _length(to_world(item[1][2]))):
-            if u == v or root in (u, v) or self.degree(u) < 3 or self.degree(v) < 3:
-                continue
-            if _length(to_world(path)) >= min(_radius_at(radius, self.pos[u]), _radius_at(radius, self.pos[v])):
-                return False  # sorted by length: no shorter candidate follows
-            self.remove(e)
-            for other in list(self.adj.get(v, ())):  # re-attach v's branches to u
-                a, b, p = self.edges[other]
-                self.remove(other)
-                a2, b2 = (u if a == v else a), (u if b == v else b)
-                if a2 != b2:  # a parallel branch u-v would become a loop: dropped
-                    self.add(a2, b2, np.vstack([self.pos[u], p]) if a == v else np.vstack([p, self.pos[u]]))
-            return True
-        return False
-
-    def _merge_degree_two(self, root: int) -> None:
-        for n in [n for n in list(self.adj) if n != root]:
-            if self.degree(n) != 2:
-                continue
-            e1, e2 = sorted(self.adj[n])
-            (a, b, p), (c, d, q) = self.edges[e1], self.edges[e2]
-            p = p if b == n else p[::-1]  # ... -> n
-            q = q if c == n else q[::-1]  # n -> ...
-            start, end = (a if b == n else b), (d if c == n else c)
-            self.remove(e1)
-            self.remove(e2)
-            if start != end:  # two parallel branches between the same nodes form a loop: dropped
-                self.add(start, end, np.vstack([p, q[1:]]))
-
-
-def _skeleton_graph(mask: np.ndarray) -> _Graph:
-    try:
-        from skan import Skeleton
-        from skimage.morphology import skeletonize
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise DependencyError("airway tree metrics need skan and scikit-image",
-                              hint="pip install 'volseg[airway]'") from exc
-    skel = skeletonize(mask)
-    graph = _Graph()
-    if np.count_nonzero(skel) < 2:
-        return graph
-    sk = Skeleton(skel.astype(bool))
-    coords = np.asarray(sk.coordinates, dtype=np.float64)
-    for path in sk.paths_list():
-        path = np.asarray(path)
-        u, v = int(path[0]), int(path[-1])
-        if u == v:
-            continue  # a closed loop is no branch
-        graph.pos[u], graph.pos[v] = coords[u], coords[v]
-        graph.add(u, v, coords[path])
-    return graph
-
-
-def _walk(graph: _Graph, root: int, to_world, radius) -> list[Branch]:
-    branches: list[Branch] = []
-    seen = {root}
-    queue: deque[tuple[int, int | None, int]] = deque([(root, None, 0)])
+def _walk(graph: SkeletonGraph, trachea: tuple[int, int, int], to_world, radius) -> list[Branch]:
+    """Branches in breadth-first order from the trachea (generation 0) down the bronchial tree."""
+    edge, upper, lower = trachea
+    u, _, path, _ = graph.edges[edge]
+    branches = [_branch(1, None, 0, path if u == upper else path[::-1], to_world, radius)]
+    seen = {upper, lower}
+    queue: deque[tuple[int, int, int]] = deque([(lower, 1, 1)])
     while queue:
         node, parent_id, generation = queue.popleft()
         children = []
         for e in graph.adj.get(node, ()):
-            u, v, path = graph.edges[e]
-            far = v if u == node else u
+            a, b, path, _ = graph.edges[e]
+            far = b if a == node else a
             if far in seen:
                 continue  # the edge closes a loop, or leads back to the parent
-            children.append((tuple(graph.pos[far]), far, path if u == node else path[::-1]))
+            children.append((tuple(graph.pos[far]), far, path if a == node else path[::-1]))
         for _, far, path in sorted(children, key=lambda c: c[0]):
             if far in seen:
                 continue
             seen.add(far)
-            world = to_world(path)
-            branch_id = len(branches) + 1
-            branches.append(Branch(branch_id, parent_id, generation, _length(world),
-                                   _mean_diameter(path, world, radius),
-                                   _triple(world[0]), _triple(world[-1])))
-            queue.append((far, branch_id, generation + 1))
+            branches.append(_branch(len(branches) + 1, parent_id, generation, path, to_world, radius))
+            queue.append((far, len(branches), generation + 1))
     return branches
+
+
+def _branch(branch_id, parent_id, generation, path, to_world, radius) -> Branch:
+    world = to_world(path)
+    return Branch(branch_id, parent_id, generation, centreline_length(world), _mean_diameter(path, world, radius),
+                  _triple(world[0]), _triple(world[-1]))
 
 
 def _leak_reasons(mask, lungs, affine, branches, lumen_ml, distance_mm, fraction) -> list[str]:
@@ -336,30 +251,6 @@ def _mean_diameter(path: np.ndarray, world: np.ndarray, radius: np.ndarray) -> f
     idx = np.rint(path[middle]).astype(int)
     r = radius[idx[:, 0], idx[:, 1], idx[:, 2]]
     return float(2.0 * max(float(r.mean()), 0.0))
-
-
-def _radius_at(radius: np.ndarray, index: np.ndarray) -> float:
-    i, j, k = (int(round(float(c))) for c in index)
-    return float(radius[i, j, k])
-
-
-def _length(world: np.ndarray) -> float:
-    """Length of a centreline, smoothed first so the voxel staircase does not add length."""
-    if len(world) < 2:
-        return 0.0
-    smooth = _smooth(world)
-    return float(np.linalg.norm(np.diff(smooth, axis=0), axis=1).sum())
-
-
-def _smooth(points: np.ndarray, half_window: int = SMOOTH_HALF_WINDOW) -> np.ndarray:
-    """Moving average along the path (window shrinking near the ends); the end points stay put."""
-    n = len(points)
-    if n < 3:
-        return points
-    csum = np.vstack([np.zeros((1, 3)), np.cumsum(points, axis=0)])
-    i = np.arange(n)
-    h = np.minimum(np.minimum(i, n - 1 - i), half_window)
-    return (csum[i + h + 1] - csum[i - h]) / (2 * h + 1)[:, None]
 
 
 def _triple(v) -> Point:

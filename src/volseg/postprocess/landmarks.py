@@ -201,7 +201,7 @@ def _split_level(mask, affine, axis, min_area_mm2) -> float | None:
     pixel_mm2 = float(np.linalg.norm(np.cross(affine[:3, plane_axes[0]], affine[:3, plane_axes[1]])))
     last_single = None
     for _, z, plane in _slices_top_down(mask, affine, axis):
-        comps, n = ndimage.label(plane, structure=np.ones((3, 3)))
+        comps, _ = ndimage.label(plane, structure=np.ones((3, 3)))
         areas = np.bincount(comps.ravel())[1:] * pixel_mm2
         big = int(np.count_nonzero(areas >= min_area_mm2))
         if big == 1:

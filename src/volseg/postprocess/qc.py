@@ -35,16 +35,16 @@ _EXPECTED_COMPONENTS: tuple[tuple[str, int | None], ...] = (
     (r"pulmonary_vein|lung_vessels|lung_arter|lung_vein|airway|bronch", None),
     (r"fat|muscle|^bone$|costal_cartilages|^body_extremities$", None),
     (r"^thyroid(_gland)?$", 2),  # two lobes; the isthmus may be thin or absent
-    (r"^(liver|spleen|pancreas|gallbladder|stomach|heart|brain|urinary_bladder|prostate|"
-     r"esophagus|trachea|spinal_cord|sternum|sacrum|skull|body|body_trunc)$", 1),
-    (r"^(kidney|adrenal_gland|lung|humerus|femur|hip|scapula|clavicula|gluteus_\w+|iliopsoas|"
-     r"autochthon)_(left|right)$", 1),
+    ((r"^(liver|spleen|pancreas|gallbladder|stomach|heart|brain|urinary_bladder|prostate|"
+      r"esophagus|trachea|spinal_cord|sternum|sacrum|skull|body|body_trunc)$"), 1),
+    ((r"^(kidney|adrenal_gland|lung|humerus|femur|hip|scapula|clavicula|gluteus_\w+|iliopsoas|"
+      r"autochthon)_(left|right)$"), 1),
     (r"^lung_(upper|middle|lower)_lobe_(left|right)$", 1),
     (r"^(vertebrae_\w+|rib_(left|right)_\d+)$", 1),
-    (r"^(aorta|inferior_vena_cava|superior_vena_cava|portal_vein_and_splenic_vein|"
-     r"pulmonary_artery|brachiocephalic_trunk|atrial_appendage_left)$", 1),
-    (r"^(iliac_artery|iliac_vena|brachiocephalic_vein|subclavian_artery|"
-     r"common_carotid_artery)_(left|right)$", 1),
+    ((r"^(aorta|inferior_vena_cava|superior_vena_cava|portal_vein_and_splenic_vein|"
+      r"pulmonary_artery|brachiocephalic_trunk|atrial_appendage_left)$"), 1),
+    ((r"^(iliac_artery|iliac_vena|brachiocephalic_vein|subclavian_artery|"
+      r"common_carotid_artery)_(left|right)$"), 1),
 )
 
 

@@ -14,8 +14,17 @@ from volseg import __version__
 from volseg.io.types import LoadedImage
 from volseg.labels import LabelTable
 from volseg.postprocess.measure import StructureMeasurement
-from volseg.reports.model import (AirwayBranch, AirwayMetrics, BurdenRow, InputSummary, InstanceRow, ModelInfo,
-                                  Provenance, Report, StructureRow)
+from volseg.reports.model import (
+    AirwayBranch,
+    AirwayMetrics,
+    BurdenRow,
+    InputSummary,
+    InstanceRow,
+    ModelInfo,
+    Provenance,
+    Report,
+    StructureRow,
+)
 
 if TYPE_CHECKING:
     from volseg.postprocess.clinical import ClinicalResult
@@ -93,12 +102,12 @@ def environment() -> dict[str, str]:
     return env
 
 
-def instance_rows(clinical: "ClinicalResult") -> list[InstanceRow]:
+def instance_rows(clinical: ClinicalResult) -> list[InstanceRow]:
     fields = set(InstanceRow.model_fields)
     return [InstanceRow(**{k: v for k, v in m.__dict__.items() if k in fields}) for m in clinical.instances]
 
 
-def burden_rows(clinical: "ClinicalResult") -> list[BurdenRow]:
+def burden_rows(clinical: ClinicalResult) -> list[BurdenRow]:
     """Burden rows; lymph-node classes (and "all", when there are any) also count nodes per
     short-axis class."""
     from volseg.postprocess.instances import instance_kind
@@ -116,7 +125,7 @@ def burden_rows(clinical: "ClinicalResult") -> list[BurdenRow]:
     return rows
 
 
-def airway_metrics(clinical: "ClinicalResult") -> AirwayMetrics | None:
+def airway_metrics(clinical: ClinicalResult) -> AirwayMetrics | None:
     tree = clinical.airway
     if tree is None:
         return None
@@ -136,7 +145,7 @@ def airway_metrics(clinical: "ClinicalResult") -> AirwayMetrics | None:
 
 def build_report(*, study_id: str, image: LoadedImage, measurements: Sequence[StructureMeasurement],
                  labels: LabelTable, provenance: Provenance, warnings: Sequence[str] = (),
-                 clinical: "ClinicalResult | None" = None) -> Report:
+                 clinical: ClinicalResult | None = None) -> Report:
     """The report of one study; ``clinical`` adds QC flags, instances, burden and airway metrics."""
     all_warnings = list(image.source.warnings) + list(warnings)
     for m in measurements:
