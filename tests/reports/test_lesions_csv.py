@@ -131,3 +131,46 @@ def test_cli_passes_instances_and_organs_to_the_api(monkeypatch, tmp_path):
     assert seen["instances"] == ["liver_tumor", "lymph_nodes"]
     assert str(seen["organs"]) == "org.nii.gz" and str(seen["organ_labels"]) == "org.json"
     assert seen["options"].min_instance_volume_mm3 == 5.0
+
+
+class _FixedSegmenter:
+    """A segmenter whose prediction is a fixed label map on the input grid (no model)."""
+
+    name = "not-in-the-catalogue"
+
+    def __init__(self, labels: np.ndarray, names: dict[int, str]):
+        from volseg.labels import LabelTable
+
+        self._labels = labels
+        self.labels = LabelTable.from_names(names)
+
+    def predict(self, volume, *, modality=None, progress=None):
+        return volume.with_array(self._labels)
+
+    def provenance(self):
+        return {"model": self.name, "version": "0"}
+
+
+def test_segment_writes_lesions_csv_for_lesion_classes(study, tmp_path):
+    from volseg.io import read_image
+
+    seg, _ = study
+    labels = read_image(seg).volume
+    image = write_nifti(labels.with_array(np.where(labels.array > 0, 60, -1000).astype(np.int16)),
+                        tmp_path / "ct.nii.gz")
+    segmenter = _FixedSegmenter(np.asarray(labels.array), {1: "liver", 2: "liver_tumor", 3: "lymph_nodes"})
+    result = api.segment(image, tmp_path / "out", segmenter=segmenter)
+    header, rows = _rows(result.outputs["lesions"])
+    assert len(rows) == 4 and rows[0]["instance_id"] == "liver_tumor-1"
+    assert float(rows[0]["mean_hu"]) == pytest.approx(60.0)
+
+
+def test_catalogue_instance_classes_must_be_model_classes():
+    from pydantic import ValidationError
+
+    from volseg.segmenters.catalogue import ModelEntry, get_entry
+
+    base = get_entry("classic-ct").model_dump()
+    assert ModelEntry.model_validate({**base, "instance_classes": ["airways"]}).instance_classes == ("airways",)
+    with pytest.raises(ValidationError, match="not classes of this model"):
+        ModelEntry.model_validate({**base, "instance_classes": ["liver_tumor"]})
