@@ -160,7 +160,7 @@ def test_segment_writes_lesions_csv_for_lesion_classes(study, tmp_path):
                         tmp_path / "ct.nii.gz")
     segmenter = _FixedSegmenter(np.asarray(labels.array), {1: "liver", 2: "liver_tumor", 3: "lymph_nodes"})
     result = api.segment(image, tmp_path / "out", segmenter=segmenter)
-    header, rows = _rows(result.outputs["lesions"])
+    _, rows = _rows(result.outputs["lesions"])
     assert len(rows) == 4 and rows[0]["instance_id"] == "liver_tumor-1"
     assert float(rows[0]["mean_hu"]) == pytest.approx(60.0)
 
