@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from volseg.errors import GeometryError, InputError, ModelError, VolsegError
+from volseg.errors import GeometryError, InputError, ModelError, UsageError, VolsegError, unknown_choice_hint
 from volseg.io import LoadedImage, read_image, study_name
 from volseg.labels import LabelTable, read_labels
 from volseg.options import MeasureOptions, SegmentOptions
@@ -69,6 +69,7 @@ def segment(input: str | Path, out_dir: str | Path, *, options: SegmentOptions =
         study_name(input), image, labels, segmenter.labels, out_dir,
         model=segmenter.provenance(), options={"model": segmenter.name, "device": options.device,
                                                "series": options.series}, timings=timings,
+        instance_classes=_catalogue_instance_classes(segmenter),
     )
 
 
@@ -102,8 +103,17 @@ def segment_many(inputs: Iterable[str | Path], out_dir: str | Path, *,
 
 
 def measure(segmentation: str | Path, out_dir: str | Path, *, image: str | Path | None = None,
-            labels: str | Path | None = None, options: MeasureOptions = MeasureOptions()) -> StudyResult:
-    """Report and CSV for an existing label map (and its image, for HU statistics)."""
+            labels: str | Path | None = None, options: MeasureOptions = MeasureOptions(),
+            instances: Sequence[str] | None = None, organs: str | Path | None = None,
+            organ_labels: str | Path | None = None) -> StudyResult:
+    """Report and CSVs for an existing label map (and its image, for HU statistics).
+
+    ``instances`` names the lesion-type classes to split into lesions/nodes (default: classes whose
+    names say tumour, lesion, nodule, metastasis, cyst or lymph node); they go to lesions.csv.
+    ``organs`` is an organ label map of the same study on the same grid (``organ_labels`` its
+    names): host organs and lymph-node station landmarks come from it (default: the
+    segmentation's own other classes).
+    """
     from volseg.io.atomic import ensure_writable_dir
 
     ensure_writable_dir(out_dir)
@@ -117,12 +127,19 @@ def measure(segmentation: str | Path, out_dir: str | Path, *, image: str | Path 
             path=image,
         )
     label_volume = _as_labels(seg.volume, segmentation)
+    organ_volume, organ_table = _read_organs(organs, organ_labels, label_volume)
+    if instances is not None:
+        _check_class_names(instances, table, labels or segmentation)
     timings = {"read": time.perf_counter() - t}
     return _measure_and_write(
         study_name(image or segmentation), source or seg, label_volume, table, out_dir,
-        model=None, options={"connectivity": options.connectivity, "mode": "measure"},
+        model=None, options={"connectivity": options.connectivity, "mode": "measure",
+                             "instances": list(instances) if instances is not None else None,
+                             "organs": Path(organs).name if organs else None,
+                             "min_instance_volume_mm3": options.min_instance_volume_mm3},
         timings=timings, has_intensity=source is not None, connectivity=options.connectivity,
-        write_segmentation=False,
+        write_segmentation=False, instance_classes=instances, organs=organ_volume, organ_table=organ_table,
+        min_instance_volume_mm3=options.min_instance_volume_mm3,
     )
 
 
@@ -185,7 +202,11 @@ def list_models():
 # ---- helpers ------------------------------------------------------------------------------
 def _measure_and_write(study_id: str, image: LoadedImage, labels: Volume, table: LabelTable,
                        out_dir: str | Path, *, model, options, timings, has_intensity: bool = True,
-                       connectivity: int = 26, write_segmentation: bool = True) -> StudyResult:
+                       connectivity: int = 26, write_segmentation: bool = True,
+                       instance_classes: Sequence[str] | None = None, organs: Volume | None = None,
+                       organ_table: LabelTable | None = None, min_instance_volume_mm3: float = 0.0,
+                       ) -> StudyResult:
+    from volseg.postprocess.clinical import clinical_measurements
     from volseg.postprocess.intensity import looks_like_ct
     from volseg.postprocess.measure import measure_structures, outside_fov_mask
     from volseg.reports.build import build_report, provenance
@@ -205,11 +226,51 @@ def _measure_and_write(study_id: str, image: LoadedImage, labels: Volume, table:
         outside_fov=outside_fov_mask(hu) if hu is not None else None, connectivity=connectivity,
     )
     timings["measure"] = time.perf_counter() - t
+    t = time.perf_counter()
+    clinical = clinical_measurements(
+        labels.array, labels.affine, table.names(), measurements, image=hu, instance_classes=instance_classes,
+        organ_map=organs.array if organs is not None else None,
+        organ_names=organ_table.names() if organ_table is not None else None,
+        connectivity=connectivity, min_instance_volume_mm3=min_instance_volume_mm3,
+    )
+    timings["clinical"] = time.perf_counter() - t
     prov = provenance(model=model, options=options, timings_s=timings)
     report = build_report(study_id=study_id, image=image, measurements=measurements, labels=table,
-                          provenance=prov, warnings=warnings)
+                          provenance=prov, warnings=warnings, clinical=clinical)
     outputs = write_study(out_dir, report, table, labels if write_segmentation else None)
     return StudyResult(study_id, report, outputs)
+
+
+def _read_organs(organs, organ_labels, labels: Volume) -> tuple[Volume | None, LabelTable | None]:
+    """The organ map of the same study (same grid as the segmentation) and its names."""
+    if organs is None:
+        if organ_labels is not None:
+            raise UsageError("organ labels given without an organ segmentation", hint="add --organs SEG")
+        return None, None
+    volume = _as_labels(read_image(organs).volume, organs)
+    if not volume.same_grid(labels, atol_mm=1e-2):
+        raise GeometryError(
+            f"organ segmentation grid {volume.shape} does not match the segmentation grid {labels.shape}",
+            path=organs,
+        )
+    return volume, (read_labels(organ_labels) if organ_labels else _labels_from_map(volume))
+
+
+def _check_class_names(names: Sequence[str], table: LabelTable, path) -> None:
+    known = set(table.names().values())
+    for name in names:
+        if name not in known:
+            raise UsageError(f"no class {name!r} in the labels of {Path(path).name}",
+                             hint=unknown_choice_hint(name, known))
+
+
+def _catalogue_instance_classes(segmenter: Segmenter) -> list[str] | None:
+    """Lesion-type classes a catalogue entry declares for its model (None: the naming rule)."""
+    from volseg.segmenters.catalogue import load_catalogue
+
+    entry = load_catalogue().get(getattr(segmenter, "name", ""))
+    declared = getattr(entry, "instance_classes", None) if entry is not None else None
+    return list(declared) if declared else None
 
 
 def _labels_from_map(volume: Volume) -> LabelTable:

@@ -25,11 +25,14 @@ class SegmentOptions:
 
 @dataclass(frozen=True)
 class MeasureOptions:
-    connectivity: int = 26  # 6, 18 or 26: neighbourhood for counting components
+    connectivity: int = 26  # 6, 18 or 26: neighbourhood for counting components and lesion instances
+    min_instance_volume_mm3: float = 0.0  # lesion/node components smaller than this are dropped
 
     def __post_init__(self) -> None:
         if self.connectivity not in (6, 18, 26):
             raise UsageError(f"connectivity must be 6, 18 or 26, got {self.connectivity}")
+        if not self.min_instance_volume_mm3 >= 0:
+            raise UsageError(f"minimum instance volume must be >= 0 mm³, got {self.min_instance_volume_mm3}")
 
 
 def with_overrides(options, **given):
