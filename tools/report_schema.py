@@ -17,7 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from volseg.reports import schema as rs  # noqa: E402 - after the sys.path insert
+from volseg.reports import schema as rs  # imported after the sys.path insert above
 
 
 def main(argv: list[str] | None = None) -> int:

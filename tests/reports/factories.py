@@ -8,7 +8,7 @@ import numpy as np
 
 from volseg.io.nifti import write_nifti
 from volseg.labels import LabelInfo, LabelTable
-from volseg.phantom import PHANTOM_CLASSES, make_phantom, phantom_grid
+from volseg.phantom import make_phantom, phantom_grid
 from volseg.volume import Volume
 
 SMALL_SHAPE = (100, 80, 48)
@@ -90,4 +90,49 @@ def airway_branches():
     ]
 
 
-__all__ = ["PHANTOM_CLASSES", "airway_branches", "lesion_study", "phantom_study", "small_phantom"]
+
+
+# ---- a small synthetic CT series on a Volume's grid -------------------------------------------------
+FAKE_PATIENT_NAME = "TESTPATIENT^ZELDA"
+FAKE_PATIENT_ID = "PID-0815-TEST"
+
+
+def write_ct_series(volume: Volume, folder: Path, **extra) -> list[Path]:
+    """One CT Image Storage file per k slice of an axial ``volume`` (int16 HU); returns them in k order.
+
+    ``extra`` attributes are set on every slice (e.g. a scanner's quirks)."""
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    folder.mkdir(parents=True, exist_ok=True)
+    lps = np.diag([-1.0, -1.0, 1.0]) @ volume.direction
+    study, series, frame = generate_uid(), generate_uid(), generate_uid()
+    files = []
+    for k in range(volume.shape[2]):
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+        ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.SOPClassUID, ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
+        ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = FAKE_PATIENT_NAME, FAKE_PATIENT_ID, "19010101", "O"
+        ds.StudyDate, ds.StudyTime, ds.AccessionNumber, ds.ReferringPhysicianName = "20240102", "101010", "ACC123", ""
+        ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "CT", 3, k + 1
+        ds.ImageOrientationPatient = [float(v) for v in (*lps[:, 0], *lps[:, 1])]
+        ras = volume.index_to_world(np.array([0.0, 0.0, float(k)]))
+        ds.ImagePositionPatient = [float(-ras[0]), float(-ras[1]), float(ras[2])]
+        ds.PixelSpacing = [float(volume.spacing[1]), float(volume.spacing[0])]  # row spacing, column spacing
+        ds.SliceThickness = float(volume.spacing[2])
+        ds.Rows, ds.Columns = volume.shape[1], volume.shape[0]
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.RescaleIntercept, ds.RescaleSlope = 0, 1
+        for keyword, value in extra.items():
+            setattr(ds, keyword, value)
+        ds.PixelData = np.ascontiguousarray(np.asarray(volume.array)[:, :, k].T.astype(np.int16)).tobytes()
+        path = folder / f"slice{k:03d}.dcm"
+        pydicom.dcmwrite(path, ds, enforce_file_format=True)
+        files.append(path)
+    return files

@@ -14,13 +14,13 @@ pytest.importorskip("volseg.io.dicom", reason="the DICOM series reader (volseg.i
 hd = pytest.importorskip("highdicom")
 pydicom = pytest.importorskip("pydicom")
 
-from volseg import api  # noqa: E402
-from volseg.cli.main import main  # noqa: E402
-from volseg.io import read_image  # noqa: E402
-from volseg.labels import LabelInfo, LabelTable  # noqa: E402
-from volseg.options import SegmentOptions  # noqa: E402
-from volseg.reports.dicom_outputs import SEG_FILE, SR_FILE  # noqa: E402
-from volseg.reports.dicom_source import lps_position, placeholder_patient_id  # noqa: E402
+from volseg import api
+from volseg.cli.main import main
+from volseg.io import read_image
+from volseg.labels import LabelInfo, LabelTable
+from volseg.options import SegmentOptions
+from volseg.reports.dicom_outputs import SEG_FILE, SR_FILE
+from volseg.reports.dicom_source import lps_position, placeholder_patient_id
 from volseg.reports.model import read_report
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -209,3 +209,50 @@ def test_missing_highdicom_fails_before_segmenting(shared_data, tmp_path, monkey
         api.segment(shared_data / "dcmqi-ct3" / "ct-3slice", tmp_path, options=SegmentOptions(dicom=True),
                     segmenter=MustNotRun())
     assert "volseg[dicom]" in info.value.one_line()
+
+
+def test_sr_holds_lesion_diameters_with_their_endpoints(tmp_path):
+    """A lesion instance (report contract fields) → a TID 1501 group: volume, long and short axes in mm,
+    each axis with its endpoints as a 3-D polyline in the source frame of reference (LPS). A SEG of
+    one segment (the lesion alone) is referenced correctly too, and a source's negative
+    SpacingBetweenSlices (Philips) does not reach the SEG."""
+    from tests.reports.factories import FAKE_PATIENT_NAME, lesion_study, write_ct_series
+    from volseg.io.nifti import write_nifti
+    from volseg.labels import LabelTable
+    from volseg.reports.dicom_outputs import write_dicom_outputs
+
+    image, labels, instance = lesion_study(shape=(96, 90, 24))
+    lesion_only = labels.with_array(np.where(np.asarray(labels.array) == 2, 1, 0).astype(np.uint8))
+    instance = {**instance, "label": 1}
+    table = LabelTable.from_names({1: "liver_tumor"})
+    write_ct_series(image, tmp_path / "series", SpacingBetweenSlices=-2.5)  # signed, as some scanners write
+    loaded = read_image(tmp_path / "series")
+    assert loaded.volume.same_grid(image, atol_mm=1e-4)
+    seg_path = write_nifti(lesion_only, tmp_path / "labels.nii.gz")
+    report = api.measure(seg_path, tmp_path / "m", image=write_nifti(image, tmp_path / "ct.nii.gz")).report
+    written = write_dicom_outputs(tmp_path / "out", report, table, loaded.volume.with_array(lesion_only.array),
+                                  loaded.source, keep_phi=False, instances=[instance])
+    seg = pydicom.dcmread(written["dicom_seg"])
+    assert len(seg.SegmentSequence) == 1
+    measures = seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+    assert float(measures.SpacingBetweenSlices) == 2.5 and list(map(float, measures.PixelSpacing)) == [0.8, 0.8]
+    sr = hd.sr.srread(written["dicom_sr"])
+    (volumetric,) = sr.content.get_volumetric_roi_measurement_groups()
+    assert volumetric.referenced_segment.referenced_sop_instance_uid == seg.SOPInstanceUID
+    (group,) = sr.content.get_image_measurement_groups()
+    assert group.tracking_identifier == "liver_tumor-1"
+    by_name = {m.name.value: m for m in group.get_measurements()}
+    assert by_name["103339001"].value == pytest.approx(30.0) and by_name["103339001"].unit.value == "mm"
+    assert by_name["103340004"].value == pytest.approx(16.0)
+    assert by_name["118565006"].value == pytest.approx(instance["volume_ml"])
+    assert by_name["118565006"].unit.value == "ml"
+    coords = by_name["103339001"].referenced_coordinates[0]
+    lps = np.asarray(instance["long_axis_endpoints_ras_mm"]) * [-1, -1, 1]
+    assert np.allclose(np.asarray(coords.value).reshape(2, 3), lps, atol=1e-3)
+    assert coords.frame_of_reference_uid == seg.FrameOfReferenceUID
+    raw = written["dicom_sr"].read_bytes() + written["dicom_seg"].read_bytes()
+    assert FAKE_PATIENT_NAME.encode() not in raw
+    if shutil.which("dciodvfy"):
+        for path in written.values():
+            out = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, check=False)
+            assert not [ln for ln in (out.stdout + out.stderr).splitlines() if ln.startswith("Error")]

@@ -146,3 +146,11 @@ def test_label_only_pictures_without_image():
     display = DisplayVolumes.build(phantom.truth, None, is_ct=True)
     pictures = overview_pictures(display, phantom.labels)
     assert len(pictures) == 3 and all(_png_pixels(p.png).std() > 0.05 for p in pictures)
+
+
+def test_empty_label_map_still_gives_three_pictures():
+    phantom = small_phantom()
+    empty = phantom.truth.with_array(np.zeros(phantom.truth.shape, np.uint8))
+    pictures = overview_pictures(DisplayVolumes.build(empty, phantom.image, is_ct=True), phantom.labels)
+    assert [p.key for p in pictures] == ["axial", "coronal", "sagittal"]
+    assert airway_picture(DisplayVolumes.build(empty, None, is_ct=True), phantom.labels) is None

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from volseg.errors import DependencyError
-from volseg.io.atomic import atomic_path
+from volseg.io.atomic import atomic_path, ensure_writable_dir
 from volseg.io.types import ImageSource
 from volseg.labels import LabelTable
 from volseg.reports.dicom_seg import build_seg, segment_numbers, uncoded_classes
@@ -61,7 +61,7 @@ def write_dicom_outputs(out_dir: str | Path, report: Report, table: LabelTable, 
     from pydicom import dcmwrite
 
     require_highdicom()
-    out = Path(out_dir)
+    out = ensure_writable_dir(out_dir)
     sources = read_source_series(source.files, keep_phi=keep_phi)
     model = report.provenance.model
     name, version = (model.name, model.version) if model else ("volseg", "")

@@ -72,10 +72,10 @@ def build_seg(sources: SourceSeries, labels: Volume, table: LabelTable, *, model
     check_on_source_grid(sources, labels)
     numbers = segment_numbers(labels)
     array = np.asarray(labels.array)
-    frames = np.zeros((array.shape[2], array.shape[1], array.shape[0]), dtype=np.uint16)  # (k, row, col)
-    stacked = np.transpose(array, (2, 1, 0))
+    lookup = np.zeros(int(array.max()) + 1, dtype=np.uint16)  # label index → segment number
     for label, number in numbers.items():
-        frames[stacked == label] = number
+        lookup[label] = number
+    frames = lookup[np.transpose(array, (2, 1, 0))]  # (k, row, column): frame k is source slice k
     algorithm = hd.AlgorithmIdentificationSequence(
         name=model_name[:64], version=model_version[:64] or "unknown", family=getattr(codes.cid7162, algorithm_family))
     descriptions = []
@@ -90,13 +90,28 @@ def build_seg(sources: SourceSeries, labels: Volume, table: LabelTable, *, model
     if not descriptions:
         raise InputError("the label map is empty: no DICOM SEG to write")
     return hd.seg.Segmentation(
-        source_images=list(sources.datasets), pixel_array=frames,
+        source_images=list(sources.datasets), pixel_array=frames, pixel_measures=pixel_measures(sources, labels),
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=descriptions,
         series_instance_uid=series_uid, series_number=SEG_SERIES_NUMBER, sop_instance_uid=sop_uid,
         instance_number=1, manufacturer=MANUFACTURER, manufacturer_model_name=model_name[:64],
         software_versions=f"volseg {__version__}", device_serial_number=DEVICE_SERIAL_NUMBER,
         content_label="VOLSEG", content_description=f"{model_name} segmentation"[:64],
         series_description=f"volseg {model_name} SEG"[:64],
+    )
+
+
+def pixel_measures(sources: SourceSeries, labels: Volume):
+    """Pixel spacing and slice spacing from our geometry (never a source's signed SpacingBetweenSlices)."""
+    import highdicom as hd
+
+    direction = labels.direction
+    normal = np.cross(direction[:, 0], direction[:, 1])
+    between = abs(float(labels.affine[:3, 2] @ normal))  # plane-to-plane distance (also when sheared)
+    thickness = sources.first.get("SliceThickness")
+    return hd.PixelMeasuresSequence(
+        pixel_spacing=(float(labels.spacing[1]), float(labels.spacing[0])),  # (row, column) spacing
+        slice_thickness=float(thickness) if thickness not in (None, "") else between,
+        spacing_between_slices=between,
     )
 
 

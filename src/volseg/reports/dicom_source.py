@@ -30,7 +30,7 @@ from volseg.volume import Volume
 PLACEHOLDER_NAME = "ANONYMOUS^"
 DEIDENTIFICATION_METHOD = "volseg: identifiers replaced by placeholders"  # LO: ≤ 64 chars
 _GEOMETRY = ("Modality", "Rows", "Columns", "PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient",
-             "SliceThickness", "SpacingBetweenSlices", "SamplesPerPixel", "PhotometricInterpretation",
+             "SliceThickness", "SamplesPerPixel", "PhotometricInterpretation",
              "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "InstanceNumber", "SeriesNumber")
 _IDENTIFYING = ("PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex",
                 "StudyDate", "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName")
@@ -61,7 +61,7 @@ def read_source_series(files: Sequence[str | Path], *, keep_phi: bool) -> Source
     for f in files:
         try:
             originals.append(pydicom.dcmread(f, stop_before_pixels=True))
-        except Exception as exc:  # noqa: BLE001 - any parse failure: the file changed since it was read
+        except Exception as exc:  # any parse failure: the file changed since it was read
             raise InputError(f"cannot re-read a source DICOM file ({exc})", path=f) from exc
     if any(int(ds.get("NumberOfFrames") or 1) > 1 for ds in originals):
         raise InputError("DICOM SEG/SR from multi-frame (enhanced) source images is not supported yet",

@@ -74,8 +74,31 @@ def _structure_group(report: Report, seg, label: int, number: int):
     description = seg.SegmentSequence[number - 1]
     finding = hd.sr.CodedConcept.from_dataset(description.SegmentedPropertyTypeCodeSequence[0])
     return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
-        tracking_identifier=tracking, referenced_segment=hd.sr.ReferencedSegment.from_segmentation(seg, number),
+        tracking_identifier=tracking, referenced_segment=referenced_segment(seg, number),
         finding_type=finding, measurements=measurements)
+
+
+def referenced_segment(seg, number: int):
+    """ReferencedSegment of segment ``number`` with the source images of its frames.
+
+    (highdicom's ``ReferencedSegment.from_segmentation`` needs the segment number per frame, which a
+    one-segment SEG keeps in the shared functional groups.)
+    """
+    import highdicom as hd
+
+    shared = seg.SharedFunctionalGroupsSequence[0]
+    sources: dict[str, object] = {}
+    for item in seg.PerFrameFunctionalGroupsSequence:
+        ident = item.get("SegmentIdentificationSequence") or shared.get("SegmentIdentificationSequence")
+        if int(ident[0].ReferencedSegmentNumber) != number:
+            continue
+        for derivation in item.DerivationImageSequence:
+            for src in derivation.SourceImageSequence:
+                sources.setdefault(src.ReferencedSOPInstanceUID, hd.sr.SourceImageForSegmentation(
+                    referenced_sop_class_uid=src.ReferencedSOPClassUID,
+                    referenced_sop_instance_uid=src.ReferencedSOPInstanceUID))
+    return hd.sr.ReferencedSegment(sop_class_uid=seg.SOPClassUID, sop_instance_uid=seg.SOPInstanceUID,
+                                   segment_number=number, source_images=list(sources.values()))
 
 
 def _instance_group(instance: Mapping[str, Any], frame_of_reference: str):
