@@ -177,9 +177,22 @@ def collect(out_dir: str | Path, *, html: bool = True):
     return _collect(out_dir, html=html)
 
 
-def info(input: str | Path, *, series: str | None = None) -> LoadedImage:
-    """Read an image and return it with its source description (geometry, warnings)."""
-    return read_image(input, series=series)
+@dataclass(frozen=True)
+class ImageInfo:
+    """What ``volseg info`` shows: the DICOM series found (if any) and the image read (if one)."""
+
+    series: list = field(default_factory=list)
+    image: LoadedImage | None = None
+
+
+def info(input: str | Path, *, series: str | None = None) -> ImageInfo:
+    """Describe an input: every DICOM series in a folder, and the image when one is chosen."""
+    from volseg.io import image_kind
+
+    found = list_series(input) if Path(input).is_dir() and image_kind(input) == "dicom" else []
+    if len(found) > 1 and series is None:
+        return ImageInfo(series=found)
+    return ImageInfo(series=found, image=read_image(input, series=series))
 
 
 def list_series(folder: str | Path):
@@ -269,3 +282,10 @@ def _unique_study_names(paths: list[Path]) -> list[str]:
             name, n = f"{base}-{n}", n + 1
         names.append(name)
     return names
+
+
+# ---- model management (catalogue and weights), in its own module ----------------------------
+from volseg.api_models import (  # noqa: E402,F401  (re-exported: one API namespace)
+    ModelStatus, download_models, export_lock, export_models, install_models, model_statuses, show_model,
+    verify_models,
+)

@@ -2,12 +2,15 @@
 
 A backend is a factory ``(entry, *, device) -> Segmenter`` named ``"module:attribute"`` so that
 nothing heavy (torch, onnxruntime, nnunetv2) is imported until a model of that backend is loaded.
+Backends find their verified weights with ``volseg.segmenters.weights.require_installed(name)``.
 """
 from __future__ import annotations
 
 import importlib
 import logging
 from typing import TYPE_CHECKING
+
+from volseg.errors import DependencyError, ModelError
 
 if TYPE_CHECKING:
     from volseg.segmenters.base import Segmenter
@@ -18,12 +21,40 @@ log = logging.getLogger(__name__)
 #: backend name → "module:factory"
 BACKENDS: dict[str, str] = {
     "classic": "volseg.segmenters.classic_ct:load",
+    "nnunet": "volseg.segmenters.backends.nnunet:load",
+    "monai_bundle": "volseg.segmenters.backends.monai_bundle:load",
+    "onnx": "volseg.segmenters.backends.onnx:load",
+    "blast_ct": "volseg.segmenters.backends.blast_ct:load",
 }
+
+#: backend name → the pip extra that installs its third-party dependencies
+BACKEND_EXTRAS: dict[str, str] = {"nnunet": "nnunet", "monai_bundle": "monai", "onnx": "onnx"}
 
 
 def backend_factory(name: str):
-    module_name, _, attr = BACKENDS[name].partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    """Import a backend's factory; a missing backend or dependency is a one-line error."""
+    try:
+        target = BACKENDS[name]
+    except KeyError:
+        raise ModelError(f"unknown backend {name!r}",
+                         hint=f"registered: {', '.join(sorted(BACKENDS))}") from None
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        ours = module_name == missing or module_name.startswith(missing + ".")
+        if ours or missing.split(".")[0] == "volseg":
+            raise ModelError(f"backend {name!r} is not available in this volseg build "
+                             f"(module {exc.name} is missing)",
+                             hint="upgrade volseg, or choose another model (`volseg models list`)") from exc
+        extra = BACKEND_EXTRAS.get(name)
+        hint = f"pip install 'volseg[{extra}]'" if extra else None
+        raise DependencyError(f"backend {name!r} needs the Python package {exc.name!r}", hint=hint) from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ModelError(f"backend {name!r}: {module_name} has no factory {attr!r}") from None
 
 
 def load_segmenter(model: str | None = None, *, device: str = "auto") -> "Segmenter":
