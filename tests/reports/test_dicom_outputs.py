@@ -69,11 +69,16 @@ def test_seg_frames_map_onto_source_slices(dicom_study):
 
 
 def test_seg_rereads_with_highdicom(dicom_study):
-    _, out = dicom_study
+    series, out = dicom_study
     seg = hd.seg.segread(out / SEG_FILE)
     nifti = np.asarray(read_image(out / "segmentation.nii.gz").volume.array)
     present = [int(v) for v in np.unique(nifti) if v]
     assert list(seg.get_segment_numbers()) == list(range(1, len(present) + 1))
+    # highdicom's own reconstruction by source instance (k order) gives our label map back
+    uids, _ = _source_uids(series)
+    numbers = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, combine_segments=True)
+    lookup = np.array([0, *present])  # segment n holds the n-th present label
+    assert np.array_equal(lookup[numbers].transpose(2, 1, 0), nifti)
     description = seg.get_segment_description(1)
     assert description.segment_label == "Body (other tissue)"
     # classic-ct has no SNOMED codes in the catalogue: the generic code, and the report says so
