@@ -50,7 +50,8 @@ def load_model(model: str | None = None, *, device: str = "auto") -> Segmenter:
 
 def segment(input: str | Path, out_dir: str | Path, *, options: SegmentOptions = SegmentOptions(),
             segmenter: Segmenter | None = None, progress: ProgressCallback = no_progress) -> StudyResult:
-    """Segment one study; writes segmentation.nii.gz, labels.json, volumetry.csv, report.json."""
+    """Segment one study; writes segmentation.nii.gz, labels.json, colour tables, volumetry.csv,
+    report.html (``options.html``), DICOM SEG + SR (``options.dicom``, DICOM inputs) and report.json."""
     from volseg.io.atomic import ensure_writable_dir
 
     ensure_writable_dir(out_dir)
@@ -62,13 +63,20 @@ def segment(input: str | Path, out_dir: str | Path, *, options: SegmentOptions =
         t = time.perf_counter()
         segmenter = load_model(options.model, device=options.device)
         timings["load_model"] = time.perf_counter() - t
+    dicom_warnings = _dicom_preflight(image, segmenter.labels, options)
     t = time.perf_counter()
     labels = segmenter.predict(image.volume, modality=image.source.modality, progress=progress)
     timings["segment"] = time.perf_counter() - t
+    if options.dicom and image.source.kind == "dicom" and not labels.array.any():
+        dicom_warnings.append("--dicom: nothing was segmented, so no DICOM SEG/SR was written")
     return _measure_and_write(
         study_name(input), image, labels, segmenter.labels, out_dir,
         model=segmenter.provenance(), options={"model": segmenter.name, "device": options.device,
-                                               "series": options.series}, timings=timings,
+                                               "series": options.series, "html": options.html,
+                                               "dicom": options.dicom, "keep_phi": options.keep_phi,
+                                               **_input_path(input, options)},
+        timings=timings, extra_warnings=dicom_warnings,
+        outputs={"html": options.html, "dicom": options.dicom, "keep_phi": options.keep_phi},
         instance_classes=_catalogue_instance_classes(segmenter),
     )
 
@@ -169,6 +177,23 @@ def demo(out_dir: str | Path, *, progress: ProgressCallback = no_progress) -> De
     return DemoResult(result, phantom.true_volumes_ml(), scores, ct_path)
 
 
+def render_report(report: str | Path, *, fmt: str = "html", out: str | Path | None = None,
+                  image: str | Path | None = None, segmentation: str | Path | None = None,
+                  labels: str | Path | None = None) -> list[Path]:
+    """Re-render report.html or volumetry.csv from a study's report.json without re-segmenting."""
+    from volseg.reports.render import render_report as _render
+
+    return _render(report, fmt=fmt, out=out, image=image, segmentation=segmentation, labels=labels)
+
+
+def collect(out_dir: str | Path, *, html: bool = True):
+    """Cohort tables (cohort_volumetry.csv, cohort_lesions.csv) and index.html for every study's
+    report.json under ``out_dir`` (recursively); returns a :class:`~volseg.reports.cohort.CohortResult`."""
+    from volseg.reports.cohort import collect as _collect
+
+    return _collect(out_dir, html=html)
+
+
 @dataclass(frozen=True)
 class ImageInfo:
     """What ``volseg info`` shows: the DICOM series found (if any) and the image read (if one)."""
@@ -203,6 +228,7 @@ def list_models():
 def _measure_and_write(study_id: str, image: LoadedImage, labels: Volume, table: LabelTable,
                        out_dir: str | Path, *, model, options, timings, has_intensity: bool = True,
                        connectivity: int = 26, write_segmentation: bool = True,
+                       extra_warnings: Iterable[str] = (), outputs: dict | None = None,
                        instance_classes: Sequence[str] | None = None, organs: Volume | None = None,
                        organ_table: LabelTable | None = None, min_instance_volume_mm3: float = 0.0,
                        ) -> StudyResult:
@@ -213,7 +239,7 @@ def _measure_and_write(study_id: str, image: LoadedImage, labels: Volume, table:
     from volseg.reports.outputs import write_study
 
     t = time.perf_counter()
-    warnings: list[str] = []
+    warnings: list[str] = list(extra_warnings)
     hu = None
     if has_intensity:
         modality = image.source.modality or image.volume.meta.get("modality")
@@ -237,8 +263,23 @@ def _measure_and_write(study_id: str, image: LoadedImage, labels: Volume, table:
     prov = provenance(model=model, options=options, timings_s=timings)
     report = build_report(study_id=study_id, image=image, measurements=measurements, labels=table,
                           provenance=prov, warnings=warnings, clinical=clinical)
-    outputs = write_study(out_dir, report, table, labels if write_segmentation else None)
-    return StudyResult(study_id, report, outputs)
+    written = write_study(out_dir, report, table, labels if write_segmentation else None, label_map=labels,
+                          image=image if has_intensity else None, **(outputs or {}))
+    return StudyResult(study_id, report, written)
+
+
+def _input_path(input: str | Path, options: SegmentOptions) -> dict[str, str]:
+    """The input's full path (for re-rendering pictures) only with keep_phi: paths often name patients."""
+    return {"input_path": str(Path(input).resolve())} if options.keep_phi else {}
+
+
+def _dicom_preflight(image: LoadedImage, table: LabelTable, options: SegmentOptions) -> list[str]:
+    """Report warnings for ``--dicom``; fails before segmenting when highdicom is missing."""
+    if not options.dicom:
+        return []
+    from volseg.reports.dicom_outputs import dicom_preflight
+
+    return dicom_preflight(image.source, table, keep_phi=options.keep_phi)
 
 
 def _read_organs(organs, organ_labels, labels: Volume) -> tuple[Volume | None, LabelTable | None]:

@@ -17,6 +17,9 @@ class SegmentOptions:
     model: str | None = None  # None: the best installed model, else the built-in classic-ct
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     series: str | None = None  # DICOM SeriesInstanceUID or SeriesNumber when a folder holds several
+    html: bool = True  # write report.html (pictures drawn with matplotlib)
+    dicom: bool = False  # DICOM SEG + SR next to the NIfTI outputs (DICOM series inputs only)
+    keep_phi: bool = False  # copy patient/study identifiers into the DICOM outputs (default: placeholders)
 
     def __post_init__(self) -> None:
         if not _DEVICE_RE.match(self.device):

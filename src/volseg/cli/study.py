@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from volseg.cli.console import err, out, progress_bar
+from volseg.cli.console import err, progress_bar
 
 
 def register(app: typer.Typer) -> None:
@@ -22,13 +22,17 @@ def segment(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Catalogue model name (see `volseg models list`)."),
     device: Optional[str] = typer.Option(None, "--device", "-d", help="auto | cpu | cuda | cuda:N | mps"),
     series: Optional[str] = typer.Option(None, "--series", help="DICOM SeriesInstanceUID or SeriesNumber."),
+    html: Optional[bool] = typer.Option(None, "--html/--no-html", help="Write report.html with QC pictures (default: on)."),
+    dicom: Optional[bool] = typer.Option(None, "--dicom", help="Also write DICOM SEG + SR (DICOM series inputs)."),
+    keep_phi: Optional[bool] = typer.Option(None, "--keep-phi", help="Copy patient/study identifiers into the DICOM outputs and record the input path (default: placeholders, no path)."),
 ) -> None:
-    """Segment studies and write segmentation.nii.gz, labels.json, report.json, volumetry.csv."""
+    """Segment studies: segmentation.nii.gz, colour tables, volumetry.csv, report.html, report.json."""
     from volseg import api
     from volseg.cli.render import print_failures, print_volumetry
     from volseg.options import SegmentOptions, with_overrides
 
-    options = with_overrides(SegmentOptions(), model=model, device=device, series=series)
+    options = with_overrides(SegmentOptions(), model=model, device=device, series=series, html=html,
+                             dicom=dicom, keep_phi=keep_phi)
     with progress_bar() as progress:
         results = api.segment_many(inputs, output, options=options, progress=progress)
     done = [r for r in results if isinstance(r, api.StudyResult)]
