@@ -1,6 +1,7 @@
 """Small synthetic cohorts for the batch tests: phantom CTs with known, distinct volumes."""
 from __future__ import annotations
 
+import csv
 import os
 import signal
 from pathlib import Path
@@ -38,6 +39,17 @@ def volumetry(out: Path, study_ids=None) -> dict[str, str]:
     if study_ids is not None:
         assert sorted(found) == sorted(study_ids)
     return found
+
+
+def cohort_table(out: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """cohort_volumetry.csv as (header, rows), without its one run-dependent column (created_utc)."""
+    with open(out / "cohort_volumetry.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = [{k: v for k, v in row.items() if k != "created_utc"} for row in reader]
+        header = [c for c in reader.fieldnames or [] if c != "created_utc"]
+    assert (out / "cohort_volumetry.csv").read_text().splitlines()[0].split(",")[:8] == [
+        "study_id", "report", "schema_version", "model", "model_version", "device", "created_utc", "n_structures"]
+    return header, rows
 
 
 def leftovers(out: Path) -> list[str]:

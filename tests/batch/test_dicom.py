@@ -47,13 +47,13 @@ def test_one_study_per_series_named_from_folders(tree):
 
 def test_batch_on_dicom_series(tree, tmp_path):
     out = tmp_path / "out"
-    summary = api.batch(tree, out, options=BatchOptions())
+    summary = api.batch(tree, out, options=BatchOptions(html=False))
     assert sorted(summary.done) == ["pat__one", "pat__two__s1", "pat__two__s2", "split"], summary.failed
     # the split series is read whole from its common folder (24 slices, not 12)
     split = json.loads((out / "split" / "report.json").read_text())
     assert split["input"]["shape"] == [48, 48, 24] and split["input"]["n_files"] == 24
     # the same series segmented alone gives the same table (apart from the study id column)
-    alone = api.segment(tree / "pat" / "two", tmp_path / "alone", options=api.SegmentOptions(series="2"))
+    alone = api.segment(tree / "pat" / "two", tmp_path / "alone", options=api.SegmentOptions(series="2", html=False))
     ours = (out / "pat__two__s2" / "volumetry.csv").read_text()
     assert ours.replace("pat__two__s2,", "two,") == alone.outputs["volumetry"].read_text()
     for path in out.rglob("*"):
@@ -68,7 +68,7 @@ def test_a_dicom_study_whose_pixels_are_broken_fails_alone(tmp_path):
     bad = write_series(root / "bad", *_ct(6), series_number=1)
     victim = bad.files[len(bad.files) // 2]
     victim.write_bytes(victim.read_bytes()[:-3000])  # pixel data cut short
-    summary = api.batch(root, tmp_path / "out", options=BatchOptions())
+    summary = api.batch(root, tmp_path / "out", options=BatchOptions(html=False))
     assert summary.done == ("good",)
     (failure,) = summary.failed
     assert failure.study_id == "bad" and failure.error_class == "InputError"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import volseg
-from tests.batch.cohort import leftovers, volumetry, write_cohort
+from tests.batch.cohort import cohort_table, leftovers, volumetry, write_cohort
 from volseg import api
 from volseg.batch import BatchOptions
 from volseg.errors import DependencyError
@@ -42,16 +42,17 @@ def test_ray_executor_gives_the_same_tables(ray_cluster, tmp_path):
     cohort = tmp_path / "in"
     write_cohort(cohort, 5, names=["a.nii.gz", "b.nii.gz", "c_segv.nii.gz", "d.nii.gz", "e.nii.gz"])
     reader = "tests.batch.cohort:read_or_crash"
-    local = api.batch(cohort, tmp_path / "local", options=BatchOptions(reader=reader))
+    local = api.batch(cohort, tmp_path / "local", options=BatchOptions(reader=reader, html=False))
     events = []
-    summary = api.batch(cohort, tmp_path / "ray", options=BatchOptions(executor="ray", reader=reader),
+    summary = api.batch(cohort, tmp_path / "ray", options=BatchOptions(executor="ray", reader=reader, html=False),
                         on_event=events.append)
     assert sorted(summary.done) == sorted(local.done) == ["a", "b", "d", "e"]
     (failed,) = summary.failed  # a reader segfault inside an actor fails one study, not the actor
     assert failed.study_id == "c_segv" and failed.error_class == "ReaderCrash" and "SIGSEGV" in failed.error
     assert summary.exit_code == 3
     assert volumetry(tmp_path / "ray") == volumetry(tmp_path / "local")
+    assert cohort_table(tmp_path / "ray") == cohort_table(tmp_path / "local")
     assert leftovers(tmp_path / "ray") == []
     assert ray_cluster.is_initialized()  # a cluster the caller started is left running
-    rerun = api.batch(cohort, tmp_path / "ray", options=BatchOptions(executor="ray", reader=reader))
+    rerun = api.batch(cohort, tmp_path / "ray", options=BatchOptions(executor="ray", reader=reader, html=False))
     assert not rerun.done and sorted(rerun.skipped) == ["a", "b", "d", "e"]

@@ -31,7 +31,7 @@ def run_batch(input_dir: str | Path, out_dir: str | Path, *, options: BatchOptio
     start = time.perf_counter()
     input_root = Path(input_dir).resolve()
     out = ensure_writable_dir(out_dir).resolve()
-    key = run_key(options.models or (DEFAULT_MODEL,))
+    key = run_key(options.models or (DEFAULT_MODEL,), options.output_options())
     shard = resolve_shard(options.shard)
     found = discover_studies(input_root, exclude=out)
     if not found:
@@ -119,12 +119,16 @@ def _collect(out: Path, options: BatchOptions, shard: Shard) -> dict[str, Path]:
     wanted = options.collect if options.collect is not None else shard.count == 1
     if not wanted:
         return {}
+    if len(options.models) > 1:  # collect keeps one report per study and input: it would drop models
+        log.warning("cohort tables not written: they hold one model per study; run `volseg collect` "
+                    "on a single model's outputs")
+        return {}
     try:
         from volseg.api import collect
     except ImportError:  # the cohort tables land with the reports work; until then, per-study files
         log.debug("cohort tables not available in this version; skipping collect")
         return {}
-    result = collect(out)
+    result = collect(out, html=options.html)
     return _as_paths(result)
 
 

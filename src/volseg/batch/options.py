@@ -21,7 +21,14 @@ class BatchOptions:
     reader: str | None = None  # "module:function" reading one study; None: volseg.io:read_image
     prefetch: int = 2  # studies read ahead of each worker
     collect: bool | None = None  # cohort tables at the end; None: yes unless this is one shard of many
+    html: bool = True  # per-study report.html, as `volseg segment`
+    dicom: bool = False  # DICOM SEG + SR for DICOM inputs, as `volseg segment --dicom`
+    keep_phi: bool = False  # copy identifiers into the DICOM outputs, as `volseg segment --keep-phi`
     log_file: bool = True  # OUT/logs/batch-<time>.log
+
+    def output_options(self) -> dict[str, bool]:
+        """What the studies' outputs depend on besides the models (recorded in completion records)."""
+        return {"html": self.html, "dicom": self.dicom, "keep_phi": self.keep_phi}
 
     def __post_init__(self) -> None:
         models = tuple(self.models)

@@ -20,7 +20,7 @@ _SAFE = re.compile(r"^[A-Za-z0-9_.:,+\-=/]+$")
 def slurm_script(input_dir: str | Path, out_dir: str | Path, *, models: Sequence[str] = (), array: int,
                  partition: str | None = None, gpus_per_task: int | None = None, time: str | None = None,
                  mem: str | None = None, cpus_per_task: int | None = None, job_name: str = "volseg-batch",
-                 volseg: str = "volseg", extra_args: Sequence[str] = ()) -> str:
+                 volseg: str = "volseg", extra_args: Sequence[str] = (), collect_args: Sequence[str] = ()) -> str:
     """The script text; paths are made absolute (compute nodes start elsewhere)."""
     if array < 1:
         raise UsageError(f"--array must be at least 1, got {array}")
@@ -68,7 +68,8 @@ def slurm_script(input_dir: str | Path, out_dir: str | Path, *, models: Sequence
         '    array_job=${array_job%%;*}',
         ("    collect_job=$(sbatch --parsable --dependency=afterany:\"$array_job\" "
          f"--job-name={q(job_name + '-collect')} --output={q(str(logs))}/slurm-collect-%j.out"
-         f"{' ' + collect_opts if collect_opts else ''} --wrap={q(shlex.join([volseg, 'collect', str(out)]))})"),
+         f"{' ' + collect_opts if collect_opts else ''} "
+         f"--wrap={q(shlex.join([volseg, 'collect', str(out), *collect_args]))})"),
         '    echo "submitted array job $array_job and collect job $collect_job" >&2',
         "    exit 0",
         "fi",

@@ -1,8 +1,8 @@
 """One study's work once it is read: run every model, measure, write, finalise; or record a failure.
 
-Shared by the local pipeline and the Ray actors. Outputs are those of ``volseg segment``
-(segmentation.nii.gz, labels.json, volumetry.csv, report.json, written by the same code); with
-several models each model's files go to ``<study>/<model>/``.
+Shared by the local pipeline and the Ray actors. Outputs are those of ``volseg segment``, written by
+the same code (:func:`volseg.api.write_outputs`); with several models each model's files go to
+``<study>/<model>/``.
 """
 from __future__ import annotations
 
@@ -45,12 +45,19 @@ class RunContext:
     def model_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.key.models)
 
+    def segment_options(self, model: str, device: str):
+        """The options ``volseg segment`` would run this model with (outputs as in the key)."""
+        from volseg.options import SegmentOptions
 
-def run_key(models: Sequence[str]) -> RunKey:
-    """Models (name, catalogue version) in run order; unknown names fail here, before any work."""
+        return SegmentOptions(model=model, device=device, **dict(self.key.options))
+
+
+def run_key(models: Sequence[str], options: dict[str, Any] | None = None) -> RunKey:
+    """Models (name, catalogue version) in run order and the output options; unknown models fail here."""
     from volseg.segmenters.catalogue import get_entry
 
-    return RunKey(models=tuple((name, get_entry(name).version) for name in models))
+    return RunKey(models=tuple((name, get_entry(name).version) for name in models),
+                  options=tuple(sorted((options or {}).items())))
 
 
 def load_models(names: Sequence[str], device: str) -> dict[str, Segmenter]:
@@ -59,29 +66,34 @@ def load_models(names: Sequence[str], device: str) -> dict[str, Segmenter]:
     return {name: api.load_model(name, device=device) for name in names}
 
 
-def segment(models: dict[str, Segmenter], image, *, progress) -> tuple[dict[str, Any], float]:
-    """Every model's label map for ``image`` (exceptions propagate), and the seconds it took."""
+def segment(ctx: RunContext, models: dict[str, Segmenter], image, *, device: str,
+            progress) -> tuple[dict[str, tuple[Any, list[str]]], float]:
+    """Every model's (label map, report warnings) for ``image`` (exceptions propagate), and the time."""
+    from volseg import api
+
     start = time.perf_counter()
-    labels = {name: seg.predict(image.volume, modality=image.source.modality, progress=progress)
-              for name, seg in models.items()}
-    return labels, time.perf_counter() - start
+    results = {}
+    for name, seg in models.items():
+        warnings = api.check_outputs(image, seg, options=ctx.segment_options(name, device))
+        labels = seg.predict(image.volume, modality=image.source.modality, progress=progress)
+        results[name] = (labels, warnings)
+    return results, time.perf_counter() - start
 
 
-def write_and_finalize(ctx: RunContext, job: Job, models: dict[str, Segmenter], image, labels: dict,
+def write_and_finalize(ctx: RunContext, job: Job, models: dict[str, Segmenter], image, results: dict,
                        *, device: str, timings: dict[str, float]) -> dict:
     """Measure and write every model's outputs in a work folder, move it into place, record it done."""
-    from volseg.api import _measure_and_write  # the very code `volseg segment` writes with
+    from volseg import api
 
     start = time.perf_counter()
     out = Path(ctx.out_dir)
     work = layout.new_work_dir(out, job.study.study_id)
     try:
-        for name, label_map in labels.items():
-            seg = models[name]
-            target = work / name if len(labels) > 1 else work
-            _measure_and_write(job.study.study_id, image, label_map, seg.labels, target,
-                               model=seg.provenance(), options={"model": name, "device": device, "series": None},
-                               timings=dict(timings))
+        for name, (label_map, warnings) in results.items():
+            target = work / name if len(results) > 1 else work
+            api.write_outputs(image, label_map, target, study_id=job.study.study_id, segmenter=models[name],
+                              options=ctx.segment_options(name, device), timings=timings, warnings=warnings,
+                              input=job.study.path)
         outputs = records.hash_outputs(work)
         final = layout.finalize(work, layout.study_dir(out, job.study.study_id))
     except BaseException:
@@ -120,7 +132,7 @@ def process_loaded(ctx: RunContext, job: Job, loaded, models: dict[str, Segmente
             emit("study_progress", study_id, {"stage": stage, "done": done, "total": total})
 
     try:
-        labels, seconds = segment(models, loaded.image, progress=progress)
+        results, seconds = segment(ctx, models, loaded.image, device=device, progress=progress)
     except Exception as exc:  # noqa: BLE001 - a study that cannot be segmented fails alone
         _free_accelerator_memory()
         fail(ctx, job, failures.from_exception(exc, "segment", input_root=ctx.input_root), emit)
@@ -129,7 +141,7 @@ def process_loaded(ctx: RunContext, job: Job, loaded, models: dict[str, Segmente
 
     def finish() -> None:
         try:
-            data = write_and_finalize(ctx, job, models, loaded.image, labels, device=device, timings=timings)
+            data = write_and_finalize(ctx, job, models, loaded.image, results, device=device, timings=timings)
         except Exception as exc:  # noqa: BLE001
             fail(ctx, job, failures.from_exception(exc, "write", input_root=ctx.input_root), emit)
             return

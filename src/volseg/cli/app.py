@@ -39,11 +39,13 @@ def _global(
 
 
 def _register() -> None:
-    from volseg.cli import batch, models, study
+    from volseg.cli import batch, collect, models, report, study
 
     study.register(app)
     batch.register(app)
     app.add_typer(models.app, name="models")
+    app.add_typer(report.app, name="report")
+    collect.register(app)
 
 
 _register()

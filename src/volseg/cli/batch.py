@@ -29,6 +29,9 @@ def batch(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address, e.g. 10.0.0.1:6379 (with --executor ray)."),
     reader: Optional[str] = typer.Option(None, "--reader", help="Advanced: module:function that reads one study (default volseg.io:read_image)."),
     collect: Optional[bool] = typer.Option(None, "--collect/--no-collect", help="Write the cohort tables at the end (default: yes, unless this is one shard of several)."),
+    html: Optional[bool] = typer.Option(None, "--html/--no-html", help="Write each study's report.html with QC pictures (default: on)."),
+    dicom: Optional[bool] = typer.Option(None, "--dicom", help="Also write DICOM SEG + SR for DICOM studies."),
+    keep_phi: Optional[bool] = typer.Option(None, "--keep-phi", help="Copy patient/study identifiers into the DICOM outputs (default: placeholders)."),
     json_log: bool = typer.Option(False, "--json-log", help="One JSON object per event on stderr, instead of progress bars."),
 ) -> None:
     """Segment every study in a folder: models loaded once, resumable, one failed study never stops the rest."""
@@ -39,7 +42,8 @@ def batch(
 
     options = with_overrides(BatchOptions(), models=parse_models(model) or None, shard=shard,
                              retry_failed=retry_failed or None, gpus=gpus, executor=executor,
-                             address=address, reader=reader, collect=collect)
+                             address=address, reader=reader, collect=collect, html=html, dicom=dicom,
+                             keep_phi=keep_phi)
     view = _JsonView() if json_log else _RichView()
     with _console_logs(json_lines=json_log), view:
         summary = api.batch(input_dir, output, options=options, on_event=view)
@@ -59,6 +63,8 @@ def slurm_script(
     time: Optional[str] = typer.Option(None, "--time", help="Time limit per task, e.g. 04:00:00."),
     mem: Optional[str] = typer.Option(None, "--mem", help="Memory per task, e.g. 32G."),
     cpus_per_task: Optional[int] = typer.Option(None, "--cpus-per-task", help="CPU cores per task."),
+    html: Optional[bool] = typer.Option(None, "--html/--no-html", help="Passed to `volseg batch` (default: on)."),
+    dicom: Optional[bool] = typer.Option(None, "--dicom", help="Passed to `volseg batch`."),
 ) -> None:
     """Print a ready sbatch job-array script (run it with bash to also queue `volseg collect` after it)."""
     from volseg.batch import slurm_script as make_script
@@ -69,9 +75,10 @@ def slurm_script(
 
         raise UsageError(f"{input_dir}: not a folder", hint="give the folder of studies")
     exe = shutil.which("volseg") or "volseg"
+    extra = (["--no-html"] if html is False else []) + (["--dicom"] if dicom else [])
     text = make_script(input_dir, output, models=parse_models(model), array=array, partition=partition,
                        gpus_per_task=gpus_per_task, time=time, mem=mem, cpus_per_task=cpus_per_task,
-                       volseg=exe)
+                       volseg=exe, extra_args=extra, collect_args=["--no-html"] if html is False else [])
     sys.stdout.write(text)  # byte-exact: a script, not a rendering
     sys.stdout.flush()
     err.print("save it, then `bash it` to submit the array and its collect job (or `sbatch it`)",
