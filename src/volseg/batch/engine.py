@@ -128,7 +128,12 @@ def _collect(out: Path, options: BatchOptions, shard: Shard) -> dict[str, Path]:
     except ImportError:  # the cohort tables land with the reports work; until then, per-study files
         log.debug("cohort tables not available in this version; skipping collect")
         return {}
-    result = collect(out, html=options.html)
+    try:
+        result = collect(out, html=options.html)
+    except Exception as exc:  # noqa: BLE001 - the studies are done; the tables can be made later
+        log.warning("cohort tables not written (%s: %s); run `volseg collect %s`", type(exc).__name__,
+                    " ".join(str(exc).split())[:200], out)
+        return {}
     return _as_paths(result)
 
 

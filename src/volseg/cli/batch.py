@@ -173,6 +173,8 @@ def _print_summary(summary) -> None:
               f"outputs in {summary.out_dir}", style=style, highlight=False)
     for path in summary.cohort.values():
         err.print(f"wrote {path}", highlight=False)
+    if summary.log_file:
+        err.print(f"log: {summary.log_file}", highlight=False)
     if failed_now or earlier:
         err.print("rerun with --retry-failed once the inputs are fixed", highlight=False)
 
