@@ -175,7 +175,7 @@ def _print_summary(summary) -> None:
         err.print(f"wrote {path}", highlight=False)
     if summary.log_file:
         err.print(f"log: {summary.log_file}", highlight=False)
-    if failed_now or earlier:
+    if failed_now:
         err.print("rerun with --retry-failed once the inputs are fixed", highlight=False)
 
 
