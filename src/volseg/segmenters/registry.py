@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 #: backend name → "module:factory"
 BACKENDS: dict[str, str] = {
-    "classic": "volseg.segmenters.classic_ct:load",
+    "classic": "volseg.segmenters.classic:load",
 }
 
 

@@ -1,0 +1,102 @@
+"""Bone: cortical bone and the marrow it encloses; not contrast-filled vessels, not the spinal canal.
+
+Hysteresis thresholding: voxels above ``CANCELLOUS_HU`` count as bone only within ``NEAR_CORTEX_MM``
+of cortical bone (above ``CORTICAL_HU``), so an enhanced aorta touching a vertebra is not taken.
+Surface voxels that hold less than ``EDGE_FRACTION`` of the local bone contrast (the blurred rim of
+dense cortex) are soft tissue.
+Marrow too light to pass (fatty or osteoporotic) is added by filling, slice by slice on the block
+grid, the holes the bone encloses; holes that look like the spinal canal (water-to-soft-tissue HU,
+small area) stay open.
+"""
+from __future__ import annotations
+
+import cc3d
+import numpy as np
+from scipy import ndimage
+
+from volseg.postprocess import morphology as morph
+from volseg.segmenters.classic.grid import BlockGrid
+
+CORTICAL_HU = 250.0
+CANCELLOUS_HU = 120.0
+NEAR_CORTEX_MM = 6.0
+MIN_BONE_ML = 0.1
+CANAL_HU = (-30.0, 60.0)     # a hole with mean HU in this range and small area is the spinal canal
+CANAL_MAX_AREA_MM2 = 500.0
+SOFT_TISSUE_HU = 40.0
+EDGE_FRACTION = 0.3          # surface voxels with less of the local bone contrast are partial volume
+SLAB = 64
+
+
+def segment_bone(hu: np.ndarray, body: np.ndarray, coarse_hu: np.ndarray, grid: BlockGrid) -> np.ndarray:
+    cortex = (hu >= CORTICAL_HU) & body
+    if not cortex.any():
+        return cortex
+    near_c = morph.dilate_mm(grid.down_fraction(cortex) > 0, NEAR_CORTEX_MM, grid.coarse_spacing)
+    bone = np.empty_like(cortex)
+    for k0 in range(0, grid.shape[2], SLAB):
+        box = (slice(0, grid.shape[0]), slice(0, grid.shape[1]), slice(k0, min(grid.shape[2], k0 + SLAB)))
+        bone[box] = (hu[box] >= CANCELLOUS_HU) & body[box] & grid.up(near_c, box)
+    bone = _drop_specks(_peel_partial_volume(bone, hu), grid.spacing)
+    marrow = _marrow_blocks(grid.down_fraction(bone) >= 0.5, coarse_hu, grid.coarse_spacing)
+    for k0 in range(0, grid.shape[2], SLAB):
+        box = (slice(0, grid.shape[0]), slice(0, grid.shape[1]), slice(k0, min(grid.shape[2], k0 + SLAB)))
+        bone[box] |= grid.up(marrow, box) & body[box]
+    return bone
+
+
+def _peel_partial_volume(bone: np.ndarray, hu: np.ndarray) -> np.ndarray:
+    """Drop surface voxels holding less than ``EDGE_FRACTION`` of the local bone contrast."""
+    shell = bone & ~_all_neighbours(bone)
+    i, j, k = np.nonzero(shell)
+    local_max = hu[i, j, k].astype(np.float32)
+    shape = bone.shape
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            for dk in (-1, 0, 1):
+                ni = np.clip(i + di, 0, shape[0] - 1)
+                nj = np.clip(j + dj, 0, shape[1] - 1)
+                nk = np.clip(k + dk, 0, shape[2] - 1)
+                value = np.where(bone[ni, nj, nk], hu[ni, nj, nk], -1024).astype(np.float32)
+                np.maximum(local_max, value, out=local_max)
+    weak = hu[i, j, k] < SOFT_TISSUE_HU + EDGE_FRACTION * (local_max - SOFT_TISSUE_HU)
+    out = bone.copy()
+    out[i[weak], j[weak], k[weak]] = False
+    return out
+
+
+def _all_neighbours(mask: np.ndarray) -> np.ndarray:
+    """Voxels whose six face neighbours are all in ``mask`` (outside the array counts as in)."""
+    inner = mask.copy()
+    for axis in range(3):
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[axis], hi[axis] = slice(0, -1), slice(1, None)
+        inner[tuple(lo)] &= mask[tuple(hi)]
+        inner[tuple(hi)] &= mask[tuple(lo)]
+    return inner
+
+
+def _drop_specks(bone: np.ndarray, spacing) -> np.ndarray:
+    """``bone`` without components smaller than ``MIN_BONE_ML`` (calcified plaques, noise)."""
+    min_voxels = int(np.ceil(MIN_BONE_ML * 1000.0 / float(np.prod(spacing))))
+    return cc3d.dust(bone, threshold=min_voxels, connectivity=26, in_place=True)
+
+
+def _marrow_blocks(bone_c: np.ndarray, coarse_hu: np.ndarray, spacing) -> np.ndarray:
+    """Blocks enclosed by bone in their axial slice, except spinal-canal-like holes."""
+    pixel_mm2 = spacing[0] * spacing[1]
+    marrow = np.zeros_like(bone_c)
+    for k in np.flatnonzero(bone_c.any(axis=(0, 1))):
+        sl = bone_c[:, :, k]
+        holes = ndimage.binary_fill_holes(sl) & ~sl
+        if not holes.any():
+            continue
+        labels, n = ndimage.label(holes)
+        area = np.bincount(labels.ravel(), minlength=n + 1)[1:] * pixel_mm2
+        sums = np.bincount(labels.ravel(), weights=coarse_hu[:, :, k].ravel(), minlength=n + 1)[1:]
+        mean = sums / np.maximum(area / pixel_mm2, 1)
+        canal = (mean >= CANAL_HU[0]) & (mean <= CANAL_HU[1]) & (area <= CANAL_MAX_AREA_MM2)
+        fill = np.concatenate([[False], ~canal])
+        marrow[:, :, k] = fill[labels]
+    return marrow
