@@ -89,8 +89,8 @@ def make_phantom(shape=(200, 160, 96), spacing=(1.75, 1.75, 2.5), *, orientation
 
 def _paint_outside(paint, x, y, z) -> None:
     """The table, the foam mattress on it and a blanket on the chest: never body."""
-    paint((np.abs(x) < 190) & (y > -150) & (y < -138), 300.0, 0)           # table top
-    paint((np.abs(x) < 170) & (y >= -138) & (y < -100), -850.0, 0)         # foam mattress
+    paint((np.abs(x) < 190) & (y > -134) & (y < -124), 300.0, 0)           # table top
+    paint((np.abs(x) < 170) & (y >= -124) & (y < -100), -850.0, 0)         # foam mattress
     paint(_ellipse(x, y, 154, 114) & (y > 30), -450.0, 0)                  # folded blanket
 
 

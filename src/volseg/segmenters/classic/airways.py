@@ -20,6 +20,7 @@ import cc3d
 import numpy as np
 from scipy import ndimage
 
+from volseg.segmenters.classic.airway_tips import grow_tips
 from volseg.segmenters.classic.grid import bounding_box, margin_voxels
 
 log = logging.getLogger(__name__)
@@ -116,8 +117,10 @@ def grow_airways(hu: np.ndarray, lung_air: np.ndarray, body: np.ndarray, trachea
     voxel_ml = float(np.prod(spacing)) / 1000.0
     cap = MAX_LUNG_FRACTION * np.count_nonzero(lung_air) * voxel_ml
     tree, threshold = _adaptive_threshold(hu_box, allowed, seed, cap / voxel_ml, ESTABLISHED_ML / voxel_ml)
-    log.info("airways: region growing stopped at %.0f HU, %.1f mL", threshold,
-             np.count_nonzero(tree) * voxel_ml)
+    global_ml = np.count_nonzero(tree) * voxel_ml
+    tree = grow_tips(tree, seed, hu_box, allowed, threshold, spacing, int(cap / voxel_ml))
+    log.info("airways: region growing stopped at %.0f HU (%.1f mL), %.1f mL after growing the tips",
+             threshold, global_ml, np.count_nonzero(tree) * voxel_ml)
     tree = _half_way_boundary(tree, hu_box, allowed, seed)
     out = np.zeros(hu.shape, bool)
     out[box] = tree
@@ -144,9 +147,10 @@ def _adaptive_threshold(hu_box, allowed, seed, max_voxels, established_voxels) -
 def _seed_component(candidate: np.ndarray, allowed: np.ndarray, seed: np.ndarray) -> np.ndarray:
     candidate = (candidate & allowed) | seed
     labels = cc3d.connected_components(candidate, connectivity=6)
-    ids = np.unique(labels[seed])
-    ids = ids[ids != 0]
-    return np.isin(labels, ids)
+    keep = np.zeros(int(labels.max()) + 1, bool)
+    keep[labels[seed]] = True
+    keep[0] = False
+    return keep[labels]
 
 
 def _half_way_boundary(tree, hu_box, allowed, seed) -> np.ndarray:

@@ -37,7 +37,8 @@ def segment_bone(hu: np.ndarray, body: np.ndarray, coarse_hu: np.ndarray, grid: 
     for k0 in range(0, grid.shape[2], SLAB):
         box = (slice(0, grid.shape[0]), slice(0, grid.shape[1]), slice(k0, min(grid.shape[2], k0 + SLAB)))
         bone[box] = (hu[box] >= CANCELLOUS_HU) & body[box] & grid.up(near_c, box)
-    bone = _drop_specks(_peel_partial_volume(bone, hu), grid.spacing)
+    bone = _peel_partial_volume(bone, hu)
+    bone &= ~_specks(bone, grid)
     marrow = _marrow_blocks(grid.down_fraction(bone) >= 0.5, coarse_hu, grid.coarse_spacing)
     for k0 in range(0, grid.shape[2], SLAB):
         box = (slice(0, grid.shape[0]), slice(0, grid.shape[1]), slice(k0, min(grid.shape[2], k0 + SLAB)))
@@ -51,14 +52,12 @@ def _peel_partial_volume(bone: np.ndarray, hu: np.ndarray) -> np.ndarray:
     i, j, k = np.nonzero(shell)
     local_max = hu[i, j, k].astype(np.float32)
     shape = bone.shape
-    for di in (-1, 0, 1):
-        for dj in (-1, 0, 1):
-            for dk in (-1, 0, 1):
-                ni = np.clip(i + di, 0, shape[0] - 1)
-                nj = np.clip(j + dj, 0, shape[1] - 1)
-                nk = np.clip(k + dk, 0, shape[2] - 1)
-                value = np.where(bone[ni, nj, nk], hu[ni, nj, nk], -1024).astype(np.float32)
-                np.maximum(local_max, value, out=local_max)
+    for axis in range(3):  # the six face neighbours
+        for step in (-1, 1):
+            n = [i, j, k]
+            n[axis] = np.clip(n[axis] + step, 0, shape[axis] - 1)
+            value = np.where(bone[n[0], n[1], n[2]], hu[n[0], n[1], n[2]], -1024).astype(np.float32)
+            np.maximum(local_max, value, out=local_max)
     weak = hu[i, j, k] < SOFT_TISSUE_HU + EDGE_FRACTION * (local_max - SOFT_TISSUE_HU)
     out = bone.copy()
     out[i[weak], j[weak], k[weak]] = False
@@ -77,10 +76,19 @@ def _all_neighbours(mask: np.ndarray) -> np.ndarray:
     return inner
 
 
-def _drop_specks(bone: np.ndarray, spacing) -> np.ndarray:
-    """``bone`` without components smaller than ``MIN_BONE_ML`` (calcified plaques, noise)."""
-    min_voxels = int(np.ceil(MIN_BONE_ML * 1000.0 / float(np.prod(spacing))))
-    return cc3d.dust(bone, threshold=min_voxels, connectivity=26, in_place=True)
+def _specks(bone: np.ndarray, grid: BlockGrid) -> np.ndarray:
+    """Parts of ``bone`` in block-grid components smaller than ``MIN_BONE_ML`` (plaques, noise)."""
+    blocks = grid.down_fraction(bone) > 0
+    min_blocks = max(1, int(np.ceil(MIN_BONE_ML * 1000.0 / float(np.prod(grid.coarse_spacing)))))
+    large = cc3d.dust(blocks, threshold=min_blocks, connectivity=26)
+    small = blocks & ~large
+    if not small.any():
+        return np.zeros_like(bone)
+    out = np.zeros_like(bone)
+    for k0 in range(0, grid.shape[2], SLAB):
+        box = (slice(0, grid.shape[0]), slice(0, grid.shape[1]), slice(k0, min(grid.shape[2], k0 + SLAB)))
+        out[box] = grid.up(small, box) & bone[box]
+    return out
 
 
 def _marrow_blocks(bone_c: np.ndarray, coarse_hu: np.ndarray, spacing) -> np.ndarray:

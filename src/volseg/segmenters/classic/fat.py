@@ -54,6 +54,7 @@ def split_fat(hu: np.ndarray, body: np.ndarray, fat: np.ndarray, body_c: np.ndar
     wall = np.full((nk, N_RAYS), np.nan)
     centres = np.full((nk, 2), np.nan)
     trunks_c = {}
+    fat_range = (hu >= FAT_HU[0]) & (hu <= FAT_HU[1])
     for k in np.flatnonzero(fat.any(axis=(0, 1))):
         kc = k // grid.factors[2]
         if kc not in trunks_c:
@@ -62,15 +63,11 @@ def split_fat(hu: np.ndarray, body: np.ndarray, fat: np.ndarray, body_c: np.ndar
             continue
         trunk = _up_2d(trunks_c[kc], grid) & body[:, :, k]
         centres[k] = [(float(v.mean()) + 0.5) * f - 0.5 for v, f in zip(np.nonzero(trunks_c[kc]), grid.factors)]
-        classes = np.where(trunk, np.where(_fat_range(hu[:, :, k]), FAT, DEEP), OUTSIDE).astype(np.uint8)
+        classes = np.where(trunk, np.where(fat_range[:, :, k], FAT, DEEP), OUTSIDE).astype(np.uint8)
         wall[k] = _wall_radius(_sample_rays(classes, *centres[k], angles, steps, sx, sy), steps)
     wall = _smooth_wall(wall, max(3, int(round(SMOOTH_Z_MM / sz)) | 1))
     torso = _inside_wall(fat, centres, wall, sx, sy)
     return fat & ~torso, torso
-
-
-def _fat_range(hu2: np.ndarray) -> np.ndarray:
-    return (hu2 >= FAT_HU[0]) & (hu2 <= FAT_HU[1])
 
 
 def _up_2d(mask_c: np.ndarray, grid: BlockGrid) -> np.ndarray:
