@@ -116,29 +116,29 @@ def render_qc(image, labels, table, out_png: Path, *, title: str = "") -> Path:
 
 
 def _pick_slices(lab: np.ndarray, names: dict[int, str]) -> list[tuple[int, int, int]]:
-    """Two (i, j, k) RAS slice positions: through the lungs' centre, and through the airways."""
+    """Two (i, j, k) RAS slice positions: through the lungs' centre, then through the airways
+    (or, without airways, through the body a quarter of the way up and further forward)."""
     index = {name: i for i, name in names.items()}
-    centre = tuple(s // 2 for s in lab.shape)
-    rows = []
+    body = lab > 0
+    centre = _centroid(body) if body.any() else tuple(s // 2 for s in lab.shape)
     lungs = np.isin(lab, [index.get("lung_left", -1), index.get("lung_right", -1)])
     first = _centroid(lungs) if lungs.any() else centre
-    rows.append(first)
     airways = lab == index.get("airways", -1)
     if airways.any():
         ai, aj, ak = _centroid(airways)
         right = lab == index.get("lung_right", -1)
-        ri = _centroid(right)[0] if right.any() else ai
-        rows.append((ri, aj, ak))
+        second = (_centroid(right)[0] if right.any() else ai, aj, ak)
     else:
-        body = lab > 0
-        zs = np.nonzero(body.any(axis=(0, 1)))[0]
+        zs = np.flatnonzero(body.any(axis=(0, 1)))
         k = int(zs[len(zs) // 4]) if zs.size else centre[2]
-        rows.append((first[0] - lab.shape[0] // 6, first[1], k))
-    return [tuple(int(np.clip(v, 0, n - 1)) for v, n in zip(r, lab.shape)) for r in rows]
+        ys = np.flatnonzero(body.any(axis=(0, 2)))
+        j = int(ys[(2 * len(ys)) // 3]) if ys.size else centre[1]
+        second = (centre[0] - lab.shape[0] // 6, j, k)
+    return [tuple(int(np.clip(v, 0, n - 1)) for v, n in zip(r, lab.shape)) for r in (first, second)]
 
 
 def _centroid(mask: np.ndarray) -> tuple[int, int, int]:
-    return tuple(int(round(float(c.mean()))) for c in np.nonzero(mask))  # type: ignore[return-value]
+    return tuple(round(float(c.mean())) for c in np.nonzero(mask))  # type: ignore[return-value]
 
 
 if __name__ == "__main__":

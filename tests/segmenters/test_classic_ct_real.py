@@ -77,7 +77,7 @@ def test_chest_left_lung_lies_on_the_patients_left(chest, segmenter):
 
 
 def test_chest_airways_are_one_tree_under_five_percent_of_the_lungs(chest, segmenter):
-    image, labels = chest
+    _image, labels = chest
     airways = labels.array == segmenter.labels.index_of("airways")
     lungs = np.isin(labels.array, [segmenter.labels.index_of("lung_left"), segmenter.labels.index_of("lung_right")])
     assert cc3d.connected_components(airways, connectivity=26).max() == 1
@@ -86,7 +86,7 @@ def test_chest_airways_are_one_tree_under_five_percent_of_the_lungs(chest, segme
 
 def test_chest_airway_tree_branches_beyond_both_main_bronchi(chest, segmenter):
     """Below the carina, each main bronchus divides: ≥ 2 distinct bronchi per side (lobar level)."""
-    image, labels = chest
+    _image, labels = chest
     ras = reorient(labels, "RAS")
     airways = ras.array == segmenter.labels.index_of("airways")
     branches = _branches_per_side(airways, ras.affine)

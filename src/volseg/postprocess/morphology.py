@@ -26,17 +26,19 @@ def ball(radius_mm: float, spacing: Spacing) -> np.ndarray:
     return sum(g * g for g in grids) <= radius_mm * radius_mm + 1e-9
 
 
-def erode_mm(mask: np.ndarray, radius_mm: float, spacing: Spacing) -> np.ndarray:
+def erode_mm(mask: np.ndarray, radius_mm: float, spacing: Spacing, *,
+             outside: bool = False) -> np.ndarray:
     """Voxels of ``mask`` farther than ``radius_mm`` from the background (ball erosion).
 
-    Outside the array counts as background.
+    ``outside`` is what lies beyond the array: background (default), or mask (``True``: for
+    objects cut by the field of view, whose cut faces are not surfaces).
     """
     if radius_mm <= 0:
         return mask.copy()
     element = ball(radius_mm, spacing)
     if element.sum() <= MAX_BALL_VOXELS:
-        return ndimage.binary_erosion(mask, element, border_value=0)
-    padded = np.pad(mask, 1, constant_values=False)
+        return ndimage.binary_erosion(mask, element, border_value=int(outside))
+    padded = np.pad(mask, 1, constant_values=outside)
     dist = ndimage.distance_transform_edt(padded, sampling=spacing)
     return dist[1:-1, 1:-1, 1:-1] > radius_mm
 
@@ -56,12 +58,14 @@ def dilate_mm(mask: np.ndarray, radius_mm: float, spacing: Spacing) -> np.ndarra
     return out
 
 
-def distance_inside_mm(mask: np.ndarray, spacing: Spacing) -> np.ndarray:
+def distance_inside_mm(mask: np.ndarray, spacing: Spacing, *, outside: bool = False) -> np.ndarray:
     """Distance (mm) from each voxel of ``mask`` to the nearest background voxel (0 outside).
 
-    Outside the array counts as background.
+    ``outside`` is what lies beyond the array, as in :func:`erode_mm`.
     """
-    padded = np.pad(mask, 1, constant_values=False)
+    if outside and mask.all():
+        return np.full(mask.shape, np.inf)
+    padded = np.pad(mask, 1, constant_values=outside)
     return ndimage.distance_transform_edt(padded, sampling=spacing)[1:-1, 1:-1, 1:-1]
 
 

@@ -58,7 +58,7 @@ def default_model() -> str:
     return BUILTIN_MODEL
 
 
-def load_segmenter(model: str | None = None, *, device: str = "auto") -> "Segmenter":
+def load_segmenter(model: str | None = None, *, device: str = "auto") -> Segmenter:
     """Load a catalogued model by name (default: :func:`default_model`), once."""
     from volseg.segmenters.catalogue import get_entry
 

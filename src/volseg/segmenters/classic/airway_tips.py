@@ -100,7 +100,7 @@ def _tip_centres(candidates: np.ndarray, distance: np.ndarray) -> list[tuple[int
     tips[tuple(index[local_max].T)] = True
     labels = cc3d.connected_components(tips, connectivity=26)
     stats = cc3d.statistics(labels)
-    return [tuple(int(round(c)) for c in stats["centroids"][i]) for i in range(1, len(stats["voxel_counts"]))
+    return [tuple(round(c) for c in stats["centroids"][i]) for i in range(1, len(stats["voxel_counts"]))
             if stats["voxel_counts"][i] > 0]
 
 

@@ -119,7 +119,7 @@ def grow_airways(hu: np.ndarray, lung_air: np.ndarray, body: np.ndarray, trachea
     tree, threshold = _adaptive_threshold(hu_box, allowed, seed, cap / voxel_ml, ESTABLISHED_ML / voxel_ml)
     global_ml = np.count_nonzero(tree) * voxel_ml
     tree = grow_tips(tree, seed, hu_box, allowed, threshold, spacing, int(cap / voxel_ml))
-    log.info("airways: region growing stopped at %.0f HU (%.1f mL), %.1f mL after growing the tips",
+    log.debug("airways: region growing stopped at %.0f HU (%.1f mL), %.1f mL after growing the tips",
              threshold, global_ml, np.count_nonzero(tree) * voxel_ml)
     tree = _half_way_boundary(tree, hu_box, allowed, seed)
     out = np.zeros(hu.shape, bool)

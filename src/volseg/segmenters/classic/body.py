@@ -29,7 +29,7 @@ def segment_body(hu: np.ndarray, coarse_hu: np.ndarray, grid: BlockGrid) -> tupl
     """(body on the input grid, body on the block grid); both filled slice by slice (axis 2 axial)."""
     spacing = grid.coarse_spacing
     dense = coarse_hu > BODY_MIN_HU
-    core = morph.erode_mm(dense, OPEN_MM, spacing)
+    core = morph.erode_mm(dense, OPEN_MM, spacing, outside=True)  # the field of view cuts the body
     parts = _thick_parts(core, _thick_blocks(dense, spacing), spacing)
     if not parts.any():
         return np.zeros(grid.shape, bool), np.zeros(grid.coarse_shape, bool)
@@ -41,7 +41,7 @@ def segment_body(hu: np.ndarray, coarse_hu: np.ndarray, grid: BlockGrid) -> tupl
 def _thick_blocks(dense: np.ndarray, spacing) -> np.ndarray:
     """Blocks deeper than ``MIN_THICKNESS_MM`` inside ``dense`` (judged on a grid twice as coarse)."""
     half = BlockGrid.for_spacing(dense.shape, spacing, 2.0 * max(spacing))
-    depth = morph.distance_inside_mm(half.down_fraction(dense) >= 0.5, half.coarse_spacing)
+    depth = morph.distance_inside_mm(half.down_fraction(dense) >= 0.5, half.coarse_spacing, outside=True)
     return half.up(depth >= MIN_THICKNESS_MM)
 
 

@@ -1,12 +1,12 @@
-"""Bone: cortical bone and the marrow it encloses; not contrast-filled vessels, not the spinal canal.
+"""Bone: cortical bone and the marrow it encloses; not contrast-filled vessels, not what bone encloses.
 
 Hysteresis thresholding: voxels above ``CANCELLOUS_HU`` count as bone only within ``NEAR_CORTEX_MM``
 of cortical bone (above ``CORTICAL_HU``), so an enhanced aorta touching a vertebra is not taken.
 Surface voxels that hold less than ``EDGE_FRACTION`` of the local bone contrast (the blurred rim of
 dense cortex) are soft tissue.
 Marrow too light to pass (fatty or osteoporotic) is added by filling, slice by slice on the block
-grid, the holes the bone encloses; holes that look like the spinal canal (water-to-soft-tissue HU,
-small area) stay open.
+grid, the holes the bone encloses; holes of soft-tissue HU (the spinal canal, the pelvic cavity,
+the brain in the skull) and holes larger than any marrow cross-section stay open.
 """
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ CORTICAL_HU = 250.0
 CANCELLOUS_HU = 120.0
 NEAR_CORTEX_MM = 6.0
 MIN_BONE_ML = 0.1
-CANAL_HU = (-30.0, 60.0)     # a hole with mean HU in this range and small area is the spinal canal
-CANAL_MAX_AREA_MM2 = 500.0
+SOFT_HOLE_HU = (-30.0, 60.0)  # holes of soft-tissue HU are canal, cavity or brain, not marrow...
+MAX_SPECK_HOLE_MM2 = 20.0     # ... unless tiny
+MAX_MARROW_AREA_MM2 = 2500.0  # the largest marrow cross-section (vertebral body, femoral head)
 SOFT_TISSUE_HU = 40.0
 EDGE_FRACTION = 0.3          # surface voxels with less of the local bone contrast are partial volume
 SLAB = 64
@@ -104,7 +105,7 @@ def _marrow_blocks(bone_c: np.ndarray, coarse_hu: np.ndarray, spacing) -> np.nda
         area = np.bincount(labels.ravel(), minlength=n + 1)[1:] * pixel_mm2
         sums = np.bincount(labels.ravel(), weights=coarse_hu[:, :, k].ravel(), minlength=n + 1)[1:]
         mean = sums / np.maximum(area / pixel_mm2, 1)
-        canal = (mean >= CANAL_HU[0]) & (mean <= CANAL_HU[1]) & (area <= CANAL_MAX_AREA_MM2)
-        fill = np.concatenate([[False], ~canal])
+        soft = (mean > SOFT_HOLE_HU[0]) & (mean < SOFT_HOLE_HU[1]) & (area > MAX_SPECK_HOLE_MM2)
+        fill = np.concatenate([[False], ~soft & (area <= MAX_MARROW_AREA_MM2)])
         marrow[:, :, k] = fill[labels]
     return marrow

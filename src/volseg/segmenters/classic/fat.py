@@ -1,7 +1,7 @@
 """Fat: subcutaneous (between the skin and the body wall) and torso fat (inside the wall).
 
-Fat is ``FAT_HU`` tissue in the body that is not the partial-volume rim of an air boundary (skin,
-bowel gas) and not lung or bone. The body wall (abdominal and thoracic wall muscles, ribs, the
+Fat is ``FAT_HU`` tissue in the body that is not partial volume (the rim of an air boundary, the
+thin line where an organ meets fat) and not lung or bone. The body wall (abdominal and thoracic wall muscles, ribs, the
 back muscles) is found slice by slice by casting rays from the centre of the trunk (the largest
 body part of the slice on the block grid; arms and legs are not trunk):
 along each ray, coming in from the skin, the wall starts at the first run of non-fat tissue at
@@ -18,6 +18,7 @@ from volseg.segmenters.classic.grid import BlockGrid
 
 FAT_HU = (-190.0, -30.0)
 AIR_RIM_HU = -300.0
+MIN_FAT_NEIGHBOURS = 3
 SKIN_MM = 3.0
 WALL_MIN_MM = 4.0
 RAY_STEP_MM = 1.0
@@ -30,17 +31,40 @@ OUTSIDE, FAT, DEEP = 0, 1, 2
 
 
 def fat_mask(hu: np.ndarray, body: np.ndarray) -> np.ndarray:
-    """Fat-range voxels of the body, without those touching air (the partial-volume rim)."""
+    """Fat-range voxels of the body, without partial-volume voxels.
+
+    Dropped: voxels touching air (the rim of the skin, of bowel gas, of the lungs) and voxels with
+    fewer than ``MIN_FAT_NEIGHBOURS`` fat voxels among their six face neighbours (the thin
+    fat-range line where an organ meets fat, or noise in muscle).
+    """
     fat = (hu >= FAT_HU[0]) & (hu <= FAT_HU[1]) & body
-    air = hu < AIR_RIM_HU
-    rim = air.copy()
+    fat &= ~_touching(hu < AIR_RIM_HU)
+    return fat & (_face_neighbour_count(fat) >= MIN_FAT_NEIGHBOURS)
+
+
+def _touching(mask: np.ndarray) -> np.ndarray:
+    """``mask`` and the voxels sharing a face with it."""
+    out = mask.copy()
+    for lo, hi in _face_pairs():
+        out[lo] |= mask[hi]
+        out[hi] |= mask[lo]
+    return out
+
+
+def _face_neighbour_count(mask: np.ndarray) -> np.ndarray:
+    count = np.zeros(mask.shape, np.uint8)
+    for lo, hi in _face_pairs():
+        count[lo] += mask[hi]
+        count[hi] += mask[lo]
+    return count
+
+
+def _face_pairs():
     for axis in range(3):
         lo = [slice(None)] * 3
         hi = [slice(None)] * 3
         lo[axis], hi[axis] = slice(0, -1), slice(1, None)
-        rim[tuple(lo)] |= air[tuple(hi)]
-        rim[tuple(hi)] |= air[tuple(lo)]
-    return fat & ~rim
+        yield tuple(lo), tuple(hi)
 
 
 def split_fat(hu: np.ndarray, body: np.ndarray, fat: np.ndarray, body_c: np.ndarray, grid: BlockGrid
@@ -65,7 +89,7 @@ def split_fat(hu: np.ndarray, body: np.ndarray, fat: np.ndarray, body_c: np.ndar
         centres[k] = [(float(v.mean()) + 0.5) * f - 0.5 for v, f in zip(np.nonzero(trunks_c[kc]), grid.factors)]
         classes = np.where(trunk, np.where(fat_range[:, :, k], FAT, DEEP), OUTSIDE).astype(np.uint8)
         wall[k] = _wall_radius(_sample_rays(classes, *centres[k], angles, steps, sx, sy), steps)
-    wall = _smooth_wall(wall, max(3, int(round(SMOOTH_Z_MM / sz)) | 1))
+    wall = _smooth_wall(wall, max(3, round(SMOOTH_Z_MM / sz) | 1))
     torso = _inside_wall(fat, centres, wall, sx, sy)
     return fat & ~torso, torso
 
@@ -98,11 +122,11 @@ def _wall_radius(rays: np.ndarray, steps: np.ndarray) -> np.ndarray:
     index = np.arange(n_steps)
     skin = np.where(inbody.any(axis=1), n_steps - 1 - np.argmax(inbody[:, ::-1], axis=1), -1)
     deep = (rays == DEEP).astype(np.int32)
-    run = max(1, int(round(WALL_MIN_MM / RAY_STEP_MM)))
+    run = max(1, round(WALL_MIN_MM / RAY_STEP_MM))
     csum = np.concatenate([np.zeros((rays.shape[0], 1), np.int32), np.cumsum(deep, axis=1)], axis=1)
     thick = np.zeros_like(inbody)
     thick[:, run - 1:] = (csum[:, run:] - csum[:, :-run]) == run  # deep over [m-run+1, m]
-    allowed = index[None, :] <= (skin - int(round(SKIN_MM / RAY_STEP_MM)))[:, None]
+    allowed = index[None, :] <= (skin - round(SKIN_MM / RAY_STEP_MM))[:, None]
     candidates = thick & allowed
     outer = np.where(candidates.any(axis=1), n_steps - 1 - np.argmax(candidates[:, ::-1], axis=1), 0)
     radius = steps[outer].astype(np.float64)
@@ -113,7 +137,7 @@ def _wall_radius(rays: np.ndarray, steps: np.ndarray) -> np.ndarray:
 def _smooth_wall(wall: np.ndarray, n_slices: int) -> np.ndarray:
     """Median of the wall radius over neighbouring rays and slices (slices without a trunk kept out)."""
     filled = np.where(np.isnan(wall), -1.0, wall)
-    size = (n_slices, max(1, int(round(SMOOTH_DEG * N_RAYS / 360.0))) | 1)
+    size = (n_slices, max(1, round(SMOOTH_DEG * N_RAYS / 360.0)) | 1)
     pad = size[1] // 2
     wrapped = np.concatenate([filled[:, -pad:], filled, filled[:, :pad]], axis=1) if pad else filled
     smooth = ndimage.median_filter(wrapped, size=size, mode="nearest")[:, pad:pad + filled.shape[1]]

@@ -25,7 +25,7 @@ class BlockGrid:
     factors: tuple[int, int, int]
 
     @classmethod
-    def for_spacing(cls, shape, spacing, target_mm: float = COARSE_MM) -> "BlockGrid":
+    def for_spacing(cls, shape, spacing, target_mm: float = COARSE_MM) -> BlockGrid:
         factors = tuple(max(1, int(np.floor(target_mm / s + 0.5))) for s in spacing)
         return cls(tuple(int(n) for n in shape), tuple(float(s) for s in spacing), factors)
 

@@ -35,7 +35,7 @@ STAGE = "classic-ct"
 PAINT_ORDER = ("body", "subcutaneous_fat", "torso_fat", "bone", "lung_left", "lung_right", "airways")
 
 
-def load(entry, *, device: str = "auto") -> "ClassicCT":
+def load(entry, *, device: str = "auto") -> ClassicCT:
     """Backend factory (registry name ``classic``); runs on the CPU whatever ``device`` says."""
     return ClassicCT(entry)
 
