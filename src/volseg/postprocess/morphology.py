@@ -38,6 +38,8 @@ def erode_mm(mask: np.ndarray, radius_mm: float, spacing: Spacing, *,
     element = ball(radius_mm, spacing)
     if element.sum() <= MAX_BALL_VOXELS:
         return ndimage.binary_erosion(mask, element, border_value=int(outside))
+    if outside and mask.all():  # no background anywhere: nothing to erode from
+        return mask.copy()
     padded = np.pad(mask, 1, constant_values=outside)
     dist = ndimage.distance_transform_edt(padded, sampling=spacing)
     return dist[1:-1, 1:-1, 1:-1] > radius_mm

@@ -120,16 +120,24 @@ def _grow_back(cores: np.ndarray, mask: np.ndarray, spacing) -> np.ndarray:
 
 
 def _minimal_cut(mask: np.ndarray, x: np.ndarray, midline: float, spacing) -> np.ndarray:
-    """Per axial slice, cut where the fewest lung voxels lie across the band around the midline."""
+    """Per axial slice, cut where the fewest voxels lie across (nearest the midline on ties).
+
+    Only places within ``CUT_BAND_MM`` of the midline and between the 10th and 90th percentile of
+    the slice's x count: the curved outer edges of the lungs are thin too, but are no junction.
+    """
     out = np.zeros(mask.shape, np.uint8)
-    bins = np.arange(midline - CUT_BAND_MM, midline + CUT_BAND_MM + 1e-6, max(spacing[0], 1.0))
+    width = max(spacing[0], 1.0)
     for k in np.flatnonzero(mask.any(axis=(0, 1))):
-        xs = x[:, :, k][mask[:, :, k]]
-        hist, edges = np.histogram(xs, bins=bins)
-        centres = (edges[:-1] + edges[1:]) / 2.0
-        thinnest = np.flatnonzero(hist == hist.min())
-        cut = float(centres[thinnest[np.argmin(np.abs(centres[thinnest] - midline))]])
         sl = mask[:, :, k]
+        xs = x[:, :, k][sl]
+        q10, q90 = np.percentile(xs, [10, 90])
+        lo, hi = max(float(q10), midline - CUT_BAND_MM), min(float(q90), midline + CUT_BAND_MM)
+        cut = midline
+        if hi - lo > width:
+            hist, edges = np.histogram(xs, bins=np.arange(lo, hi + 1e-6, width))
+            centres = (edges[:-1] + edges[1:]) / 2.0
+            thinnest = np.flatnonzero(hist == hist.min())
+            cut = float(centres[thinnest[np.argmin(np.abs(centres[thinnest] - midline))]])
         out[:, :, k][sl & (x[:, :, k] < cut)] = LEFT
         out[:, :, k][sl & (x[:, :, k] >= cut)] = RIGHT
     return out
