@@ -25,6 +25,7 @@ SOFT_HOLE_HU = (-30.0, 60.0)  # holes of soft-tissue HU are canal, cavity or bra
 MAX_SPECK_HOLE_MM2 = 20.0     # ... unless tiny
 MAX_MARROW_AREA_MM2 = 2500.0  # the largest marrow cross-section (vertebral body, femoral head)
 SOFT_TISSUE_HU = 40.0
+MIN_BONE_NEIGHBOURS = 2
 EDGE_FRACTION = 0.3          # surface voxels with less of the local bone contrast are partial volume
 SLAB = 64
 
@@ -39,6 +40,7 @@ def segment_bone(hu: np.ndarray, body: np.ndarray, coarse_hu: np.ndarray, grid: 
         box = (slice(0, grid.shape[0]), slice(0, grid.shape[1]), slice(k0, min(grid.shape[2], k0 + SLAB)))
         bone[box] = (hu[box] >= CANCELLOUS_HU) & body[box] & grid.up(near_c, box)
     bone = _peel_partial_volume(bone, hu)
+    bone &= _face_neighbours(bone) >= MIN_BONE_NEIGHBOURS  # lone noise voxels next to cortex
     bone &= ~_specks(bone, grid)
     marrow = _marrow_blocks(grid.down_fraction(bone) >= 0.5, coarse_hu, grid.coarse_spacing)
     for k0 in range(0, grid.shape[2], SLAB):
@@ -63,6 +65,18 @@ def _peel_partial_volume(bone: np.ndarray, hu: np.ndarray) -> np.ndarray:
     out = bone.copy()
     out[i[weak], j[weak], k[weak]] = False
     return out
+
+
+def _face_neighbours(mask: np.ndarray) -> np.ndarray:
+    """How many of each voxel's six face neighbours are in ``mask``."""
+    count = np.zeros(mask.shape, np.uint8)
+    for axis in range(3):
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[axis], hi[axis] = slice(0, -1), slice(1, None)
+        count[tuple(lo)] += mask[tuple(hi)]
+        count[tuple(hi)] += mask[tuple(lo)]
+    return count
 
 
 def _all_neighbours(mask: np.ndarray) -> np.ndarray:

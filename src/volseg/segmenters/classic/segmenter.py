@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Any
 
+import cc3d
 import numpy as np
 
 from volseg.errors import ModelError
@@ -31,6 +32,7 @@ from volseg.volume import Volume, reorient, undo_reorient
 log = logging.getLogger(__name__)
 
 STAGE = "classic-ct"
+MIN_LUNG_PIECE_ML = 0.5
 #: paint order: later classes win where masks overlap
 PAINT_ORDER = ("body", "subcutaneous_fat", "torso_fat", "bone", "lung_left", "lung_right", "airways")
 
@@ -103,7 +105,7 @@ def segment_masks(ras: Volume, *, progress: ProgressCallback = no_progress) -> d
             log.info("classic-ct: no trachea in the field of view; airways left empty")
     progress(STAGE, 2, steps)
     left, right = split_lungs(lung_air & ~airways, grid, ras.affine, body_c)
-    left, right = (_fill_vessels(m) & ~airways & body for m in (left, right))
+    left, right = (_drop_crumbs(_fill_vessels(m) & ~airways & body, spacing) for m in (left, right))
     right &= ~left
     progress(STAGE, 3, steps)
     bone = segment_bone(hu, body, coarse_hu, grid)
@@ -127,6 +129,17 @@ def as_hu16(array: np.ndarray) -> np.ndarray:
     if array.dtype.kind == "f":
         array = np.rint(array)
     return np.clip(array, -2048, 4095).astype(np.int16)
+
+
+def _drop_crumbs(lung: np.ndarray, spacing) -> np.ndarray:
+    """One lung without pieces smaller than ``MIN_LUNG_PIECE_ML`` (slivers left by the airways)."""
+    box = bounding_box(lung)
+    if box is None:
+        return lung
+    out = np.zeros_like(lung)
+    min_voxels = int(np.ceil(MIN_LUNG_PIECE_ML * 1000.0 / float(np.prod(spacing))))
+    out[box] = cc3d.dust(lung[box], threshold=min_voxels, connectivity=26)
+    return out
 
 
 def _fill_vessels(lung: np.ndarray) -> np.ndarray:
