@@ -2,8 +2,9 @@
 
 Air inside the body (below ``LUNG_MAX_HU``) falls into connected components: the lungs with the
 trachea, bowel gas, the stomach bubble, small pockets. A component is lung when its median HU is
-that of aerated parenchyma (vessels and septa lift it above pure air) and, unless it is large, when
-it reaches the top of the scan (the lung bases of an abdominal CT). The boundary is then drawn on a
+that of aerated parenchyma (vessels and septa lift it above pure air). Smaller components (the
+lung bases at the top of an abdominal CT) must also reach the top of the scan and be parenchyma
+inside, away from their rim (gas in the stomach or bowel is pure air inside, however noisy). The boundary is then drawn on a
 slightly smoothed image (``SMOOTH_MM``) so that it follows the partial-volume half-way line.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ LUNG_MAX_HU = -400.0
 SMOOTH_MM = 1.5
 MIN_LUNG_ML = 1.0
 LARGE_LUNG_ML = 400.0       # a component this large is lung unless it is pure air (bowel, free air)
-PARENCHYMA_MEDIAN_HU = (-950.0, -600.0)
+PARENCHYMA_MEDIAN_HU = (-930.0, -600.0)  # of the inside of a smaller component
 PURE_AIR_MEDIAN_HU = -985.0
 MAX_CANDIDATES = 40
 
@@ -35,29 +36,28 @@ def find_lungs(hu: np.ndarray, body: np.ndarray, spacing) -> np.ndarray:
     counts = np.asarray(stats["voxel_counts"], dtype=np.int64)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     order = [int(i) for i in np.argsort(-counts) if i != 0 and counts[i] * voxel_ml >= MIN_LUNG_ML]
-    keep = []
-    top = hu.shape[2] - 1
-    for comp in order[:MAX_CANDIDATES]:
-        box = stats["bounding_boxes"][comp]
-        values = hu[box][labels[box] == comp]
-        median = float(np.median(values))
-        volume_ml = counts[comp] * voxel_ml
-        reaches_top = box[2].stop - 1 >= top
-        if _is_lung(median, volume_ml, reaches_top):
-            keep.append(comp)
-        log.debug("air component %d: %.1f mL, median %.0f HU, top %s -> %s", comp, volume_ml, median,
-                  reaches_top, "lung" if comp in keep else "not lung")
+    keep = [comp for comp in order[:MAX_CANDIDATES]
+            if _is_lung(hu, labels, comp, stats["bounding_boxes"][comp], counts[comp] * voxel_ml)]
     if not keep:
         return np.zeros(hu.shape, bool)
     lungs = np.isin(labels, keep)
     return _smooth_boundary(hu, body, lungs, spacing)
 
 
-def _is_lung(median_hu: float, volume_ml: float, reaches_top: bool) -> bool:
+def _is_lung(hu, labels, comp: int, box, volume_ml: float) -> bool:
+    """Large air that is not pure air; or smaller air reaching the top whose inside is parenchyma."""
+    mask = labels[box] == comp
     if volume_ml >= LARGE_LUNG_ML:
-        return median_hu > PURE_AIR_MEDIAN_HU
-    parenchyma = PARENCHYMA_MEDIAN_HU[0] < median_hu < PARENCHYMA_MEDIAN_HU[1]
-    return parenchyma and reaches_top
+        median = float(np.median(hu[box][mask]))
+        verdict = median > PURE_AIR_MEDIAN_HU
+    else:
+        inner = ndimage.binary_erosion(mask)  # away from the partial-volume rim of gas pockets
+        median = float(np.median(hu[box][inner if inner.any() else mask]))
+        reaches_top = box[2].stop >= hu.shape[2]
+        verdict = reaches_top and PARENCHYMA_MEDIAN_HU[0] < median < PARENCHYMA_MEDIAN_HU[1]
+    log.debug("air component %d: %.1f mL, median %.0f HU -> %s", comp, volume_ml, median,
+              "lung" if verdict else "not lung")
+    return verdict
 
 
 def _smooth_boundary(hu, body, lungs, spacing) -> np.ndarray:

@@ -123,11 +123,11 @@ def segment_masks(ras: Volume, *, progress: ProgressCallback = no_progress) -> d
 
 
 def as_hu16(array: np.ndarray) -> np.ndarray:
-    """The image as int16 HU (rounded, clipped to -2048..4095), sharing memory when already int16."""
+    """The image as int16 HU (rounded, clipped to -2048..4095; NaN as air), shared when int16."""
     if array.dtype == np.int16:
         return np.asarray(array)
     if array.dtype.kind == "f":
-        array = np.rint(array)
+        array = np.nan_to_num(np.rint(array), nan=-1024.0)
     return np.clip(array, -2048, 4095).astype(np.int16)
 
 
