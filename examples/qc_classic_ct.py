@@ -65,37 +65,21 @@ def render_qc(image, labels, table, out_png: Path, *, title: str = "") -> Path:
 
     ras = reorient(image, "RAS")
     lab = reorient(labels, "RAS").array
-    hu = ras.array.astype(np.float32)
-    sx, sy, sz = ras.spacing
     names = table.names()
     colours = np.zeros((max(names) + 1, 4))
     for index, info in table.items():
         rgb = QC_COLOURS.get(info.name, tuple(c / 255.0 for c in info.color))
         colours[index] = (*rgb, 0.0 if info.name == "body" else 0.5)
-    cmap = ListedColormap(colours)
-    body_index = next((i for i, n in names.items() if n == "body"), None)
+    outline = "body" in names.values()  # the body as an outline, so the image stays readable
 
     rows = _pick_slices(lab, names)
     fig, axes = plt.subplots(len(rows), 3, figsize=(15, 5.2 * len(rows)), squeeze=False)
-    for row, (i, j, k) in zip(axes, rows):
-        views = (
-            ("axial", hu[:, :, k].T, lab[:, :, k].T, sy / sx, k),    # rows: P→A, cols: R... flipped below
-            ("coronal", hu[:, j, :].T, lab[:, j, :].T, sz / sx, j),
-            ("sagittal", hu[i, :, :].T, lab[i, :, :].T, sz / sy, i),
-        )
-        for ax, (view, img, seg, aspect, at) in zip(row, views):
-            if view in ("axial", "coronal"):  # radiological: patient's right on the viewer's left
-                img, seg = img[:, ::-1], seg[:, ::-1]
-            if view == "axial":  # anterior at the top
-                img, seg = img[::-1], seg[::-1]
-            else:  # superior at the top
-                img, seg = img[::-1], seg[::-1]
-            if view == "sagittal":  # anterior on the left
-                img, seg = img[:, ::-1], seg[:, ::-1]
+    for row, position in zip(axes, rows):
+        for ax, (view, img, seg, aspect, at) in zip(row, _views(ras.array, lab, ras.spacing, position)):
             ax.imshow(img, cmap="gray", vmin=-1000, vmax=400, aspect=aspect, interpolation="nearest")
-            ax.imshow(np.ma.masked_equal(seg, 0), cmap=cmap, vmin=0, vmax=len(colours) - 1,
-                      aspect=aspect, interpolation="nearest")
-            if body_index is not None:  # the body as an outline, so the image stays readable
+            ax.imshow(np.ma.masked_equal(seg, 0), cmap=ListedColormap(colours), vmin=0,
+                      vmax=len(colours) - 1, aspect=aspect, interpolation="nearest")
+            if outline:
                 ax.contour(seg > 0, levels=[0.5], colors=[QC_COLOURS["body"]], linewidths=0.8)
             ax.set_title(f"{view} slice {at}", fontsize=10)
             ax.set_axis_off()
@@ -113,6 +97,18 @@ def render_qc(image, labels, table, out_png: Path, *, title: str = "") -> Path:
         fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
     return out_png
+
+
+def _views(hu: np.ndarray, lab: np.ndarray, spacing, position):
+    """(name, image, labels, pixel aspect, index) of the three planes through ``position`` (RAS
+    arrays), oriented as radiologists read them: the patient's right on the viewer's left in axial
+    and coronal views, anterior up (axial) or left (sagittal), superior up (coronal, sagittal)."""
+    i, j, k = position
+    sx, sy, sz = spacing
+    axial = (hu[:, :, k].T[::-1, ::-1], lab[:, :, k].T[::-1, ::-1], sy / sx, k)
+    coronal = (hu[:, j, :].T[::-1, ::-1], lab[:, j, :].T[::-1, ::-1], sz / sx, j)
+    sagittal = (hu[i, :, :].T[::-1, ::-1], lab[i, :, :].T[::-1, ::-1], sz / sy, i)
+    return [("axial", *axial), ("coronal", *coronal), ("sagittal", *sagittal)]
 
 
 def _pick_slices(lab: np.ndarray, names: dict[int, str]) -> list[tuple[int, int, int]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -166,3 +167,16 @@ def test_segment_without_a_model_uses_classic_ct_and_says_so(tmp_path):
     assert "no pretrained model installed; using the built-in classic-ct" in proc.stderr
     assert "no pretrained model" not in proc.stdout
     assert (tmp_path / "out" / "segmentation.nii.gz").is_file()
+
+
+def test_qc_script_writes_a_picture_of_three_planes(tmp_path):
+    pytest.importorskip("matplotlib")
+    phantom = make_phantom((100, 80, 40), (3.5, 3.5, 6.0))
+    src = tmp_path / "ct.nii.gz"
+    nib.save(nib.Nifti1Image(phantom.image.array, phantom.image.affine), src)
+    script = Path(__file__).resolve().parents[2] / "examples" / "qc_classic_ct.py"
+    proc = subprocess.run([sys.executable, str(script), str(src), str(tmp_path / "qc.png")],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    png = (tmp_path / "qc.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
