@@ -2,7 +2,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -120,3 +119,29 @@ def test_demo_prints_measured_and_true_volumes(tmp_path):
 def test_in_process_main_returns_exit_codes(tmp_path):
     assert main(["info", str(tmp_path / "absent.nii.gz")]) == 3
     assert main(["models", "list"]) == 0
+
+
+def _phantom_series(folder, **kwargs):
+    from tests.factories.dicom_series import write_series
+
+    data = np.random.default_rng(1).integers(-1000, 1000, (16, 16, 6)).astype(np.int16)
+    return write_series(folder, data, spacing=(0.8, 0.8, 2.0), **kwargs)
+
+
+def test_folder_with_two_series_needs_series_choice(tmp_path):
+    _phantom_series(tmp_path / "dicom" / "a", series_number=3, description="venous")
+    _phantom_series(tmp_path / "dicom" / "b", series_number=4, description="arterial")
+    proc = run("segment", tmp_path / "dicom", "-o", tmp_path / "out")
+    _assert_one_line_error(proc, 5, "dicom", "--series")
+    assert "#3" in proc.stderr and "#4" in proc.stderr
+    assert not any((tmp_path / "out").iterdir())
+    listing = run("info", tmp_path / "dicom")
+    assert listing.returncode == 0, listing.stderr
+    assert "venous" in listing.stdout and "arterial" in listing.stdout
+
+
+def test_dicom_series_with_a_missing_slice(tmp_path):
+    _phantom_series(tmp_path / "dicom", drop_slices=(3,))
+    proc = run("segment", tmp_path / "dicom", "-o", tmp_path / "out")
+    _assert_one_line_error(proc, 4, "dicom", "missing")
+    assert not any((tmp_path / "out").iterdir())

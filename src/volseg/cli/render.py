@@ -43,15 +43,37 @@ def print_demo(demo) -> None:
     out.print(table)
 
 
-def print_info(image, *, as_json: bool) -> None:
+def print_info(info, *, as_json: bool) -> None:
+    from dataclasses import asdict
+
+    if as_json:
+        payload = {"series": [asdict(s) for s in info.series]}
+        if info.image is not None:
+            payload["image"] = _image_summary(info.image)
+        out.print_json(json.dumps(payload))
+        return
+    if len(info.series) > 1:
+        table = Table(title="DICOM series (choose one with --series UID-or-number)", title_justify="left")
+        for col in ("number", "modality", "images", "rows×columns", "description", "uid"):
+            table.add_column(col)
+        for s in info.series:
+            table.add_row(str(s.number or ""), s.modality or "", str(s.n_images), f"{s.rows}×{s.columns}",
+                          s.description or "", s.uid)
+        out.print(table)
+    if info.image is not None:
+        _print_image(_image_summary(info.image))
+
+
+def _image_summary(image) -> dict:
     from volseg.reports.build import input_summary
 
     summary = input_summary(image).model_dump()
     summary["warnings"] = list(image.source.warnings)
     summary["series_uid"] = image.source.series_uid
-    if as_json:
-        out.print_json(json.dumps(summary))
-        return
+    return summary
+
+
+def _print_image(summary: dict) -> None:
     table = Table(show_header=False, title=summary["file_name"], title_justify="left")
     for key, value in summary.items():
         if key == "file_name" or value in (None, [], ()):
@@ -62,14 +84,121 @@ def print_info(image, *, as_json: bool) -> None:
     out.print(table)
 
 
-def print_models(entries) -> None:
+def human_size(size_bytes: int | None, *, needs_weights: bool = True) -> str:
+    """'48.3 MB'; '?' when the publisher gives no size; '-' for built-in models."""
+    if not needs_weights:
+        return "-"
+    if size_bytes is None:
+        return "?"
+    for unit, factor in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size_bytes >= factor:
+            return f"{size_bytes / factor:.1f} {unit}"
+    return f"{size_bytes} B"
+
+
+def _commercial(flag) -> str:
+    return {True: "yes", False: "no", None: "unknown"}[flag]
+
+
+def print_models(statuses, *, as_json: bool = False) -> None:
+    """Every model grouped by task: licence, commercial use, download size, installed state."""
+    from volseg.segmenters.catalogue import TASK_GROUPS
+
+    if as_json:
+        rows = [{"name": s.entry.name, "version": s.entry.version, "task": s.entry.task,
+                 "modality": s.entry.modality, "classes": len(s.entry.classes), "licence": s.entry.licence,
+                 "commercial_use": s.entry.commercial_use, "size_bytes": s.entry.size_bytes,
+                 "needs_weights": s.entry.needs_weights, "installed": s.installed, "title": s.entry.title}
+                for s in statuses]
+        out.print_json(json.dumps(rows))
+        return
     groups: dict[str, list] = {}
-    for entry in entries:
-        groups.setdefault(entry.task, []).append(entry)
-    for task in sorted(groups):
+    for s in statuses:
+        groups.setdefault(s.entry.task, []).append(s)
+    for task in [t for t in TASK_GROUPS if t in groups]:
         table = Table(title=task.replace("_", " "), title_justify="left")
-        for col in ("name", "title", "modality", "classes", "licence"):
-            table.add_column(col)
-        for e in sorted(groups[task], key=lambda e: e.name):
-            table.add_row(e.name, e.title, e.modality, str(len(e.classes)), e.licence)
+        table.add_column("name", no_wrap=True)
+        table.add_column("title", overflow="fold")
+        for col in ("modality", "classes", "licence", "commercial", "size", "installed"):
+            table.add_column(col, justify="right" if col in ("classes", "size") else "left", no_wrap=True)
+        for s in sorted(groups[task], key=lambda s: s.entry.name):
+            e = s.entry
+            installed = "built-in" if not e.needs_weights else ("yes" if s.installed else "no")
+            table.add_row(e.name, e.title, e.modality, str(len(e.classes)), e.licence,
+                          _commercial(e.commercial_use),
+                          human_size(e.size_bytes, needs_weights=e.needs_weights), installed)
         out.print(table)
+
+
+def print_model_detail(status, *, as_json: bool = False) -> None:
+    """One entry: facts, input expectations, weights, classes, citation, sources and notes."""
+    e = status.entry
+    if as_json:
+        out.print_json(e.model_dump_json())
+        return
+    facts = Table(show_header=False, title=f"{e.name} {e.version}: {e.title}", title_justify="left")
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column(overflow="fold")
+    spacing = "model's own"
+    if e.input.spacing_mm:
+        spacing = " × ".join(f"{v:g}" for v in e.input.spacing_mm) + " mm"
+    intensity = e.input.intensity
+    preset = intensity.kind + (f" {list(intensity.window)}" if intensity.window else "")
+    preset += f" → {list(intensity.output_range)}" if intensity.output_range else ""
+    rows = [("task", e.task), ("modality", e.modality), ("region", e.region), ("backend", e.backend),
+            ("input spacing", spacing), ("orientation", e.input.orientation or "as stored"),
+            ("intensity", preset + (f" ({intensity.description})" if intensity.description else "")),
+            ("licence", f"{e.licence} (commercial use: {_commercial(e.commercial_use)})"),
+            ("download", human_size(e.size_bytes, needs_weights=e.needs_weights)
+             + f" in {len(e.weights)} file(s)" if e.needs_weights else "none (built in)"),
+            ("installed", "built-in" if not e.needs_weights else str(status.path or "no")),
+            ("citation", e.citation)]
+    if e.sliding_window:
+        sw = e.sliding_window
+        patch = list(sw.patch_size) if sw.patch_size else "from plans"
+        rows.append(("sliding window", f"patch {patch}, overlap {sw.overlap}, blending {sw.blending}, "
+                                       f"mirroring {sw.mirroring}"))
+    if e.cascade:
+        rows.append(("cascade", f"crops to {', '.join(e.cascade.classes)} of {e.cascade.model} first"))
+    for key, value in rows:
+        facts.add_row(key, str(value))
+    out.print(facts)
+    classes = Table(title=f"{len(e.classes)} classes", title_justify="left")
+    for col in ("index", "name", "display name", "colour", "SNOMED type"):
+        classes.add_column(col, justify="right" if col == "index" else "left")
+    for c in e.label_table().values():
+        code = next((x.snomed_type for x in e.classes if x.index == c.index), None)
+        classes.add_row(str(c.index), c.name, c.display_name, "#%02x%02x%02x" % c.color, code or "")
+    out.print(classes)
+    for source in e.sources:
+        out.print(f"source: {source}", markup=False, highlight=False, soft_wrap=True)
+    if e.notes:
+        out.print(f"notes: {e.notes}", markup=False, highlight=False)
+
+
+def print_install_results(results) -> None:
+    for r in results:
+        if r.path is None:
+            err.print(f"{r.name}: built in, nothing to install", highlight=False)
+        elif r.already_installed:
+            err.print(f"{r.name} {r.version}: already installed at {r.path}", highlight=False)
+        else:
+            err.print(f"{r.name} {r.version}: installed {len(r.files)} verified file(s) at {r.path}",
+                      highlight=False)
+        if r.recorded:
+            err.print(f"  sha256 of {len(r.recorded)} unpinned file(s) recorded in the lock file "
+                      "(`volseg models lock` exports it)", highlight=False)
+
+
+def print_verify_reports(reports) -> None:
+    if not reports:
+        err.print("no models installed", highlight=False)
+        return
+    table = Table(title="verification", title_justify="left")
+    for col in ("model", "version", "files", "result"):
+        table.add_column(col)
+    for r in reports:
+        more = f" (+{len(r.problems) - 1})" if len(r.problems) > 1 else ""
+        result = "ok" if r.ok else f"FAILED: {r.problems[0]}{more}"
+        table.add_row(r.name, r.version, str(len(r.checks)), result)
+    out.print(table)

@@ -2,22 +2,32 @@
 
 Entries live in ``segmenters/models/*.json`` (package data). They are the single source of truth
 for ``volseg models list/show``, CLI choices, the README table and the catalogue tests. Every
-entry is validated strictly (unknown fields are errors) when the catalogue is loaded.
+entry is validated strictly (unknown fields are errors) when the catalogue is loaded, and the JSON
+Schema of an entry is committed next to this module (``catalogue.schema.json``).
+
+Facts in an entry (URLs, dataset ids, class maps, spacings) come from the publisher's own files,
+listed in ``sources``; what could not be found is left empty and said so in ``notes``.
 """
 from __future__ import annotations
 
 import json
 from functools import lru_cache
 from importlib import resources
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from volseg.errors import ModelError, unknown_choice_hint
 from volseg.labels import LabelInfo, LabelTable, default_color, display_name
 
-CATALOGUE_SCHEMA_VERSION = "1.0.0"
+CATALOGUE_SCHEMA_VERSION = "2.0.0"
+SCHEMA_PATH = Path(__file__).with_name("catalogue.schema.json")
 TaskGroup = Literal["organs", "tumours", "airways", "lymph_nodes", "other"]
+TASK_GROUPS: tuple[str, ...] = ("organs", "tumours", "airways", "lymph_nodes", "other")
+_SHA256 = r"^[0-9a-f]{64}$"
+_CODE = r"^[A-Z][A-Z0-9-]*:[0-9A-Za-z.\-]+$"  # "SCT:123037004"
+_FILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 
 
 class _Strict(BaseModel):
@@ -25,30 +35,146 @@ class _Strict(BaseModel):
 
 
 class ClassEntry(_Strict):
+    """One output class: index in the label map, name, colour and the codes the publisher gives."""
+
     index: int = Field(ge=1)
-    name: str
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     display_name: str | None = None
     color: tuple[int, int, int] | None = None
-    snomed_category: str | None = None
-    snomed_type: str | None = None
+    snomed_category: str | None = Field(None, pattern=_CODE, description="Segmented property category")
+    snomed_type: str | None = Field(None, pattern=_CODE, description="Segmented property type")
+    snomed_type_modifier: str | None = Field(None, pattern=_CODE, description="e.g. SCT:7771000 left")
+    snomed_region: str | None = Field(None, pattern=_CODE, description="Anatomic region (lesions)")
+    snomed_region_modifier: str | None = Field(None, pattern=_CODE)
+
+    @field_validator("color")
+    @classmethod
+    def _rgb(cls, color):
+        if color is not None and not all(0 <= c <= 255 for c in color):
+            raise ValueError("colour components must be 0-255")
+        return color
+
+
+class Intensity(_Strict):
+    """How intensities are normalised before the network."""
+
+    kind: Literal["nnunet_plans", "model_config", "window", "zscore_then_scale", "none"]
+    window: tuple[float, float] | None = Field(None, description="[lower, upper] clip, in input units")
+    output_range: tuple[float, float] | None = Field(None, description="range the window maps onto")
+    nonzero: bool = Field(False, description="statistics over non-zero voxels only (z-score)")
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _window_needs_bounds(self) -> "Intensity":
+        if self.kind == "window" and (self.window is None or self.window[0] >= self.window[1]):
+            raise ValueError("a window preset needs [lower, upper] with lower < upper")
+        return self
+
+
+class InputSpec(_Strict):
+    """What the model expects: resampling target, orientation, intensity preset."""
+
+    spacing_mm: tuple[float, float, float] | None = Field(
+        None, description="target voxel size along x, y, z (RAS) in mm; null = model's own plans")
+    orientation: str | None = Field(
+        None, pattern=r"^[RLAPSI]{3}$", description="reorient to this before inference; null = as stored")
+    intensity: Intensity
+    resampling: str | None = Field(None, description="interpolation used to resample the image")
+    sequences: tuple[str, ...] = Field((), description="MR sequence(s) expected, e.g. T1-CE")
+
+
+class PublisherHash(_Strict):
+    """A non-sha256 checksum the publisher gives (verified too, when present)."""
+
+    algorithm: Literal["md5", "sha1"]
+    value: str = Field(pattern=r"^[0-9a-f]+$")
+
+    @model_validator(mode="after")
+    def _length(self) -> "PublisherHash":
+        if len(self.value) != {"md5": 32, "sha1": 40}[self.algorithm]:
+            raise ValueError(f"{self.algorithm} digest has the wrong length")
+        return self
+
+
+class WeightFile(_Strict):
+    """One file to download. Archives are kept and extracted safely into ``<model dir>/<extract_to>``
+    (the model folder itself when ``extract_to`` is null); ``members`` are relative to that folder."""
+
+    name: str = Field(pattern=_FILE_NAME, description="file name in the model's cache folder")
+    url: str = Field(pattern=r"^https://\S+$")
+    sha256: str | None = Field(None, pattern=_SHA256, description="publisher's sha256; null: lock it")
+    publisher_hash: PublisherHash | None = None
+    size_bytes: int | None = Field(None, ge=0)
+    archive: Literal["zip", "tar", "tar.gz"] | None = None
+    extract_to: str | None = Field(None, pattern=_FILE_NAME)
+    members: tuple[str, ...] = Field((), description="archive members known to be inside")
+
+    @model_validator(mode="after")
+    def _archive_fields(self) -> "WeightFile":
+        if self.archive is None and (self.extract_to or self.members):
+            raise ValueError(f"{self.name}: extract_to/members need an archive type")
+        return self
+
+
+
+class ModelPart(_Strict):
+    """One network of a multi-network model and the classes it contributes (local → catalogue)."""
+
+    name: str
+    weights: tuple[str, ...] = Field(description="names of the weight files this part uses")
+    labels: dict[int, str] = Field(description="the part's own label index → catalogue class name")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SlidingWindow(_Strict):
+    patch_size: tuple[int, int, int] | None = Field(None, description="null: from the model's plans")
+    overlap: float | None = Field(None, ge=0.0, lt=1.0, description="fraction of the patch")
+    blending: Literal["gaussian", "constant"] | None = None
+    mirroring: bool | None = None
+    batch_size: int | None = Field(None, ge=1)
+    padding: str | None = None
+
+
+class PostStep(_Strict):
+    op: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Cascade(_Strict):
+    """Crop the input to another model's classes before running this one."""
+
+    model: str
+    classes: tuple[str, ...] = Field(min_length=1)
+    margin: tuple[float, float, float] | None = None
+    margin_unit: Literal["voxel", "mm"] | None = None
+    robust: bool = False
 
 
 class ModelEntry(_Strict):
     schema_version: str = CATALOGUE_SCHEMA_VERSION
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
-    version: str
+    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-+]*$")
     title: str
     description: str = ""
     task: TaskGroup
     modality: Literal["CT", "MR", "PET"]
     region: str
     classes: tuple[ClassEntry, ...]
+    input: InputSpec
     backend: str
-    backend_options: dict = Field(default_factory=dict)
+    backend_options: dict[str, Any] = Field(default_factory=dict)
+    parts: tuple[ModelPart, ...] = ()
+    weights: tuple[WeightFile, ...] = ()
+    sliding_window: SlidingWindow | None = None
+    postprocess: tuple[PostStep, ...] = ()
+    cascade: Cascade | None = None
     licence: str
-    commercial_use: bool
+    commercial_use: bool | None = Field(description="null: the publisher does not say")
     citation: str
     sources: tuple[str, ...] = ()
+    notes: str = ""
+    # lesion-type classes split into instances (lesions.csv); empty: the naming rule decides
+    instance_classes: tuple[str, ...] = ()
 
     @field_validator("classes")
     @classmethod
@@ -61,14 +187,48 @@ class ModelEntry(_Strict):
             raise ValueError("class names must be unique")
         return classes
 
+    @field_validator("sources")
+    @classmethod
+    def _urls(cls, sources: tuple[str, ...]) -> tuple[str, ...]:
+        for s in sources:
+            if not s.startswith("https://"):
+                raise ValueError(f"source {s!r} must be an https URL")
+        return sources
+
     @model_validator(mode="after")
-    def _backend_known(self) -> "ModelEntry":
+    def _instance_classes_known(self) -> "ModelEntry":
+        names = {c.name for c in self.classes}
+        unknown = [n for n in self.instance_classes if n not in names]
+        if unknown:
+            raise ValueError(f"instance_classes {unknown} are not classes of this model")
+        return self
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ModelEntry":
         from volseg.segmenters.registry import BACKENDS
 
         if self.backend not in BACKENDS:
             raise ValueError(f"backend {self.backend!r} is not registered")
+        files = [w.name for w in self.weights]
+        if len(set(files)) != len(files):
+            raise ValueError("weight file names must be unique within an entry")
+        names = {c.name for c in self.classes}
+        for part in self.parts:
+            missing = [w for w in part.weights if w not in files]
+            if missing:
+                raise ValueError(f"part {part.name!r} uses unknown weight files {missing}")
+            unknown = sorted(set(part.labels.values()) - names)
+            if unknown:
+                raise ValueError(f"part {part.name!r} maps to unknown classes {unknown[:5]}")
+        if self.parts:
+            covered = {n for p in self.parts for n in p.labels.values()}
+            if covered != names:
+                raise ValueError(f"parts leave classes unmapped: {sorted(names - covered)[:5]}")
+        if self.cascade is not None and self.cascade.model == self.name:
+            raise ValueError("a model cannot crop to its own output")
         return self
 
+    # ---- derived ------------------------------------------------------------------------
     def label_table(self) -> LabelTable:
         return LabelTable(
             LabelInfo(
@@ -82,6 +242,22 @@ class ModelEntry(_Strict):
             for c in self.classes
         )
 
+    @property
+    def needs_weights(self) -> bool:
+        return bool(self.weights)
+
+    @property
+    def size_bytes(self) -> int | None:
+        """Total download size, or None when the publisher gives no size for some file."""
+        sizes = [w.size_bytes for w in self.weights]
+        return None if any(s is None for s in sizes) else sum(sizes)  # type: ignore[arg-type]
+
+    def weight(self, file_name: str) -> WeightFile:
+        for w in self.weights:
+            if w.name == file_name:
+                return w
+        raise KeyError(file_name)
+
 
 @lru_cache(maxsize=1)
 def load_catalogue() -> dict[str, ModelEntry]:
@@ -91,14 +267,31 @@ def load_catalogue() -> dict[str, ModelEntry]:
     for item in sorted(folder.iterdir(), key=lambda p: p.name):
         if not item.name.endswith(".json"):
             continue
-        try:
-            entry = ModelEntry.model_validate(json.loads(item.read_text(encoding="utf-8")))
-        except (ValidationError, json.JSONDecodeError) as exc:
-            raise ModelError(f"invalid catalogue entry {item.name}: {exc}") from exc
+        entry = parse_entry(item.read_text(encoding="utf-8"), source=item.name)
         if entry.name in entries:
             raise ModelError(f"catalogue entry {entry.name!r} is defined twice")
         entries[entry.name] = entry
+    _check_cascades(entries)
     return entries
+
+
+def parse_entry(text: str, *, source: str = "<entry>") -> ModelEntry:
+    try:
+        return ModelEntry.model_validate(json.loads(text))
+    except (ValidationError, json.JSONDecodeError) as exc:
+        raise ModelError(f"invalid catalogue entry {source}: {exc}") from exc
+
+
+def _check_cascades(entries: dict[str, ModelEntry]) -> None:
+    for entry in entries.values():
+        if entry.cascade is None:
+            continue
+        parent = entries.get(entry.cascade.model)
+        if parent is None:
+            raise ModelError(f"{entry.name}: cascade model {entry.cascade.model!r} is not catalogued")
+        missing = set(entry.cascade.classes) - {c.name for c in parent.classes}
+        if missing:
+            raise ModelError(f"{entry.name}: cascade classes {sorted(missing)} not in {parent.name}")
 
 
 def get_entry(name: str) -> ModelEntry:
@@ -107,6 +300,18 @@ def get_entry(name: str) -> ModelEntry:
         return catalogue[name]
     except KeyError:
         raise ModelError(f"unknown model {name!r}", hint=unknown_choice_hint(name, catalogue)) from None
+
+
+def entry_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a catalogue entry (committed as ``catalogue.schema.json``)."""
+    return ModelEntry.model_json_schema()
+
+
+def write_schema(path: str | Path = SCHEMA_PATH) -> Path:
+    """Regenerate the committed schema file after a deliberate change to :class:`ModelEntry`."""
+    from volseg.io.atomic import write_text
+
+    return write_text(path, json.dumps(entry_json_schema(), indent=2, sort_keys=True) + "\n")
 
 
 DEFAULT_MODEL = "classic-ct"

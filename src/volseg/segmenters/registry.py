@@ -2,6 +2,7 @@
 
 A backend is a factory ``(entry, *, device) -> Segmenter`` named ``"module:attribute"`` so that
 nothing heavy (torch, onnxruntime, nnunetv2) is imported until a model of that backend is loaded.
+Backends find their verified weights with ``volseg.segmenters.weights.require_installed(name)``.
 
 When no model is named, :func:`default_model` picks one: the first of ``PREFERRED_MODELS`` that
 :func:`is_installed`, else the built-in ``classic-ct``, which needs no weights.
@@ -12,6 +13,8 @@ import importlib
 import logging
 from typing import TYPE_CHECKING
 
+from volseg.errors import DependencyError, ModelError
+
 if TYPE_CHECKING:
     from volseg.segmenters.base import Segmenter
     from volseg.segmenters.catalogue import ModelEntry
@@ -21,33 +24,62 @@ log = logging.getLogger(__name__)
 #: backend name → "module:factory"
 BACKENDS: dict[str, str] = {
     "classic": "volseg.segmenters.classic:load",
+    "nnunet": "volseg.segmenters.backends.nnunet:load",
+    "monai_bundle": "volseg.segmenters.backends.monai_bundle:load",
+    "onnx": "volseg.segmenters.backends.onnx:load",
+    "blast_ct": "volseg.segmenters.backends.blast_ct:load",
 }
 
-#: backends whose models need no downloaded weights (always installed)
-BUILTIN_BACKENDS = frozenset({"classic"})
+#: backend name → the pip extra that installs its third-party dependencies
+BACKEND_EXTRAS: dict[str, str] = {"nnunet": "nnunet", "monai_bundle": "monai", "onnx": "onnx"}
 
 #: the built-in model used when nothing better is installed
 BUILTIN_MODEL = "classic-ct"
 
-#: pretrained models preferred, in order, over the built-in one when installed; the weights
-#: manager adds its general-purpose CT models here (e.g. a TotalSegmentator-style organ model)
+#: pretrained models preferred, in order, over the built-in one when they are installed (a
+#: general-purpose CT model would go first here, e.g. "total-fast"); empty: classic-ct is the
+#: default until the project decides which pretrained model should replace it
 PREFERRED_MODELS: tuple[str, ...] = ()
 
 
 def backend_factory(name: str):
-    module_name, _, attr = BACKENDS[name].partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    """Import a backend's factory; a missing backend or dependency is a one-line error."""
+    try:
+        target = BACKENDS[name]
+    except KeyError:
+        raise ModelError(f"unknown backend {name!r}",
+                         hint=f"registered: {', '.join(sorted(BACKENDS))}") from None
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        ours = module_name == missing or module_name.startswith(missing + ".")
+        if ours or missing.split(".")[0] == "volseg":
+            raise ModelError(f"backend {name!r} is not available in this volseg build "
+                             f"(module {exc.name} is missing)",
+                             hint="upgrade volseg, or choose another model (`volseg models list`)") from exc
+        extra = BACKEND_EXTRAS.get(name)
+        hint = f"pip install 'volseg[{extra}]'" if extra else None
+        raise DependencyError(f"backend {name!r} needs the Python package {exc.name!r}", hint=hint) from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ModelError(f"backend {name!r}: {module_name} has no factory {attr!r}") from None
 
 
 def is_installed(name: str) -> bool:
-    """True when model ``name`` can run now: built-in backends always; weights not yet managed.
+    """True when catalogued model ``name`` can run now: it needs no weights, or they are installed.
 
-    Hook for the weights manager: it will answer for models whose weights it has installed.
+    Cheap (reads the install manifest, does not re-hash); False for names not in the catalogue.
     """
     from volseg.segmenters.catalogue import load_catalogue
+    from volseg.segmenters.weights.install import installed_path
 
     entry = load_catalogue().get(name)
-    return entry is not None and entry.backend in BUILTIN_BACKENDS
+    if entry is None:
+        return False
+    return not entry.needs_weights or installed_path(name) is not None
 
 
 def default_model() -> str:
