@@ -67,20 +67,20 @@ def test_renamed_field_with_major_bump_passes():
 
 
 def test_additive_optional_field_with_minor_bump_passes():
-    added = rs.generate_schema(_variant(add={"qc_flags": (list[str], [])}), "1.99.0")
+    added = rs.generate_schema(_variant(add={"reader_comment": (str, "")}), "1.99.0")
     assert rs.version_problems(added, {**rs.snapshots(), "1.99.0": added}) == []
 
 
 def test_additive_field_without_any_bump_fails():
-    added = rs.generate_schema(_variant(add={"qc_flags": (list[str], [])}), SCHEMA_VERSION)
+    added = rs.generate_schema(_variant(add={"reader_comment": (str, "")}), SCHEMA_VERSION)
     problems = rs.version_problems(added, rs.snapshots())
     assert problems == [f"fields were added but SCHEMA_VERSION is still {SCHEMA_VERSION}: bump it (minor)"]
 
 
 def test_new_required_field_in_existing_object_is_breaking():
-    added = rs.generate_schema(_variant(add={"qc_flags": (list[str], None)}, required=("qc_flags",)), "1.99.0")
+    added = rs.generate_schema(_variant(add={"reader_comment": (str, None)}, required=("reader_comment",)), "1.99.0")
     problems = rs.breaking_changes(rs.snapshots()[SCHEMA_VERSION], added)
-    assert problems == ["new required field in an existing object: structures[].qc_flags (make it optional)"]
+    assert problems == ["new required field in an existing object: structures[].reader_comment (make it optional)"]
 
 
 def test_type_narrowing_is_breaking():

@@ -33,10 +33,11 @@ _EXPECTED_COMPONENTS: tuple[tuple[str, int | None], ...] = (
     (r"tumou?r|lesion|nodul|metasta|cyst|lymph|^ln($|_)|_ln$", None),
     (r"^(colon|small_bowel|duodenum|bowel|intestin\w*)$", None),
     (r"pulmonary_vein|lung_vessels|lung_arter|lung_vein|airway|bronch", None),
-    (r"fat|muscle|^bone$|costal_cartilages|^body_extremities$", None),
+    # classic-ct's "body" is the tissue left over once the other classes are taken: many pieces
+    (r"fat|muscle|^bone$|costal_cartilages|^body_extremities$|^body$", None),
     (r"^thyroid(_gland)?$", 2),  # two lobes; the isthmus may be thin or absent
     ((r"^(liver|spleen|pancreas|gallbladder|stomach|heart|brain|urinary_bladder|prostate|"
-      r"esophagus|trachea|spinal_cord|sternum|sacrum|skull|body|body_trunc)$"), 1),
+      r"esophagus|trachea|spinal_cord|sternum|sacrum|skull|body_trunc)$"), 1),
     ((r"^(kidney|adrenal_gland|lung|humerus|femur|hip|scapula|clavicula|gluteus_\w+|iliopsoas|"
       r"autochthon)_(left|right)$"), 1),
     (r"^lung_(upper|middle|lower)_lobe_(left|right)$", 1),

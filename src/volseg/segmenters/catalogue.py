@@ -313,5 +313,3 @@ def write_schema(path: str | Path = SCHEMA_PATH) -> Path:
 
     return write_text(path, json.dumps(entry_json_schema(), indent=2, sort_keys=True) + "\n")
 
-
-DEFAULT_MODEL = "classic-ct"
