@@ -26,12 +26,12 @@ def run_batch(input_dir: str | Path, out_dir: str | Path, *, options: BatchOptio
     goes on; ``summary.exit_code`` is non-zero when any study failed.
     """
     from volseg.io.atomic import ensure_writable_dir
-    from volseg.segmenters.catalogue import DEFAULT_MODEL
+    from volseg.segmenters.registry import default_model
 
     start = time.perf_counter()
     input_root = Path(input_dir).resolve()
     out = ensure_writable_dir(out_dir).resolve()
-    key = run_key(options.models or (DEFAULT_MODEL,), options.output_options())
+    key = run_key(options.models or (default_model(),), options.output_options())
     shard = resolve_shard(options.shard)
     found = discover_studies(input_root, exclude=out)
     if not found:
