@@ -63,19 +63,38 @@ def segment(input: str | Path, out_dir: str | Path, *, options: SegmentOptions =
         t = time.perf_counter()
         segmenter = load_model(options.model, device=options.device)
         timings["load_model"] = time.perf_counter() - t
-    dicom_warnings = _dicom_preflight(image, segmenter.labels, options)
+    warnings = check_outputs(image, segmenter, options=options)
     t = time.perf_counter()
     labels = segmenter.predict(image.volume, modality=image.source.modality, progress=progress)
     timings["segment"] = time.perf_counter() - t
+    return write_outputs(image, labels, out_dir, study_id=study_name(input), segmenter=segmenter,
+                         options=options, timings=timings, warnings=warnings, input=input)
+
+
+def check_outputs(image: LoadedImage, segmenter: Segmenter, *,
+                  options: SegmentOptions = SegmentOptions()) -> list[str]:
+    """Before predicting: report warnings for the asked outputs, or an error if one cannot be written."""
+    return _dicom_preflight(image, segmenter.labels, options)
+
+
+def write_outputs(image: LoadedImage, labels: Volume, out_dir: str | Path, *, study_id: str,
+                  segmenter: Segmenter, options: SegmentOptions = SegmentOptions(),
+                  timings: dict[str, float] | None = None, warnings: Iterable[str] = (),
+                  input: str | Path | None = None) -> StudyResult:
+    """Measure ``labels`` (``segmenter``'s prediction for ``image``) and write what :func:`segment` writes.
+
+    The second half of :func:`segment`, for callers that read and predict themselves (``volseg batch``).
+    """
+    warnings = list(warnings)
     if options.dicom and image.source.kind == "dicom" and not labels.array.any():
-        dicom_warnings.append("--dicom: nothing was segmented, so no DICOM SEG/SR was written")
+        warnings.append("--dicom: nothing was segmented, so no DICOM SEG/SR was written")
     return _measure_and_write(
-        study_name(input), image, labels, segmenter.labels, out_dir,
+        study_id, image, labels, segmenter.labels, out_dir,
         model=segmenter.provenance(), options={"model": segmenter.name, "device": options.device,
                                                "series": options.series, "html": options.html,
                                                "dicom": options.dicom, "keep_phi": options.keep_phi,
-                                               **_input_path(input, options)},
-        timings=timings, extra_warnings=dicom_warnings,
+                                               **(_input_path(input, options) if input is not None else {})},
+        timings=dict(timings or {}), extra_warnings=warnings,
         outputs={"html": options.html, "dicom": options.dicom, "keep_phi": options.keep_phi},
         instance_classes=_catalogue_instance_classes(segmenter),
     )
@@ -175,6 +194,17 @@ def demo(out_dir: str | Path, *, progress: ProgressCallback = no_progress) -> De
     predicted = read_image(result.outputs["segmentation"]).volume.array
     scores = dice_per_label(predicted, phantom.truth.array, PHANTOM_CLASSES)
     return DemoResult(result, phantom.true_volumes_ml(), scores, ct_path)
+
+
+def batch(input_dir: str | Path, out_dir: str | Path, *, options=None, on_event=None):
+    """Segment a folder of studies, resumably and fault-isolated (see :mod:`volseg.batch`).
+
+    ``options`` is a :class:`volseg.batch.BatchOptions`; ``on_event(BatchEvent)`` receives progress.
+    Returns a :class:`volseg.batch.BatchSummary` (done / skipped / failed, ``exit_code``).
+    """
+    from volseg.batch import BatchOptions, run_batch
+
+    return run_batch(input_dir, out_dir, options=options or BatchOptions(), on_event=on_event)
 
 
 def render_report(report: str | Path, *, fmt: str = "html", out: str | Path | None = None,

@@ -1,0 +1,81 @@
+"""Options of ``volseg batch`` as one frozen dataclass; defaults live here and nowhere else."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from volseg.errors import UsageError
+
+EXECUTORS = ("local", "ray")
+_GPUS_RE = re.compile(r"^(all|none|cpu|\d+(,\d+)*)$")
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    models: tuple[str, ...] = ()  # run in this order on every study; empty: the default model
+    shard: str | None = None  # "i/n" (0-based); None: from SLURM array variables, else every study
+    retry_failed: bool = False  # run only the studies a previous run recorded as failed
+    gpus: str = "all"  # all (every visible CUDA device, else one CPU worker) | none | "0,2"
+    executor: str = "local"  # local | ray
+    address: str | None = None  # Ray cluster address (executor ray); None: a running/local cluster
+    reader: str | None = None  # "module:function" reading one study; None: volseg.io:read_image
+    prefetch: int = 2  # studies read ahead of each worker
+    collect: bool | None = None  # cohort tables at the end; None: yes unless this is one shard of many
+    html: bool = True  # per-study report.html, as `volseg segment`
+    dicom: bool = False  # DICOM SEG + SR for DICOM inputs, as `volseg segment --dicom`
+    keep_phi: bool = False  # copy identifiers into the DICOM outputs, as `volseg segment --keep-phi`
+    log_file: bool = True  # OUT/logs/batch-<time>.log
+
+    def output_options(self) -> dict[str, bool]:
+        """What the studies' outputs depend on besides the models (recorded in completion records)."""
+        return {"html": self.html, "dicom": self.dicom, "keep_phi": self.keep_phi}
+
+    def __post_init__(self) -> None:
+        models = tuple(self.models)
+        if len(set(models)) != len(models):
+            raise UsageError(f"a model is named twice in {', '.join(models)}")
+        object.__setattr__(self, "models", models)
+        if self.executor not in EXECUTORS:
+            raise UsageError(f"unknown executor {self.executor!r}", hint="use local or ray")
+        if not _GPUS_RE.match(self.gpus.replace(" ", "")):
+            raise UsageError(f"invalid --gpus {self.gpus!r}", hint="use all, none, or CUDA indices like 0,1")
+        if self.prefetch < 1:
+            raise UsageError(f"prefetch must be at least 1, got {self.prefetch}")
+
+
+def parse_models(text: str | None) -> tuple[str, ...]:
+    """``"a,b"`` → ``("a", "b")``; None or empty → () (the default model)."""
+    if not text:
+        return ()
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def worker_devices(gpus: str) -> list[str]:
+    """One device per worker: every chosen CUDA device, else one CPU ('auto') worker."""
+    gpus = gpus.replace(" ", "")
+    if gpus in ("none", "cpu"):
+        return ["cpu"]
+    count = _cuda_count()
+    if gpus == "all":
+        return [f"cuda:{i}" for i in range(count)] or ["auto"]
+    wanted = [int(i) for i in gpus.split(",")]
+    missing = [i for i in wanted if i >= count]
+    if missing:
+        raise UsageError(f"GPU {missing[0]} requested but {count} CUDA device(s) visible",
+                         hint="check CUDA_VISIBLE_DEVICES, or use --gpus all / none")
+    return [f"cuda:{i}" for i in dict.fromkeys(wanted)]
+
+
+def _cuda_count() -> int:
+    import os
+
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return 0
+    if os.name == "posix" and not any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd",
+                                                                   "/proc/driver/nvidia")):
+        return 0  # no NVIDIA or ROCm driver: no need to import torch to find out
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return 0
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0

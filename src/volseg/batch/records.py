@@ -1,0 +1,192 @@
+"""Completion and failure records: what makes a study count as done, and what a rerun trusts.
+
+``<OUT>/<study>/.volseg-done.json`` is written last, atomically, once every output of the study is
+in place. It holds the input's fingerprint (size and modification time of each input file), the
+models (name, version) and options, and the size and SHA-256 of every output file. A rerun skips
+a study only when the record parses and all of that still holds; otherwise the study is redone.
+A folder without a record is a partial study (a killed run) and is redone from scratch.
+
+``<OUT>/<study>/.volseg-failed.json`` records a failed study: the stage, the error class, its exit
+code and its one-line message (paths relative to the input folder; no patient identifiers).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from volseg.batch.discover import Study
+from volseg.io.atomic import write_text
+
+DONE = ".volseg-done.json"
+FAILED = ".volseg-failed.json"
+RECORD_SCHEMA = "volseg-batch-record/1"
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """What a study's outputs depend on besides the input: the models and the options."""
+
+    models: tuple[tuple[str, str], ...]  # (name, version) in run order
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def to_json(self) -> dict:
+        return {"models": [{"name": n, "version": v} for n, v in self.models],
+                "options": dict(self.options)}
+
+
+@dataclass(frozen=True)
+class StudyState:
+    status: str  # "new" | "done" | "stale" | "partial" | "failed" | "failed_stale"
+    reason: str = ""
+
+    @property
+    def to_run(self) -> bool:
+        return self.status in ("new", "stale", "partial", "failed_stale")
+
+
+# ---- fingerprints --------------------------------------------------------------------------
+def input_fingerprint(study: Study) -> dict:
+    """Size and mtime (ns) of every file the study is read from, hashed (no header is read)."""
+    digest = hashlib.sha256()
+    n_files = n_bytes = 0
+    for rel, size, mtime in _input_files(study):
+        digest.update(f"{rel}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
+        n_files, n_bytes = n_files + 1, n_bytes + size
+    series = hashlib.sha256(study.series.encode()).hexdigest()[:16] if study.series else None
+    return {"kind": study.kind, "rel_path": study.rel_path, "series_sha256_16": series,
+            "n_files": n_files, "n_bytes": n_bytes, "stat_sha256": digest.hexdigest()}
+
+
+def _input_files(study: Study):
+    path = Path(study.path)
+    if study.kind == "dicom":
+        for folder, dirs, names in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(names):
+                yield _stat(Path(folder) / name, path)
+        return
+    if path.name.lower().endswith((".mhd", ".nhdr")):  # header + data file(s) beside it
+        stem = path.name.rsplit(".", 1)[0]
+        for sibling in sorted(path.parent.iterdir()):
+            if sibling.is_file() and sibling.name.rsplit(".", 1)[0] == stem:
+                yield _stat(sibling, path.parent)
+        return
+    yield _stat(path, path.parent)
+
+
+def _stat(path: Path, base: Path) -> tuple[str, int, int]:
+    try:
+        st = path.stat()
+    except OSError:
+        return path.relative_to(base).as_posix(), -1, -1
+    return path.relative_to(base).as_posix(), st.st_size, st.st_mtime_ns
+
+
+def hash_outputs(folder: str | Path) -> dict[str, dict]:
+    """{relative path: {size, sha256}} of every file under ``folder`` except the records."""
+    folder = Path(folder)
+    out: dict[str, dict] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if path.name in (DONE, FAILED):
+            continue
+        out[path.relative_to(folder).as_posix()] = {"size": path.stat().st_size, "sha256": file_sha256(path)}
+    return out
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ---- writing records ---------------------------------------------------------------------
+def write_done(study_dir: Path, study: Study, key: RunKey, *, fingerprint: dict,
+               outputs: dict[str, dict], seconds: float | None = None) -> Path:
+    from volseg import __version__
+
+    record = {"schema": RECORD_SCHEMA, "status": "done", "study_id": study.study_id,
+              "input": fingerprint, **key.to_json(), "outputs": outputs,
+              "seconds": None if seconds is None else round(seconds, 3),
+              "volseg_version": __version__, "finished_at": _now()}
+    return write_text(Path(study_dir) / DONE, json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
+def write_failed(study_dir: Path, study: Study, key: RunKey, *, fingerprint: dict, stage: str,
+                 error_class: str, exit_code: int, error: str) -> Path:
+    from volseg import __version__
+
+    record = {"schema": RECORD_SCHEMA, "status": "failed", "study_id": study.study_id,
+              "input": fingerprint, **key.to_json(), "stage": stage, "error_class": error_class,
+              "exit_code": int(exit_code), "error": " ".join(error.split()),
+              "volseg_version": __version__, "at": _now()}
+    Path(study_dir).mkdir(parents=True, exist_ok=True)
+    return write_text(Path(study_dir) / FAILED, json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
+def read_record(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("schema") == RECORD_SCHEMA else None
+
+
+# ---- judging a study folder ----------------------------------------------------------------
+def study_state(study_dir: Path, key: RunKey, fingerprint: dict) -> StudyState:
+    """Whether ``study_dir`` holds this study done, failed, partial, stale, or nothing yet."""
+    if not study_dir.exists():
+        return StudyState("new")
+    done = study_dir / DONE
+    if done.exists():
+        problem = verify_done(study_dir, key, fingerprint)
+        return StudyState("done") if problem is None else StudyState("stale", problem)
+    failed = read_record(study_dir / FAILED)
+    if failed is not None:
+        if _same_run(failed, key, fingerprint) is None:
+            return StudyState("failed", failed.get("error", ""))
+        return StudyState("failed_stale", _same_run(failed, key, fingerprint) or "")
+    return StudyState("partial", "no completion record (an interrupted run)")
+
+
+def verify_done(study_dir: Path, key: RunKey, fingerprint: dict) -> str | None:
+    """None when the completion record holds; else why the study must be redone."""
+    record = read_record(study_dir / DONE)
+    if record is None or record.get("status") != "done":
+        return "completion record unreadable"
+    problem = _same_run(record, key, fingerprint)
+    if problem:
+        return problem
+    outputs = record.get("outputs")
+    if not isinstance(outputs, Mapping) or not outputs:
+        return "completion record lists no outputs"
+    for rel, meta in outputs.items():
+        path = study_dir / rel
+        if not path.is_file():
+            return f"output {rel} missing"
+        if path.stat().st_size != meta.get("size") or file_sha256(path) != meta.get("sha256"):
+            return f"output {rel} changed since it was written"
+    return None
+
+
+def _same_run(record: Mapping, key: RunKey, fingerprint: dict) -> str | None:
+    expected = key.to_json()
+    if record.get("models") != expected["models"]:
+        return "models or model versions changed"
+    if record.get("options") != expected["options"]:
+        return "options changed"
+    if record.get("input") != fingerprint:
+        return "input changed"
+    return None
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

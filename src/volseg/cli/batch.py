@@ -1,0 +1,219 @@
+"""`volseg batch` (a folder of studies) and `volseg slurm-script` (the same on a SLURM job array)."""
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from volseg.cli.console import err
+
+
+def register(app: typer.Typer) -> None:
+    app.command("batch")(batch)
+    app.command("slurm-script")(slurm_script)
+
+
+def batch(
+    input_dir: Path = typer.Argument(..., help="Folder of studies: NIfTI/NRRD/MHA files and DICOM series, searched recursively."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder: one sub-folder per study, logs/, cohort tables."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name(s), comma-separated; each runs on every study."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="i/n: this job's share of the studies (0-based). Default: from the SLURM array variables, else all."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Run only the studies a previous run recorded as failed."),
+    gpus: Optional[str] = typer.Option(None, "--gpus", help="all (default: one worker per visible GPU, else one CPU worker) | none | 0,1"),
+    executor: Optional[str] = typer.Option(None, "--executor", help="local (default) | ray"),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address, e.g. 10.0.0.1:6379 (with --executor ray)."),
+    reader: Optional[str] = typer.Option(None, "--reader", help="Advanced: module:function that reads one study (default volseg.io:read_image)."),
+    collect: Optional[bool] = typer.Option(None, "--collect/--no-collect", help="Write the cohort tables at the end (default: yes, unless this is one shard of several)."),
+    html: Optional[bool] = typer.Option(None, "--html/--no-html", help="Write each study's report.html with QC pictures (default: on)."),
+    dicom: Optional[bool] = typer.Option(None, "--dicom", help="Also write DICOM SEG + SR for DICOM studies."),
+    keep_phi: Optional[bool] = typer.Option(None, "--keep-phi", help="Copy patient/study identifiers into the DICOM outputs (default: placeholders)."),
+    json_log: bool = typer.Option(False, "--json-log", help="One JSON object per event on stderr, instead of progress bars."),
+) -> None:
+    """Segment every study in a folder: models loaded once, resumable, one failed study never stops the rest."""
+    from volseg import api
+    from volseg.batch import BatchOptions
+    from volseg.batch.options import parse_models
+    from volseg.options import with_overrides
+
+    options = with_overrides(BatchOptions(), models=parse_models(model) or None, shard=shard,
+                             retry_failed=retry_failed or None, gpus=gpus, executor=executor,
+                             address=address, reader=reader, collect=collect, html=html, dicom=dicom,
+                             keep_phi=keep_phi)
+    view = _JsonView() if json_log else _RichView()
+    with _console_logs(json_lines=json_log), view:
+        summary = api.batch(input_dir, output, options=options, on_event=view)
+    if not json_log:
+        _print_summary(summary)
+    if summary.exit_code:
+        raise typer.Exit(code=summary.exit_code)
+
+
+def slurm_script(
+    input_dir: Path = typer.Argument(..., help="Folder of studies (as for `volseg batch`)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder shared by every array task."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name(s), comma-separated."),
+    array: int = typer.Option(..., "--array", help="Number of array tasks (shards)."),
+    partition: Optional[str] = typer.Option(None, "--partition", help="SLURM partition."),
+    gpus_per_task: Optional[int] = typer.Option(None, "--gpus-per-task", help="GPUs per array task."),
+    time: Optional[str] = typer.Option(None, "--time", help="Time limit per task, e.g. 04:00:00."),
+    mem: Optional[str] = typer.Option(None, "--mem", help="Memory per task, e.g. 32G."),
+    cpus_per_task: Optional[int] = typer.Option(None, "--cpus-per-task", help="CPU cores per task."),
+    html: Optional[bool] = typer.Option(None, "--html/--no-html", help="Passed to `volseg batch` (default: on)."),
+    dicom: Optional[bool] = typer.Option(None, "--dicom", help="Passed to `volseg batch`."),
+) -> None:
+    """Print a ready sbatch job-array script (run it with bash to also queue `volseg collect` after it)."""
+    from volseg.batch import slurm_script as make_script
+    from volseg.batch.options import parse_models
+
+    if not Path(input_dir).is_dir():
+        from volseg.errors import UsageError
+
+        raise UsageError(f"{input_dir}: not a folder", hint="give the folder of studies")
+    exe = shutil.which("volseg") or "volseg"
+    extra = (["--no-html"] if html is False else []) + (["--dicom"] if dicom else [])
+    text = make_script(input_dir, output, models=parse_models(model), array=array, partition=partition,
+                       gpus_per_task=gpus_per_task, time=time, mem=mem, cpus_per_task=cpus_per_task,
+                       volseg=exe, extra_args=extra, collect_args=["--no-html"] if html is False else [])
+    sys.stdout.write(text)  # byte-exact: a script, not a rendering
+    sys.stdout.flush()
+    err.print("save it, then `bash it` to submit the array and its collect job (or `sbatch it`)",
+              highlight=False)
+
+
+# ---- rendering --------------------------------------------------------------------------------
+class _JsonView:
+    """--json-log: every event as one JSON line on stderr, nothing else."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sys.stderr.flush()
+
+    def __call__(self, event) -> None:
+        sys.stderr.write(event.to_json() + "\n")
+        sys.stderr.flush()
+
+
+class _RichView:
+    """A bar for the cohort (studies, ETA) and one per worker for its current study, on stderr.
+
+    Without a terminal (e.g. a SLURM log) it writes one line per finished or failed study.
+    """
+
+    def __init__(self) -> None:
+        self.live = err.is_terminal
+        self.progress = None
+        self.cohort = None
+        self.workers: dict[int, int] = {}
+        self.current: dict[str, int] = {}  # study id → worker
+
+    def __enter__(self):
+        if self.live:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+    def __call__(self, event) -> None:
+        kind, d, sid = event.kind, event.data, event.study_id
+        if kind == "batch_started":
+            err.print(f"{d['found']} studies found, {d['selected']} in shard {d['shard']}: {d['to_run']} to run, "
+                      f"{d['skip']} done already, {d['failed_before']} failed before; models "
+                      f"{', '.join(d['models'])}", highlight=False)
+            if self.progress is not None:
+                self.cohort = self.progress.add_task("cohort", total=d["to_run"])
+        elif kind == "study_started" and self.progress is not None:
+            worker = int(d.get("worker", 0))
+            if worker not in self.workers:
+                self.workers[worker] = self.progress.add_task("", total=None)
+            self.current[sid] = worker
+            self.progress.reset(self.workers[worker], total=None, description=f"  {sid}")
+        elif kind == "study_progress" and self.progress is not None and sid in self.current:
+            self.progress.update(self.workers[self.current[sid]], completed=d["done"], total=d["total"],
+                                 description=f"  {sid}: {d['stage']}")
+        elif kind in ("study_done", "study_failed") and not d.get("previous"):
+            self.current.pop(sid, None)
+            if self.progress is not None and self.cohort is not None:
+                self.progress.advance(self.cohort)
+            if kind == "study_failed":
+                err.print(f"volseg: error: {sid}: {d['error_class']} while {d['stage']}: {d['error']}",
+                          markup=False, highlight=False, soft_wrap=True)
+            elif not self.live:
+                err.print(f"{sid} done in {d['seconds']:.1f} s", highlight=False)
+
+
+def _print_summary(summary) -> None:
+    failed_now = [f for f in summary.failed if not f.previous]
+    earlier = [f for f in summary.failed if f.previous]
+    for f in earlier:
+        err.print(f"volseg: error: {f.study_id}: failed in an earlier run ({f.error_class}: {f.error}); "
+                  "rerun it with --retry-failed", markup=False, highlight=False, soft_wrap=True)
+    style = "bold red" if summary.failed else "bold green"
+    err.print(f"done {len(summary.done)} · skipped {len(summary.skipped)} · failed {len(summary.failed)}"
+              f"{f' ({len(earlier)} in earlier runs)' if earlier else ''} in {summary.seconds:.1f} s; "
+              f"outputs in {summary.out_dir}", style=style, highlight=False)
+    for path in summary.cohort.values():
+        err.print(f"wrote {path}", highlight=False)
+    if summary.log_file:
+        err.print(f"log: {summary.log_file}", highlight=False)
+    if failed_now:
+        err.print("rerun with --retry-failed once the inputs are fixed", highlight=False)
+
+
+class _JsonLogHandler(logging.Handler):
+    """--json-log: library log records as {"event": "log", ...} lines, so stderr stays JSON."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        import json
+
+        line = {"event": "log", "time": round(record.created, 3), "level": record.levelname.lower(),
+                "logger": record.name, "message": record.getMessage()}
+        sys.stderr.write(json.dumps(line) + "\n")
+
+
+@contextmanager
+def _console_logs(*, json_lines: bool):
+    """Keep the per-event log lines (meant for the run's log file) off the console; in JSON mode
+    turn the other console log lines into JSON objects."""
+
+    def drop_events(record: logging.LogRecord) -> bool:
+        return record.name != "volseg.batch.run"
+
+    def drop_all(record: logging.LogRecord) -> bool:
+        return False
+
+    logger = logging.getLogger("volseg")
+    handlers = list(logger.handlers)
+    extra = None
+    for handler in handlers:
+        handler.addFilter(drop_all if json_lines else drop_events)
+    if json_lines:
+        extra = _JsonLogHandler(level=logger.getEffectiveLevel())
+        extra.addFilter(drop_events)
+        logger.addHandler(extra)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(drop_all if json_lines else drop_events)
+        if extra is not None:
+            logger.removeHandler(extra)
