@@ -27,8 +27,19 @@ def backend_factory(name: str):
 
 
 def load_segmenter(model: str | None = None, *, device: str = "auto") -> "Segmenter":
-    """Load a catalogued model by name (default: the built-in CT segmenter), once."""
+    """Load a catalogued model by name (default: the built-in CT segmenter), once.
+
+    ``model`` may also be the path of a user's nnU-Net trained-model folder (plans.json + dataset.json).
+    """
+    from pathlib import Path
+
     from volseg.segmenters.catalogue import DEFAULT_MODEL, get_entry
+
+    if model and (Path(model) / "plans.json").is_file() and (Path(model) / "dataset.json").is_file():
+        from volseg.segmenters.backends.nnunet import load_folder
+
+        log.info("loading the nnU-Net trained-model folder %s", Path(model).name)
+        return load_folder(model, device=device)
 
     entry: ModelEntry = get_entry(model or DEFAULT_MODEL)
     log.info("loading model %s %s (backend %s)", entry.name, entry.version, entry.backend)
