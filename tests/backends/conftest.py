@@ -22,7 +22,7 @@ def one_torch_thread():
 def phantom_model(request, tmp_path_factory) -> Path:
     """The small trained nnU-Net model folder (trained once; reused across runs via .pytest_cache)."""
     pytest.importorskip("nnunetv2")
-    from factories.nnunet_model import cached_model
+    from tests.factories.nnunet_model import cached_model
 
     cache = getattr(request.config, "cache", None)
     base = Path(cache.mkdir("volseg-nnunet-phantom-model")) if cache is not None \
@@ -34,6 +34,6 @@ def phantom_model(request, tmp_path_factory) -> Path:
 def random_model(tmp_path) -> Path:
     """An untrained model folder with the phantom model's plans (fast)."""
     pytest.importorskip("nnunetv2")
-    from factories.nnunet_model import FOLDER_NAME, write_random_model
+    from tests.factories.nnunet_model import FOLDER_NAME, write_random_model
 
     return write_random_model(tmp_path / FOLDER_NAME)

@@ -19,7 +19,7 @@ from volseg.segmenters.engine.settings import EngineSettings
 from volseg.segmenters.registry import load_segmenter
 
 pytest.importorskip("nnunetv2")
-from factories.nnunet_model import CLASSES, FOLDER_NAME, SPACING_IJK, write_random_model  # noqa: E402
+from tests.factories.nnunet_model import CLASSES, FOLDER_NAME, SPACING_IJK, write_random_model  # noqa: E402
 
 FAST = EngineSettings(precision="fp32")
 

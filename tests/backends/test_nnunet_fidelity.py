@@ -24,7 +24,7 @@ from volseg.segmenters.engine.settings import EngineSettings
 from volseg.volume import reorient
 
 pytest.importorskip("nnunetv2")
-from factories.nnunet_model import CLASSES, SPACING_IJK  # noqa: E402
+from tests.factories.nnunet_model import CLASSES, SPACING_IJK  # noqa: E402
 
 pytestmark = pytest.mark.slow
 FP32 = EngineSettings(precision="fp32")
