@@ -100,7 +100,9 @@ def worker_nnunet_stages(image: Path, out: Path) -> dict:
 
 def _nnunet_stages(p, image: Path, out: Path) -> dict:
     import torch
-    from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
+    from nnunetv2.inference.export_prediction import (
+        convert_predicted_logits_to_segmentation_with_correct_shape,
+    )
 
     st: dict[str, float] = {}
     forward = _time_forward(p.network)

@@ -74,7 +74,7 @@ def _affine_predictor(channels: int):
 def test_blending_a_pointwise_predictor_returns_it_exactly(batch, mirror):
     rng = np.random.default_rng(0)
     image = torch.from_numpy(rng.normal(size=(1, 40, 50, 37)).astype(np.float32))
-    predictor, scale = _affine_predictor(3)
+    predictor, _ = _affine_predictor(3)
     settings = EngineSettings(precision="fp32", window_batch=batch, mirror=mirror)
     run = run_windows(image, predictor, channels=3, patch=(32, 32, 32), settings=settings, mirror_axes=(0, 1, 2))
     blended = run.blend.sums / run.blend.weight_sum

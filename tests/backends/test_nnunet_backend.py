@@ -19,7 +19,7 @@ from volseg.segmenters.engine.settings import EngineSettings
 from volseg.segmenters.registry import load_segmenter
 
 pytest.importorskip("nnunetv2")
-from tests.factories.nnunet_model import CLASSES, FOLDER_NAME, SPACING_IJK, write_random_model  # noqa: E402
+from tests.factories.nnunet_model import CLASSES, FOLDER_NAME, SPACING_IJK, write_random_model
 
 FAST = EngineSettings(precision="fp32")
 
@@ -121,8 +121,8 @@ def test_progress_reports_windows_and_export(random_model, small_ct):
 
 def _entry(**fields):
     table = LabelTable.from_names(CLASSES)
-    base = dict(name="phantom", version="1", label_table=lambda: table, backend_options={}, parts=(),
-                input=None, sliding_window=None)
+    base = {"name": "phantom", "version": "1", "label_table": lambda: table, "backend_options": {}, "parts": (),
+            "input": None, "sliding_window": None}
     base.update(fields)
     return SimpleNamespace(**base)
 
@@ -180,3 +180,49 @@ def test_ct_models_refuse_mr_and_unreadable_checkpoints(random_model, small_ct, 
     (broken / "fold_0" / "checkpoint_final.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match="unreadable checkpoint"):
         read_model_folder(broken)
+
+
+def test_plans_are_read_like_nnunet(random_model):
+    import json
+
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from volseg.segmenters.backends.nnunet_plans import build_network, label_spec, resolve_configuration
+
+    plans = json.loads((random_model / "plans.json").read_text())
+    plans["configurations"]["child"] = {"inherits_from": "3d_fullres", "patch_size": [16, 16, 16]}
+    plans["configurations"]["grandchild"] = {"inherits_from": "child", "spacing": [1.0, 1.0, 1.0]}
+    theirs = PlansManager(plans).get_configuration("grandchild")
+    ours = resolve_configuration(plans, "grandchild")
+    assert ours.patch_size == tuple(theirs.patch_size) == (16, 16, 16)
+    assert ours.spacing == tuple(theirs.spacing) == (1.0, 1.0, 1.0)
+    assert ours.normalization_schemes == theirs.normalization_schemes
+    plans["configurations"]["3d_fullres"]["inherits_from"] = "grandchild"
+    with pytest.raises(ModelError, match="circle"):
+        resolve_configuration(plans, "child")
+
+    arch = ours.architecture()
+    net = build_network(arch, 1, 6)
+    ref = get_network_from_plans(arch["network_class_name"], arch["arch_kwargs"], arch["_kw_requires_import"],
+                                 1, 6, allow_init=True, deep_supervision=False)
+    assert {k: v.shape for k, v in net.state_dict().items()} == {k: v.shape for k, v in ref.state_dict().items()}
+
+
+@pytest.mark.parametrize("labels, order", [
+    ({"background": 0, "a": 1, "b": 2}, None),
+    ({"background": 0, "a": 1, "b": 2, "ignore": 3}, None),
+    ({"background": 0, "whole": [1, 2, 3], "core": [2, 3], "enhancing": 3}, [1, 2, 3]),
+])
+def test_label_spec_matches_nnunet_label_manager(labels, order):
+    from nnunetv2.utilities.label_handling.label_handling import LabelManager
+
+    from volseg.segmenters.backends.nnunet_plans import label_spec
+
+    manager = LabelManager(labels, order)
+    spec = label_spec({"labels": labels, **({"regions_class_order": order} if order else {})})
+    assert spec.regions == manager.has_regions
+    assert spec.heads == manager.num_segmentation_heads
+    assert spec.ignore_label == manager.ignore_label
+    if not spec.regions:
+        assert list(spec.values) == manager.all_labels

@@ -8,7 +8,7 @@ geometry chain — volseg's (i, j, k) arrays, nnU-Net's (z, y, x) order, the pla
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from volseg.segmenters.engine.settings import EngineSettings
 from volseg.volume import reorient
 
 pytest.importorskip("nnunetv2")
-from tests.factories.nnunet_model import CLASSES, SPACING_IJK  # noqa: E402
+from tests.factories.nnunet_model import CLASSES, SPACING_IJK
 
 pytestmark = pytest.mark.slow
 FP32 = EngineSettings(precision="fp32")
@@ -45,7 +45,7 @@ def cases(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-@lru_cache(maxsize=None)
+@cache
 def _predictor(folder: str, folds: tuple[int, ...], mirror: bool):
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
@@ -68,7 +68,7 @@ def _predictor(folder: str, folds: tuple[int, ...], mirror: bool):
     return predictor
 
 
-@lru_cache(maxsize=None)
+@cache
 def reference(model: str, image: str, folds: tuple[int, ...] = (0,), mirror: bool = False) -> np.ndarray:
     """nnU-Net's labels for the NIfTI ``image``, in volseg's (i, j, k) order."""
     from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
@@ -78,7 +78,7 @@ def reference(model: str, image: str, folds: tuple[int, ...] = (0,), mirror: boo
     return np.asarray(seg).transpose(2, 1, 0)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _ours(model: str, image: str, settings: EngineSettings, folds: tuple[int, ...]) -> np.ndarray:
     volume = read_image(image).volume
     labels = load_folder(model, device="cpu", folds=folds, settings=settings).predict(volume)

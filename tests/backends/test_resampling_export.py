@@ -5,10 +5,21 @@ import numpy as np
 import pytest
 import torch
 
-from volseg.segmenters.backends.nnunet_resampling import (Resampling, export_axis_maps, plan_resampling,
-                                                          resample_volume, separate_z)
+from volseg.segmenters.backends.nnunet_resampling import (
+    Resampling,
+    export_axis_maps,
+    plan_resampling,
+    resample_volume,
+    separate_z,
+)
 from volseg.segmenters.engine import export
-from volseg.segmenters.engine.export import AffineHead, LabelDecoder, exact_labels, model_grid_codes, nearest_labels
+from volseg.segmenters.engine.export import (
+    AffineHead,
+    LabelDecoder,
+    exact_labels,
+    model_grid_codes,
+    nearest_labels,
+)
 from volseg.segmenters.engine.resample import AxisMap, apply_separable, nearest_indices, zoom_matrix
 from volseg.segmenters.engine.sliding_window import Blend
 
@@ -152,3 +163,21 @@ def test_relabelled_decoder_drops_and_renames():
     codes = torch.tensor([0, 1, 2, 3])
     assert decoder.labels(codes).tolist() == [0, 7, 0, 300]
     assert decoder.labels(codes).dtype == torch.int32
+
+
+@pytest.mark.parametrize("n_in, n_out", [(7, 13), (40, 17), (224, 112), (9, 9)])
+@pytest.mark.parametrize("order", [0, 1, 3])
+def test_axis_matrices_are_the_reference_operation_on_unit_vectors(n_in, n_out, order):
+    from scipy import ndimage
+
+    from volseg.segmenters.engine.resample import coordinate_matrix
+
+    coords = (n_in / n_out * (np.arange(n_out) + 0.5) - 0.5)[None]
+    for j in range(0, n_in, max(1, n_in // 7)):
+        unit = np.zeros(n_in)
+        unit[j] = 1.0
+        np.testing.assert_allclose(zoom_matrix(n_in, n_out, order)[:, j],
+                                   ndimage.zoom(unit, n_out / n_in, order=order, mode="nearest", grid_mode=True),
+                                   atol=1e-12)
+        np.testing.assert_allclose(coordinate_matrix(n_in, n_out, order)[:, j],
+                                   ndimage.map_coordinates(unit, coords, order=order, mode="nearest"), atol=1e-12)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda)(:(\d+))?$")
 
 
-def resolve_device(name: str | None = "auto") -> "torch.device":
+def resolve_device(name: str | None = "auto") -> torch.device:
     """The ``torch.device`` for ``name``; raises UsageError when it is malformed or absent here."""
     import torch
 
@@ -63,7 +63,7 @@ def available_devices() -> list[str]:
     return names
 
 
-def describe_device(device: "torch.device") -> str:
+def describe_device(device: torch.device) -> str:
     """'cpu (2 threads)', 'cuda:0 (NVIDIA H100)' — for provenance and logs."""
     import torch
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from volseg.errors import ModelError
 from volseg.labels import LabelTable
-from volseg.segmenters.backends.nnunet_folder import ModelFolder, read_model_folder, require_nnunet
+from volseg.segmenters.backends.nnunet_folder import ModelFolder, read_model_folder
 from volseg.segmenters.backends.nnunet_pipeline import BodyCrop, NnUNetPart
 from volseg.segmenters.base import ProgressCallback, check_on_grid, no_progress
 from volseg.segmenters.device import describe_device, resolve_device
@@ -63,7 +63,7 @@ class NnUNetOptions(PartOptions):
     engine: dict[str, Any] = Field(default_factory=dict)  # EngineSettings overrides
 
 
-def load(entry, *, device: str = "auto", model_dir: str | Path | None = None) -> "NnUNetSegmenter":
+def load(entry, *, device: str = "auto", model_dir: str | Path | None = None) -> NnUNetSegmenter:
     """Factory for catalogue entries (``BACKENDS["nnunet"]``).
 
     The weights folder is ``model_dir``, else ``backend_options.model_dir``, else the weights
@@ -85,7 +85,7 @@ def load(entry, *, device: str = "auto", model_dir: str | Path | None = None) ->
 
 
 def load_folder(path: str | Path, *, device: str = "auto", folds=None, checkpoint: str | None = None,
-                settings: EngineSettings | None = None, reorient_to: str | None = None) -> "NnUNetSegmenter":
+                settings: EngineSettings | None = None, reorient_to: str | None = None) -> NnUNetSegmenter:
     """A user's own trained-model folder as a segmenter (classes from its dataset.json)."""
     folder = read_model_folder(path, folds=folds, checkpoint=checkpoint)
     return NnUNetSegmenter([(folder, None)], name=Path(path).name, version=_folder_version(folder),
@@ -95,7 +95,7 @@ def load_folder(path: str | Path, *, device: str = "auto", folds=None, checkpoin
 
 def load_parts(parts: list[tuple[str | Path, dict[int, int]]], *, labels: LabelTable, device: str = "auto",
                settings: EngineSettings | None = None, name: str = "nnunet-parts",
-               reorient_to: str | None = None) -> "NnUNetSegmenter":
+               reorient_to: str | None = None) -> NnUNetSegmenter:
     """Several trained-model folders combined into one label map with ``{part label: label}`` maps."""
     folders = [(read_model_folder(path), dict(mapping)) for path, mapping in parts]
     return NnUNetSegmenter(folders, name=name, version="custom", labels=labels, device=device,
@@ -162,11 +162,10 @@ class NnUNetSegmenter:
     """Segmenter over one or more nnU-Net models (parts), loaded once, predicting many volumes."""
 
     def __init__(self, parts: list[tuple[ModelFolder, dict[int, int] | None]], *, name: str, version: str,
-                 labels: LabelTable, device: str = "auto", settings: EngineSettings = EngineSettings(),
+                 labels: LabelTable, device: str = "auto", settings: EngineSettings | None = None,
                  reorient_to: str | None = None, body_crop: BodyCrop | None = None):
-        require_nnunet()
         self.name, self.version, self.labels = name, version, labels
-        self.settings = settings
+        self.settings = settings = settings or EngineSettings()
         self.reorient_to = reorient_to
         self.body_crop = body_crop
         self.device = resolve_device(device)
@@ -218,15 +217,14 @@ class NnUNetSegmenter:
 
 def labels_from_dataset_json(folder: ModelFolder) -> LabelTable:
     """Output classes of a folder: dataset.json names (regions: in regions_class_order)."""
-    manager = folder.label_manager()
-    names = {str(k): v for k, v in folder.dataset_json.get("labels", {}).items()}
-    if manager.has_regions:
-        regions = [k for k, v in names.items() if _region_key(v) != (0,)]
-        order = [int(v) for v in manager.regions_class_order]
-        table = {value: _clean_name(name) for value, name in zip(order, regions)}
+    spec = folder.labels()
+    names = {str(k): v for k, v in spec.names.items() if k != "ignore"}
+    if spec.regions:
+        regions = [k for k, v in names.items() if _region_key(v) != (0,) and k != "background"]
+        table = {value: _clean_name(name) for value, name in zip(spec.values, regions)}
     else:
         table = {int(v): _clean_name(k) for k, v in names.items()
-                 if not isinstance(v, (list, tuple)) and int(v) != 0 and int(v) != manager.ignore_label}
+                 if not isinstance(v, (list, tuple)) and int(v) != 0}
     return LabelTable.from_names(table)
 
 

@@ -1,12 +1,11 @@
 """Reading an nnU-Net v2 trained-model folder: plans, dataset.json, fold checkpoints, the network.
 
 A trained-model folder (``<Dataset>/<trainer>__<plans>__<configuration>``) holds ``dataset.json``,
-``plans.json`` and ``fold_<k>/checkpoint_final.pth`` (or ``checkpoint_best.pth``). Plans are parsed
-with nnU-Net's own ``PlansManager`` (it knows every plans-format version); the network is built from
-the plans' architecture entry with ``dynamic_network_architectures`` and never through nnU-Net's
-trainer-class lookup (which imports timm and torchvision). Checkpoints load with
-``weights_only=True``; the only non-tensor globals allowed besides torch's are numpy scalars and
-dtypes, which nnU-Net stores in its training log.
+``plans.json`` and ``fold_<k>/checkpoint_final.pth`` (or ``checkpoint_best.pth``). Plans are read by
+:mod:`.nnunet_plans`; the network is built from the plans' architecture entry with
+``dynamic_network_architectures`` and never through nnU-Net's trainer-class lookup (which imports
+timm and torchvision). Checkpoints load with ``weights_only=True``; the only non-tensor globals
+allowed besides torch's are numpy scalars and dtypes, which nnU-Net stores in its training log.
 """
 from __future__ import annotations
 
@@ -20,21 +19,21 @@ from pathlib import Path
 from typing import Any
 
 from volseg.errors import DependencyError, ModelError
+from volseg.segmenters.backends.nnunet_plans import Configuration, LabelSpec, label_spec, resolve_configuration
+from volseg.segmenters.backends.nnunet_plans import build_network as _build
 
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = ("checkpoint_final.pth", "checkpoint_best.pth")
 
 
-def require_nnunet():
-    """Import nnunetv2 or say how to install it."""
+def require_network_library() -> None:
+    """Import dynamic_network_architectures or say how to install it."""
     try:
-        import nnunetv2  # noqa: F401
-        from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+        import dynamic_network_architectures  # noqa: F401
     except ImportError as exc:
-        raise DependencyError("nnU-Net models need nnunetv2 and dynamic-network-architectures",
+        raise DependencyError("nnU-Net models need dynamic-network-architectures",
                               hint="pip install 'volseg[nnunet]'") from exc
-    return PlansManager
 
 
 @dataclass(frozen=True)
@@ -63,14 +62,18 @@ class ModelFolder:
         axes = self.folds[0].mirror_axes
         return tuple(axes) if axes else ()
 
-    def plans_manager(self):
-        return require_nnunet()(self.plans)
+    def config(self) -> Configuration:
+        return resolve_configuration(self.plans, self.configuration)
 
-    def configuration_manager(self):
-        return self.plans_manager().get_configuration(self.configuration)
+    def labels(self) -> LabelSpec:
+        return label_spec(self.dataset_json)
 
-    def label_manager(self):
-        return self.plans_manager().get_label_manager(self.dataset_json)
+    @property
+    def transpose_forward(self) -> tuple[int, ...]:
+        return tuple(int(t) for t in self.plans.get("transpose_forward", (0, 1, 2)))
+
+    def intensity_properties(self, channel: int = 0) -> dict:
+        return dict(self.plans.get("foreground_intensity_properties_per_channel", {}).get(str(channel), {}))
 
 
 def is_model_folder(path: Path) -> bool:
@@ -92,6 +95,7 @@ def read_model_folder(path: str | Path, *, folds: tuple[str | int, ...] | None =
     if config not in plans.get("configurations", {}):
         raise ModelError(f"configuration {config!r} is not in plans.json", path=path,
                          hint=f"plans define: {', '.join(plans.get('configurations', {}))}")
+    require_network_library()
     return ModelFolder(path, dataset_json, plans, config, weights)
 
 
@@ -201,22 +205,17 @@ def file_sha256(path: Path) -> str:
 
 def build_network(folder: ModelFolder):
     """The network of the folder's configuration, as nnU-Net builds it for inference (eval mode)."""
-    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
-
-    config = folder.configuration_manager()
-    if getattr(config, "previous_stage_name", None):
+    config = folder.config()
+    if config.previous_stage:
         raise ModelError(f"cascade configuration {folder.configuration!r} is not supported", path=folder.path,
                          hint="use a 3d_fullres or 3d_lowres model")
     if len(config.patch_size) != 3:
         raise ModelError(f"only 3-D configurations are supported, not {folder.configuration!r}",
                          path=folder.path)
     channels = folder.dataset_json.get("channel_names") or folder.dataset_json.get("modality") or {}
-    heads = folder.label_manager().num_segmentation_heads
     try:
-        network = get_network_from_plans(config.network_arch_class_name, config.network_arch_init_kwargs,
-                                         config.network_arch_init_kwargs_req_import, len(channels), heads,
-                                         allow_init=False, deep_supervision=False)
-    except (ImportError, TypeError, KeyError) as exc:
+        network = _build(config.architecture(), len(channels), folder.labels().heads)
+    except (KeyError, ValueError) as exc:
         raise ModelError(f"cannot build the network from plans.json ({_first_line(exc)})",
                          path=folder.path) from exc
     return network.eval()

@@ -24,11 +24,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class FoldNet:
-    trunk: "torch.nn.Module"  # the network without its last 1×1×1 convolution (or the whole network)
-    head: "torch.nn.Module | None"  # that convolution, or None when it could not be split off
+    trunk: torch.nn.Module  # the network without its last 1×1×1 convolution (or the whole network)
+    head: torch.nn.Module | None  # that convolution, or None when it could not be split off
 
 
-def load_fold_networks(folder: ModelFolder, device: "torch.device", *, channels_last: bool = False) -> list[FoldNet]:
+def load_fold_networks(folder: ModelFolder, device: torch.device, *, channels_last: bool = False) -> list[FoldNet]:
     """One network per fold with its weights, on ``device``, head split off where possible."""
     import torch
 
@@ -86,7 +86,7 @@ class LogitsPredictor:
     def __init__(self, nets: list[FoldNet]):
         self.nets = nets
 
-    def __call__(self, x: "torch.Tensor") -> "torch.Tensor":
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
         total = None
         for net in self.nets:
             out = net.trunk(x)
@@ -102,7 +102,7 @@ class FeaturePredictor:
     def __init__(self, nets: list[FoldNet]):
         self.nets = nets
 
-    def __call__(self, x: "torch.Tensor") -> "torch.Tensor":
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
         import torch
 
         outs = [net.trunk(x) for net in self.nets]

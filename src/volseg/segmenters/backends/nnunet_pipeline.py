@@ -18,10 +18,19 @@ import numpy as np
 
 from volseg.errors import ModelError
 from volseg.segmenters.backends.nnunet_folder import ModelFolder
-from volseg.segmenters.backends.nnunet_network import (FeaturePredictor, LogitsPredictor, feature_channels,
-                                                       load_fold_networks)
-from volseg.segmenters.backends.nnunet_resampling import (Resampling, compute_new_shape, export_axis_maps,
-                                                          plan_resampling, resample_volume)
+from volseg.segmenters.backends.nnunet_network import (
+    FeaturePredictor,
+    LogitsPredictor,
+    feature_channels,
+    load_fold_networks,
+)
+from volseg.segmenters.backends.nnunet_resampling import (
+    Resampling,
+    compute_new_shape,
+    export_axis_maps,
+    plan_resampling,
+    resample_volume,
+)
 from volseg.segmenters.base import ProgressCallback, no_progress
 from volseg.segmenters.engine import preprocess as pre
 from volseg.segmenters.engine.export import LabelDecoder, exact_labels, model_grid_codes, nearest_labels
@@ -52,30 +61,29 @@ class NnUNetPart:
     """A loaded nnU-Net model: networks on the device plus everything the plans say about its input."""
 
     def __init__(self, folder: ModelFolder, device: "torch.device", settings: EngineSettings):
-        plans, config = folder.plans_manager(), folder.configuration_manager()
-        labels = folder.label_manager()
+        config, labels = folder.config(), folder.labels()
         channels = folder.dataset_json.get("channel_names") or folder.dataset_json.get("modality") or {}
         if len(channels) != 1:
             raise ModelError(f"the model needs {len(channels)} input images; volseg gives it one",
                              path=folder.path)
         self.folder = folder
         self.device = device
-        self.transpose_forward = tuple(int(t) for t in plans.transpose_forward)
-        self.spacing = tuple(float(s) for s in config.spacing)
-        self.patch = tuple(int(p) for p in config.patch_size)
-        self.scheme = str(config.normalization_schemes[0])
-        self.use_mask = bool(config.use_mask_for_norm[0])
-        self.intensity = dict(plans.foreground_intensity_properties_per_channel.get("0", {}))
-        c = config.configuration
-        self.data_resampling = Resampling.from_plans(c["resampling_fn_data"], c.get("resampling_fn_data_kwargs"))
-        self.score_resampling = Resampling.from_plans(c["resampling_fn_probabilities"],
-                                                      c.get("resampling_fn_probabilities_kwargs"))
-        if labels.has_regions:
-            self.decoder = LabelDecoder(tuple(int(v) for v in labels.regions_class_order), regions=True)
-        else:
-            self.decoder = LabelDecoder(tuple(range(labels.num_segmentation_heads)))
+        self.transpose_forward = folder.transpose_forward
+        self.spacing = config.spacing
+        self.patch = config.patch_size
+        self.scheme = config.normalization_schemes[0]
+        self.use_mask = config.use_mask_for_norm[0]
+        self.intensity = folder.intensity_properties(0)
+        c = config.entries
+        try:
+            self.data_resampling = Resampling.from_plans(c["resampling_fn_data"], c.get("resampling_fn_data_kwargs"))
+            self.score_resampling = Resampling.from_plans(c["resampling_fn_probabilities"],
+                                                          c.get("resampling_fn_probabilities_kwargs"))
+        except KeyError as exc:
+            raise ModelError(f"plans.json lacks {exc}", path=folder.path) from exc
+        self.decoder = LabelDecoder(labels.values, regions=labels.regions)
         self.decoder.check()
-        self.num_outputs = int(labels.num_segmentation_heads)
+        self.num_outputs = labels.heads
         self.nets = load_fold_networks(folder, device, channels_last=settings.channels_last)
 
     @property
@@ -135,14 +143,14 @@ class NnUNetPart:
                 "fallbacks": run.fallbacks, "timings_s": timings}
         return PartResult(out, info)
 
-    def _crop_box(self, x: "torch.Tensor", spacing: tuple[float, ...], body: BodyCrop | None) -> tuple[slice, ...]:
+    def _crop_box(self, x: torch.Tensor, spacing: tuple[float, ...], body: BodyCrop | None) -> tuple[slice, ...]:
         outer = tuple(slice(0, n) for n in x.shape[1:])
         if body is not None:
             outer = pre.body_bbox(x, threshold=body.threshold, margin_mm=body.margin_mm, spacing=spacing)
         inner = pre.nonzero_bbox(x[(slice(None), *outer)])
         return tuple(slice(o.start + i.start, o.start + i.stop) for o, i in zip(outer, inner))
 
-    def _normalise(self, x: "torch.Tensor") -> "torch.Tensor":
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         scheme, props = self.scheme, self.intensity
         if scheme == "CTNormalization":
             try:
@@ -171,7 +179,7 @@ class NnUNetPart:
         return LogitsPredictor(self.nets), None, self.num_outputs
 
 
-def _to_device(array: np.ndarray, perm: tuple[int, ...], device: "torch.device") -> "torch.Tensor":
+def _to_device(array: np.ndarray, perm: tuple[int, ...], device: torch.device) -> torch.Tensor:
     """float32 (1, *spatial) tensor of ``array`` with axes permuted by ``perm``, on ``device``."""
     import torch
 

@@ -19,8 +19,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from volseg.errors import ModelError
-from volseg.segmenters.engine.resample import (AxisMap, apply_axis, coordinate_matrix, torch_interp_matrix,
-                                               zoom_matrix)
+from volseg.segmenters.engine.resample import (
+    AxisMap,
+    apply_axis,
+    coordinate_matrix,
+    torch_interp_matrix,
+    zoom_matrix,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -37,7 +42,7 @@ class Resampling:
     aniso_mode: str = "nearest-exact"
 
     @classmethod
-    def from_plans(cls, name: str, kwargs: dict | None) -> "Resampling":
+    def from_plans(cls, name: str, kwargs: dict | None) -> Resampling:
         kw = dict(kwargs or {})
         if name in ("resample_data_or_seg_to_shape", "resample_data_or_seg_to_spacing"):
             return cls("spline", int(kw.get("order", 3)), int(kw.get("order_z", 0)),
@@ -63,7 +68,7 @@ class ResamplePlan:
 
 def compute_new_shape(shape, current_spacing, new_spacing) -> tuple[int, ...]:
     """nnU-Net ``compute_new_shape``: round(old spacing / new spacing · old size) per axis."""
-    return tuple(int(round(float(c) / float(n) * int(s))) for s, c, n in zip(shape, current_spacing, new_spacing))
+    return tuple(round(float(c) / float(n) * int(s)) for s, c, n in zip(shape, current_spacing, new_spacing))
 
 
 def separate_z(force: bool | None, current_spacing, new_spacing) -> int | None:
@@ -107,7 +112,7 @@ def plan_resampling(spec: Resampling, in_shape, out_shape, current_spacing, new_
     return ResamplePlan(tuple(matrices), axis, spec.kind == "spline" and spec.order > 1)
 
 
-def resample_volume(x: "torch.Tensor", plan: ResamplePlan) -> "torch.Tensor":
+def resample_volume(x: torch.Tensor, plan: ResamplePlan) -> torch.Tensor:
     """Resample ``x`` (C, *spatial) float32 per ``plan``, clipping like skimage where it does."""
     if all(m is None for m in plan.matrices):
         return x
@@ -123,7 +128,7 @@ def resample_volume(x: "torch.Tensor", plan: ResamplePlan) -> "torch.Tensor":
     return x
 
 
-def _clip_to_source(x: "torch.Tensor", source: "torch.Tensor", axis: int | None) -> "torch.Tensor":
+def _clip_to_source(x: torch.Tensor, source: torch.Tensor, axis: int | None) -> torch.Tensor:
     """Clip to the source range: per channel, or per channel and slice along ``axis``."""
     import torch
 

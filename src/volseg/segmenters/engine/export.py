@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,7 +31,13 @@ if TYPE_CHECKING:
 
     from volseg.segmenters.engine.sliding_window import Blend
 
-_CHUNK_VOXELS = 1 << 14  # voxels whose class scores exist at once (a few MB: stays in cache)
+_SCORE_BYTES = 1 << 25  # class scores held at once (32 MB, the size of a large L3 cache)
+_CORNER_VOXELS = 1 << 16  # mixed voxels whose corners are gathered at once
+
+
+def _chunk_voxels(channels: int) -> int:
+    """Voxels per chunk so that ``channels`` float32 scores per voxel fill about _SCORE_BYTES."""
+    return max(1024, _SCORE_BYTES // (4 * max(1, channels)))
 _DENSE_ABOVE = 0.2  # fraction of mixed output voxels above which exact export resamples densely
 
 
@@ -39,22 +45,22 @@ _DENSE_ABOVE = 0.2  # fraction of mixed output voxels above which exact export r
 class AffineHead:
     """A pointwise affine map features → logits (a 1×1×1 convolution): ``W·f + b``."""
 
-    weight: "torch.Tensor"  # (C, K) float32
-    bias: "torch.Tensor"  # (C,) float32
+    weight: torch.Tensor  # (C, K) float32
+    bias: torch.Tensor  # (C,) float32
 
-    def __call__(self, features: "torch.Tensor") -> "torch.Tensor":
+    def __call__(self, features: torch.Tensor) -> torch.Tensor:
         """Logits (N, C) of features (N, K)."""
         import torch
 
         return torch.addmm(self.bias, features, self.weight.T)
 
     @classmethod
-    def from_conv(cls, conv) -> "AffineHead":
+    def from_conv(cls, conv) -> AffineHead:
         w = conv.weight.detach().float()
         b = conv.bias.detach().float() if conv.bias is not None else w.new_zeros(w.shape[0])
         return cls(w.reshape(w.shape[0], w.shape[1]).clone(), b.clone())
 
-    def to(self, device) -> "AffineHead":
+    def to(self, device) -> AffineHead:
         return AffineHead(self.weight.to(device), self.bias.to(device))
 
 
@@ -65,7 +71,7 @@ class LabelDecoder:
     values: tuple[int, ...]  # label value per channel (argmax) or per region channel, in order
     regions: bool = False
 
-    def codes(self, logits: "torch.Tensor") -> "torch.Tensor":
+    def codes(self, logits: torch.Tensor) -> torch.Tensor:
         """Code per voxel of logits (N, C): the argmax channel, or the bit set of positive regions."""
         import torch
 
@@ -76,7 +82,7 @@ class LabelDecoder:
             bits |= (logits[:, i] > 0).to(torch.int64) << i
         return bits
 
-    def labels(self, codes: "torch.Tensor") -> "torch.Tensor":
+    def labels(self, codes: torch.Tensor) -> torch.Tensor:
         """Label values of codes (uint8 when they fit, else int32)."""
         import torch
 
@@ -89,7 +95,7 @@ class LabelDecoder:
         return out
 
     @property
-    def code_dtype(self) -> "torch.dtype":
+    def code_dtype(self) -> torch.dtype:
         import torch
 
         if self.regions:
@@ -97,12 +103,12 @@ class LabelDecoder:
         return torch.uint8 if len(self.values) <= 256 else torch.int16
 
     @property
-    def label_dtype(self) -> "torch.dtype":
+    def label_dtype(self) -> torch.dtype:
         import torch
 
         return torch.uint8 if max(self.values + (0,)) <= 255 else torch.int32
 
-    def relabelled(self, mapping: dict[int, int] | None) -> "LabelDecoder":
+    def relabelled(self, mapping: dict[int, int] | None) -> LabelDecoder:
         """The same decoder writing ``mapping[value]`` (0 for values the mapping leaves out)."""
         if mapping is None:
             return self
@@ -113,17 +119,18 @@ class LabelDecoder:
             raise ValueError("more than 62 regions cannot be decoded")
 
 
-def model_grid_codes(blend: "Blend", keep: Sequence[slice], decoder: LabelDecoder,
-                     head: AffineHead | None = None) -> "torch.Tensor":
+def model_grid_codes(blend: Blend, keep: Sequence[slice], decoder: LabelDecoder,
+                     head: AffineHead | None = None) -> torch.Tensor:
     """Codes (D, H, W) on the unpadded model grid ``keep``, computed a slab at a time."""
     import torch
 
     sums = blend.sums[(slice(None), *keep)]
     wsum = blend.weight_sum[tuple(keep)]
     depth, plane = sums.shape[1], int(np.prod(sums.shape[2:]))
-    rows = max(1, _CHUNK_VOXELS // max(1, plane))
-    out = torch.empty(sums.shape[1:], dtype=decoder.code_dtype, device=sums.device)
     h = head.to(sums.device) if head is not None else None
+    classes = h.weight.shape[0] if h is not None else sums.shape[0]
+    rows = max(1, _chunk_voxels(max(classes, sums.shape[0])) // max(1, plane))
+    out = torch.empty(sums.shape[1:], dtype=decoder.code_dtype, device=sums.device)
     for z0 in range(0, depth, rows):
         block = sums[:, z0:z0 + rows].reshape(sums.shape[0], -1)
         if h is not None:
@@ -132,29 +139,30 @@ def model_grid_codes(blend: "Blend", keep: Sequence[slice], decoder: LabelDecode
     return out
 
 
-def _decode_columns(columns: "torch.Tensor", head: AffineHead | None, decoder: LabelDecoder, *,
-                    codes: bool = False) -> "torch.Tensor":
+def _decode_columns(columns: torch.Tensor, head: AffineHead | None, decoder: LabelDecoder, *,
+                    codes: bool = False) -> torch.Tensor:
     """Codes (or labels) of normalised scores given as columns (K, N), a cache-sized chunk at a time."""
     import torch
 
     n = columns.shape[1]
+    step = _chunk_voxels(head.weight.shape[0] if head is not None else columns.shape[0])
     out = torch.empty(n, dtype=decoder.code_dtype if codes else decoder.label_dtype, device=columns.device)
-    for start in range(0, n, _CHUNK_VOXELS):
-        part = columns[:, start:start + _CHUNK_VOXELS]
+    for start in range(0, n, step):
+        part = columns[:, start:start + step]
         logits = head(part.T) if head is not None else part.T
         found = decoder.codes(logits)
-        out[start:start + _CHUNK_VOXELS] = found if codes else decoder.labels(found)
+        out[start:start + step] = found if codes else decoder.labels(found)
     return out
 
 
-def nearest_labels(labels: "torch.Tensor", maps: Sequence[AxisMap]) -> "torch.Tensor":
+def nearest_labels(labels: torch.Tensor, maps: Sequence[AxisMap]) -> torch.Tensor:
     """Labels on the output grid: each output voxel takes the model voxel containing its centre."""
     return _gather(labels, [m.nearest for m in maps], [m.identity for m in maps])
 
 
-def exact_labels(codes: "torch.Tensor", blend: "Blend", keep: Sequence[slice], maps: Sequence[AxisMap],
+def exact_labels(codes: torch.Tensor, blend: Blend, keep: Sequence[slice], maps: Sequence[AxisMap],
                  decoder: LabelDecoder, head: AffineHead | None = None,
-                 progress: ProgressCallback = no_progress, stats: dict | None = None) -> "torch.Tensor":
+                 progress: ProgressCallback = no_progress, stats: dict | None = None) -> torch.Tensor:
     """Labels on the output grid equal to decoding the resampled blended scores.
 
     ``stats`` (if given) receives ``scored_fraction``: the share of output voxels that needed scores.
@@ -175,17 +183,17 @@ def exact_labels(codes: "torch.Tensor", blend: "Blend", keep: Sequence[slice], m
     h = head.to(blend.sums.device) if head is not None else None
     tables = [_axis_tensors(m, blend.sums.device) for m in maps]
     total = todo.shape[0]
-    for start in range(0, total, _CHUNK_VOXELS):
-        where = todo[start:start + _CHUNK_VOXELS]
+    for start in range(0, total, _CORNER_VOXELS):
+        where = todo[start:start + _CORNER_VOXELS]
         scores = _blend_corners(where, blend, keep, tables)
         values = decoder.labels(decoder.codes(h(scores) if h is not None else scores))
         out[where[:, 0], where[:, 1], where[:, 2]] = values.to(out.device)
-        progress("export", min(total, start + _CHUNK_VOXELS), total)
+        progress("export", min(total, start + _CORNER_VOXELS), total)
     return out
 
 
 # ---- helpers -----------------------------------------------------------------------------------
-def _gather(volume: "torch.Tensor", indices: Sequence[np.ndarray], skip: Sequence[bool]) -> "torch.Tensor":
+def _gather(volume: torch.Tensor, indices: Sequence[np.ndarray], skip: Sequence[bool]) -> torch.Tensor:
     import torch
 
     out = volume
@@ -195,7 +203,7 @@ def _gather(volume: "torch.Tensor", indices: Sequence[np.ndarray], skip: Sequenc
     return out
 
 
-def _mixed_cubes(codes: "torch.Tensor", two_tap: Sequence[bool]) -> "torch.Tensor | None":
+def _mixed_cubes(codes: torch.Tensor, two_tap: Sequence[bool]) -> torch.Tensor | None:
     """True at model voxel v when the codes in the cube v … v+1 (along two-tap axes) differ."""
     import torch
 
@@ -220,7 +228,7 @@ def _axis_tensors(m: AxisMap, device) -> tuple:
             torch.as_tensor(m.w_hi, dtype=torch.float32, device=device))
 
 
-def _blend_corners(where: "torch.Tensor", blend: "Blend", keep: Sequence[slice], tables) -> "torch.Tensor":
+def _blend_corners(where: torch.Tensor, blend: Blend, keep: Sequence[slice], tables) -> torch.Tensor:
     """Normalised blended sums (N, K) interpolated at output voxels ``where`` (N, 3)."""
     where = where.to(blend.sums.device)
     shape = blend.weight_sum.shape
@@ -240,7 +248,7 @@ def _blend_corners(where: "torch.Tensor", blend: "Blend", keep: Sequence[slice],
     return total.T
 
 
-def _lerp(x: "torch.Tensor", dim: int, table) -> "torch.Tensor":
+def _lerp(x: torch.Tensor, dim: int, table) -> torch.Tensor:
     """2-tap interpolation of ``x`` along ``dim`` with an axis table (lo, hi, w_lo, w_hi)."""
     import torch
 
@@ -251,7 +259,7 @@ def _lerp(x: "torch.Tensor", dim: int, table) -> "torch.Tensor":
     return out.addcmul_(torch.index_select(x, dim, hi), w_hi.view(shape))
 
 
-def _resample_plane(x: "torch.Tensor", m1: AxisMap, m2: AxisMap, t1, t2) -> "torch.Tensor":
+def _resample_plane(x: torch.Tensor, m1: AxisMap, m2: AxisMap, t1, t2) -> torch.Tensor:
     """Resample axes 2 and 3 of ``x`` (K, s, H, W): torch's bilinear kernel when the weights are
     exactly its own (linear, voxel areas aligned, edges clamped), else 2-tap gathers."""
     import torch.nn.functional as F
@@ -282,8 +290,8 @@ def _torch_linear_map(n_in: int, n_out: int) -> AxisMap:
     return AxisMap.from_matrix(torch_interp_matrix(n_in, n_out, "linear"))
 
 
-def _dense_exact(blend: "Blend", keep: Sequence[slice], maps: Sequence[AxisMap], decoder: LabelDecoder,
-                 head: AffineHead | None, progress: ProgressCallback) -> "torch.Tensor":
+def _dense_exact(blend: Blend, keep: Sequence[slice], maps: Sequence[AxisMap], decoder: LabelDecoder,
+                 head: AffineHead | None, progress: ProgressCallback) -> torch.Tensor:
     """Resample normalised blended sums slab by slab (output axis 0), then decode every voxel."""
     import torch
 
@@ -292,7 +300,8 @@ def _dense_exact(blend: "Blend", keep: Sequence[slice], maps: Sequence[AxisMap],
     h = head.to(device) if head is not None else None
     out_shape = tuple(m.n_out for m in maps)
     plane = out_shape[1] * out_shape[2]
-    rows = max(1, _CHUNK_VOXELS // plane)
+    channels = max(h.weight.shape[0] if h is not None else 0, blend.sums.shape[0])
+    rows = max(1, _chunk_voxels(channels) // plane)
     out = torch.empty(out_shape, dtype=decoder.label_dtype, device=device)
     lo0, hi0 = maps[0].lo, maps[0].hi
     for a in range(0, out_shape[0], rows):

@@ -38,7 +38,7 @@ def gaussian_map_numpy(patch: tuple[int, ...], sigma_scale: float = SIGMA_SCALE,
 
 
 def gaussian_weights(patch: tuple[int, ...], *, sigma_scale: float = SIGMA_SCALE, value_scale: float = 1.0,
-                     dtype: "torch.dtype | None" = None, device: "torch.device | str" = "cpu") -> "torch.Tensor":
+                     dtype: torch.dtype | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
     """Blending weights of shape ``patch`` as a tensor; never zero (zeros get the smallest weight)."""
     import torch
 

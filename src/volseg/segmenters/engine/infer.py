@@ -27,7 +27,7 @@ class WindowRun:
     fallbacks: list[str] = field(default_factory=list)
 
 
-def run_windows(image: "torch.Tensor", predictor: Predictor, *, channels: int, patch: Sequence[int],
+def run_windows(image: torch.Tensor, predictor: Predictor, *, channels: int, patch: Sequence[int],
                 settings: EngineSettings, mirror_axes: Sequence[int] = (),
                 progress: ProgressCallback = no_progress) -> WindowRun:
     """Pad ``image`` (C_in, *spatial) to the patch and blend ``predictor`` over it.

@@ -23,7 +23,7 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Attempt:
     window_batch: int
-    accumulator_device: "torch.device"
+    accumulator_device: torch.device
 
 
 def next_attempt(attempt: Attempt, *, allow_cpu_accumulator: bool) -> tuple[Attempt, str] | None:
@@ -40,7 +40,7 @@ def next_attempt(attempt: Attempt, *, allow_cpu_accumulator: bool) -> tuple[Atte
     return None
 
 
-def with_oom_fallback(run: Callable[[Attempt], T], first: Attempt, *, compute_device: "torch.device",
+def with_oom_fallback(run: Callable[[Attempt], T], first: Attempt, *, compute_device: torch.device,
                       allow_cpu_accumulator: bool = True) -> tuple[T, list[str]]:
     """``run(attempt)`` until it fits in memory; returns its result and the fallbacks taken."""
     import torch
@@ -64,7 +64,7 @@ def with_oom_fallback(run: Callable[[Attempt], T], first: Attempt, *, compute_de
             fallbacks.append(reason)
 
 
-def release_memory(device: "torch.device") -> None:
+def release_memory(device: torch.device) -> None:
     import torch
 
     gc.collect()

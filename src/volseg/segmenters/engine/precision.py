@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import torch
 
 
-def autocast_dtype(precision: str, device: "torch.device") -> "torch.dtype | None":
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device``; None means plain fp32."""
     import torch
 
@@ -37,13 +37,13 @@ def autocast_dtype(precision: str, device: "torch.device") -> "torch.dtype | Non
     return dtype
 
 
-def precision_name(dtype: "torch.dtype | None") -> str:
+def precision_name(dtype: torch.dtype | None) -> str:
     import torch
 
     return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
 
-def autocast(device: "torch.device", dtype: "torch.dtype | None"):
+def autocast(device: torch.device, dtype: torch.dtype | None):
     """A context manager running the network under autocast(dtype), or a no-op for fp32."""
     import torch
 

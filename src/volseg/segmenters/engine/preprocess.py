@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 _EPS = 1e-8
 
 
-def ct_normalize(x: "torch.Tensor", *, lower: float, upper: float, mean: float, std: float) -> "torch.Tensor":
+def ct_normalize(x: torch.Tensor, *, lower: float, upper: float, mean: float, std: float) -> torch.Tensor:
     """nnU-Net ``CTNormalization``: clip to [lower, upper], then (x − mean) / std. In place."""
     x.clamp_(float(lower), float(upper))
     x.sub_(float(mean))
@@ -24,7 +24,7 @@ def ct_normalize(x: "torch.Tensor", *, lower: float, upper: float, mean: float, 
     return x
 
 
-def zscore_normalize(x: "torch.Tensor", mask: "torch.Tensor | None" = None) -> "torch.Tensor":
+def zscore_normalize(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """nnU-Net ``ZScoreNormalization``: (x − mean) / std over all voxels, or only inside ``mask``.
 
     Statistics are taken in float64 (population std); voxels outside the mask are left as they are.
@@ -39,15 +39,15 @@ def zscore_normalize(x: "torch.Tensor", mask: "torch.Tensor | None" = None) -> "
     return x
 
 
-def rescale_01(x: "torch.Tensor") -> "torch.Tensor":
+def rescale_01(x: torch.Tensor) -> torch.Tensor:
     """nnU-Net ``RescaleTo01Normalization``: (x − min) / max after shifting. In place."""
     x.sub_(x.min())
     x.div_(max(float(x.max()), _EPS))
     return x
 
 
-def window_normalize(x: "torch.Tensor", *, lower: float, upper: float, out_lower: float = 0.0,
-                     out_upper: float = 1.0) -> "torch.Tensor":
+def window_normalize(x: torch.Tensor, *, lower: float, upper: float, out_lower: float = 0.0,
+                     out_upper: float = 1.0) -> torch.Tensor:
     """Clip to the window [lower, upper] (e.g. HU) and map it linearly onto [out_lower, out_upper]."""
     if upper <= lower:
         raise ValueError(f"window upper bound {upper} must exceed the lower bound {lower}")
@@ -56,7 +56,7 @@ def window_normalize(x: "torch.Tensor", *, lower: float, upper: float, out_lower
     return x
 
 
-def nonzero_bbox(x: "torch.Tensor") -> tuple[slice, ...]:
+def nonzero_bbox(x: torch.Tensor) -> tuple[slice, ...]:
     """Bounding box of voxels non-zero in any channel of ``x`` (C, *spatial); everything if none.
 
     This is nnU-Net's ``crop_to_nonzero`` box (filling holes in the mask never changes its box).
@@ -65,7 +65,7 @@ def nonzero_bbox(x: "torch.Tensor") -> tuple[slice, ...]:
     return mask_bbox(nonzero)
 
 
-def mask_bbox(mask: "torch.Tensor", margin: tuple[int, ...] | None = None) -> tuple[slice, ...]:
+def mask_bbox(mask: torch.Tensor, margin: tuple[int, ...] | None = None) -> tuple[slice, ...]:
     """Half-open bounding box of ``mask`` (*spatial), grown by ``margin`` voxels; all if empty."""
     boxes = []
     for dim in range(mask.ndim):
@@ -81,14 +81,14 @@ def mask_bbox(mask: "torch.Tensor", margin: tuple[int, ...] | None = None) -> tu
     return tuple(boxes)
 
 
-def body_bbox(x: "torch.Tensor", *, threshold: float, margin_mm: float,
+def body_bbox(x: torch.Tensor, *, threshold: float, margin_mm: float,
               spacing: tuple[float, ...]) -> tuple[slice, ...]:
     """Box around voxels above ``threshold`` (e.g. −500 HU for the body), grown by ``margin_mm``."""
     margin = tuple(int(np.ceil(margin_mm / s)) for s in spacing)
     return mask_bbox(x[0] > threshold, margin)
 
 
-def filled_nonzero_mask(x: "torch.Tensor") -> "torch.Tensor":
+def filled_nonzero_mask(x: torch.Tensor) -> torch.Tensor:
     """nnU-Net's mask for masked z-score: non-zero in any channel, holes filled (on x's device)."""
     import torch
     from scipy.ndimage import binary_fill_holes

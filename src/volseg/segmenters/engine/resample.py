@@ -27,19 +27,15 @@ def zoom_matrix(n_in: int, n_out: int, order: int) -> np.ndarray:
     """(n_out, n_in) matrix of ``skimage.transform.resize(order, mode='edge', anti_aliasing=False)``.
 
     That is ``scipy.ndimage.zoom(grid_mode=True, mode='nearest')``: voxel areas aligned, edges
-    extended, B-spline of ``order`` (with its prefilter for order > 1).
+    extended, B-spline of ``order`` (with its prefilter for order > 1). Column j is the zoom of the
+    j-th unit vector; all columns come from one zoom of the identity along its first axis (the
+    second axis is sampled at its own knots, which a B-spline reproduces to rounding).
     """
     from scipy import ndimage
 
-    matrix = np.zeros((n_out, n_in))
-    unit = np.zeros(n_in)
-    for j in range(n_in):
-        unit[:] = 0.0
-        unit[j] = 1.0
-        column = ndimage.zoom(unit, n_out / n_in, order=order, mode="nearest", grid_mode=True)
-        if column.shape != (n_out,):
-            raise ValueError(f"zoom {n_in}→{n_out} produced {column.shape[0]} samples")
-        matrix[:, j] = column
+    matrix = ndimage.zoom(np.eye(n_in), (n_out / n_in, 1.0), order=order, mode="nearest", grid_mode=True)
+    if matrix.shape != (n_out, n_in):
+        raise ValueError(f"zoom {n_in}→{n_out} produced {matrix.shape[0]} samples")
     matrix.flags.writeable = False
     return matrix
 
@@ -52,13 +48,9 @@ def coordinate_matrix(n_in: int, n_out: int, order: int) -> np.ndarray:
     """
     from scipy import ndimage
 
-    coords = (float(n_in) / n_out * (np.arange(n_out) + 0.5) - 0.5)[None]
-    matrix = np.zeros((n_out, n_in))
-    unit = np.zeros(n_in)
-    for j in range(n_in):
-        unit[:] = 0.0
-        unit[j] = 1.0
-        matrix[:, j] = ndimage.map_coordinates(unit, coords, order=order, mode="nearest")
+    rows = float(n_in) / n_out * (np.arange(n_out) + 0.5) - 0.5
+    grid = np.stack(np.broadcast_arrays(rows[:, None], np.arange(n_in, dtype=float)[None, :]))
+    matrix = ndimage.map_coordinates(np.eye(n_in), grid, order=order, mode="nearest")
     matrix.flags.writeable = False
     return matrix
 
@@ -81,7 +73,7 @@ def torch_interp_matrix(n_in: int, n_out: int, mode: str) -> np.ndarray:
     return matrix
 
 
-def apply_axis(x: "torch.Tensor", matrix: np.ndarray, dim: int) -> "torch.Tensor":
+def apply_axis(x: torch.Tensor, matrix: np.ndarray, dim: int) -> torch.Tensor:
     """Apply the (n_out, n_in) ``matrix`` along ``dim`` of ``x`` (float32 on x's device)."""
     import torch
 
@@ -91,7 +83,7 @@ def apply_axis(x: "torch.Tensor", matrix: np.ndarray, dim: int) -> "torch.Tensor
     return torch.movedim(out, -1, dim).contiguous()
 
 
-def apply_separable(x: "torch.Tensor", matrices: dict[int, np.ndarray]) -> "torch.Tensor":
+def apply_separable(x: torch.Tensor, matrices: dict[int, np.ndarray]) -> torch.Tensor:
     """Apply one matrix per dim (dims missing from ``matrices`` are left alone).
 
     The axes that shrink most go first, which keeps the intermediate volumes small.
@@ -133,7 +125,7 @@ class AxisMap:
         return self.n_in == self.n_out and not self.two_tap and bool(np.all(self.lo == np.arange(self.n_in)))
 
     @classmethod
-    def from_matrix(cls, matrix: np.ndarray, *, atol: float = 1e-9) -> "AxisMap":
+    def from_matrix(cls, matrix: np.ndarray, *, atol: float = 1e-9) -> AxisMap:
         """The sparse form of ``matrix``; ValueError when a row is not a convex 1- or 2-tap blend."""
         n_out, n_in = matrix.shape
         nz = np.abs(matrix) > atol

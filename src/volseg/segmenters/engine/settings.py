@@ -49,7 +49,7 @@ class EngineSettings:
             if value not in allowed:
                 raise UsageError(f"invalid {name} {value!r}", hint=f"choose one of: {', '.join(allowed)}")
 
-    def with_options(self, **given: Any) -> "EngineSettings":
+    def with_options(self, **given: Any) -> EngineSettings:
         """These settings with the given fields replaced (None values ignored)."""
         names = {f.name for f in fields(self)}
         unknown = sorted(set(given) - names)

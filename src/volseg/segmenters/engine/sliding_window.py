@@ -32,8 +32,8 @@ Predictor = Callable[["torch.Tensor"], "torch.Tensor"]
 class Blend:
     """Weighted sums of window outputs on one grid (the padded model grid)."""
 
-    sums: "torch.Tensor"  # (K, *spatial) float32
-    weight_sum: "torch.Tensor"  # (*spatial) float32, > 0 everywhere a window went (everywhere)
+    sums: torch.Tensor  # (K, *spatial) float32
+    weight_sum: torch.Tensor  # (*spatial) float32, > 0 everywhere a window went (everywhere)
     windows: int
     passes_per_window: int  # 1, or the number of mirror combinations + 1
     forward_s: float = 0.0  # time spent inside the predictor (network forward passes)
@@ -45,8 +45,8 @@ def mirror_combinations(axes: Sequence[int]) -> list[tuple[int, ...]]:
     return [c for r in range(1, len(dims) + 1) for c in itertools.combinations(dims, r)]
 
 
-def predict_windows(predictor: Predictor, x: "torch.Tensor", *, mirror_axes: Sequence[int] = (),
-                    dtype: "torch.dtype | None" = None) -> "torch.Tensor":
+def predict_windows(predictor: Predictor, x: torch.Tensor, *, mirror_axes: Sequence[int] = (),
+                    dtype: torch.dtype | None = None) -> torch.Tensor:
     """The predictor on a batch, averaged over mirrored copies when ``mirror_axes`` is set."""
     import torch
 
@@ -64,10 +64,10 @@ def predict_windows(predictor: Predictor, x: "torch.Tensor", *, mirror_axes: Seq
     return total
 
 
-def blend_windows(image: "torch.Tensor", predictor: Predictor, *, channels: int, patch: tuple[int, ...],
-                  weights: "torch.Tensor", step: float = 0.5, window_batch: int = 1,
-                  mirror_axes: Sequence[int] = (), dtype: "torch.dtype | None" = None,
-                  accumulator_device: "torch.device | None" = None, channels_last: bool = False,
+def blend_windows(image: torch.Tensor, predictor: Predictor, *, channels: int, patch: tuple[int, ...],
+                  weights: torch.Tensor, step: float = 0.5, window_batch: int = 1,
+                  mirror_axes: Sequence[int] = (), dtype: torch.dtype | None = None,
+                  accumulator_device: torch.device | None = None, channels_last: bool = False,
                   progress: ProgressCallback = no_progress, stage: str = "sliding window") -> Blend:
     """Blend ``predictor`` over every window of ``image`` (C_in, *spatial), spatial ≥ patch."""
     import torch
@@ -94,7 +94,9 @@ def blend_windows(image: "torch.Tensor", predictor: Predictor, *, channels: int,
                 raise ValueError(f"predictor returned {out.shape[1]} channels, expected {channels}")
             out = out.to(acc_device)
             for b, sl in enumerate(chunk):
-                sums[(slice(None), *sl)].addcmul_(out[b], w)
+                target = sums[(slice(None), *sl)]
+                for k in range(channels):  # per channel: same-shape operands take the vectorised path
+                    target[k].addcmul_(out[b, k], w)
                 weight_sum[sl].add_(w)
             del out, batch
             progress(stage, start + len(chunk), len(slices))

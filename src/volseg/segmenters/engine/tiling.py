@@ -18,11 +18,11 @@ def window_starts(image_size: int, patch: int, step: float) -> list[int]:
     if image_size < patch:
         raise ValueError(f"image size {image_size} is smaller than the patch {patch}; pad first")
     target = patch * step
-    count = int(math.ceil((image_size - patch) / target)) + 1
+    count = math.ceil((image_size - patch) / target) + 1
     if count == 1:
         return [0]
     actual = (image_size - patch) / (count - 1)
-    return [int(round(actual * i)) for i in range(count)]
+    return [round(actual * i) for i in range(count)]
 
 
 def window_grid(image_shape: tuple[int, ...], patch: tuple[int, ...], step: float) -> list[tuple[slice, ...]]:
@@ -40,7 +40,7 @@ def padding_for(shape: tuple[int, ...], patch: tuple[int, ...]) -> list[tuple[in
     return pads
 
 
-def pad_to_patch(x: "torch.Tensor", patch: tuple[int, ...]) -> tuple["torch.Tensor", tuple[slice, ...]]:
+def pad_to_patch(x: torch.Tensor, patch: tuple[int, ...]) -> tuple[torch.Tensor, tuple[slice, ...]]:
     """Zero-pad the spatial axes of ``x`` (C, *spatial) to at least ``patch``.
 
     Returns the padded tensor and the spatial slices that cut the padding off again.
