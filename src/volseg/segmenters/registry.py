@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from volseg.errors import DependencyError, ModelError
@@ -90,10 +91,32 @@ def default_model() -> str:
     return BUILTIN_MODEL
 
 
+def is_model_path(model: str) -> bool:
+    """True when ``model`` names an existing file or folder rather than a catalogue entry (a
+    catalogue name wins over a same-named folder in the working directory)."""
+    from volseg.segmenters.catalogue import load_catalogue
+
+    return Path(model).exists() and model not in load_catalogue()
+
+
+def load_path_model(path: Path, *, device: str = "auto") -> Segmenter:
+    """A user's own model given by path: an nnU-Net v2 trained-model folder (plans.json + dataset.json)."""
+    if (path / "plans.json").is_file() and (path / "dataset.json").is_file():
+        from volseg.segmenters.backends.nnunet import load_folder
+
+        log.info("loading the nnU-Net trained-model folder %s", path.name)
+        return load_folder(path, device=device)
+    raise ModelError("not a model volseg can run: expected an nnU-Net v2 trained-model folder "
+                     "(plans.json + dataset.json)", path=path)
+
+
 def load_segmenter(model: str | None = None, *, device: str = "auto") -> Segmenter:
-    """Load a catalogued model by name (default: :func:`default_model`), once."""
+    """Load a model once: a catalogue name (default: :func:`default_model`) or the path of a user's
+    own model (see :func:`load_path_model`)."""
     from volseg.segmenters.catalogue import get_entry
 
+    if model is not None and is_model_path(model):
+        return load_path_model(Path(model), device=device)
     if model is None:
         model = default_model()
         if model == BUILTIN_MODEL:

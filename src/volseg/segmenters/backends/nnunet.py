@@ -1,0 +1,255 @@
+"""The nnU-Net v2 backend: trained-model folders through volseg's own preprocessing and engine.
+
+Two ways in:
+
+* a catalogue entry with ``backend: "nnunet"``; its ``backend_options`` (validated by
+  :class:`NnUNetOptions`) name the folder (``model_dir`` + dataset/trainer/plans/configuration), the
+  folds, an optional class-index map, multi-part models (``parts``: TotalSegmentator's ``total`` is
+  five nnU-Net models each predicting some classes, merged into one label map, later parts winning
+  where they predict a class), ``reorient_to`` (TotalSegmentator feeds nnU-Net RAS-reoriented images;
+  plain nnU-Net does not reorient) and engine settings;
+* a path to any trained-model folder (``volseg segment ct.nii.gz --model path/to/folder``), whose
+  classes come from its ``dataset.json``.
+
+The model is loaded once (weights on the device) and predicts many volumes.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from volseg.errors import ModelError
+from volseg.labels import LabelTable
+from volseg.segmenters.backends.nnunet_folder import ModelFolder, read_model_folder
+from volseg.segmenters.backends.nnunet_pipeline import BodyCrop, NnUNetPart
+from volseg.segmenters.base import ProgressCallback, check_on_grid, no_progress
+from volseg.segmenters.device import describe_device, resolve_device
+from volseg.segmenters.engine.settings import EngineSettings
+from volseg.volume import Volume, reorient, undo_reorient
+
+log = logging.getLogger(__name__)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PartOptions(_Strict):
+    """One nnU-Net model of a multi-part model and where its classes go in the combined map."""
+
+    model_folder: str | None = None  # trained-model folder (absolute, or relative to the model dir)
+    dataset: str | None = None  # or: <model dir>/<dataset>/<trainer>__<plans>__<configuration>
+    trainer: str = "nnUNetTrainer"
+    plans: str = "nnUNetPlans"
+    configuration: str = "3d_fullres"
+    folds: tuple[int | str, ...] | None = None
+    checkpoint: str | None = None
+    label_map: dict[int, int] | None = None  # this model's label → combined label (others dropped)
+
+
+class NnUNetOptions(PartOptions):
+    """``backend_options`` of a catalogue entry with ``backend: "nnunet"``."""
+
+    model_dir: str | None = None  # default: where the weights manager installed the model
+    parts: tuple[PartOptions, ...] | None = None
+    reorient_to: str | None = Field(default=None, pattern=r"^[LRAPSI]{3}$")
+    crop_to_body: bool = False  # only where the catalogue knows the model tolerates it
+    engine: dict[str, Any] = Field(default_factory=dict)  # EngineSettings overrides
+
+
+def load(entry, *, device: str = "auto", model_dir: str | Path | None = None) -> NnUNetSegmenter:
+    """Factory for catalogue entries (``BACKENDS["nnunet"]``).
+
+    The weights folder is ``model_dir``, else ``backend_options.model_dir``, else the weights
+    manager's installed folder. Parts come from ``backend_options.parts`` or the entry's ``parts``
+    (each naming its ``model_folder`` and its labels by class name); sliding-window settings from
+    ``backend_options.engine`` and the entry's ``sliding_window``; orientation from ``input``.
+    """
+    options = parse_options(entry.backend_options)
+    root = Path(model_dir or options.model_dir or _installed_folder(entry))
+    if not root.is_dir():
+        raise ModelError(f"the weights folder of model {entry.name!r} does not exist", path=root)
+    labels = entry.label_table()
+    parts = options.parts or _entry_parts(entry, options, labels) or (options,)
+    folders = [(read_part(p, root), p.label_map) for p in parts]
+    orientation = options.reorient_to or getattr(getattr(entry, "input", None), "orientation", None)
+    return NnUNetSegmenter(folders, name=entry.name, version=entry.version, labels=labels, device=device,
+                           settings=_engine_settings(entry, options), reorient_to=orientation,
+                           body_crop=BodyCrop() if options.crop_to_body else None)
+
+
+def load_folder(path: str | Path, *, device: str = "auto", folds=None, checkpoint: str | None = None,
+                settings: EngineSettings | None = None, reorient_to: str | None = None) -> NnUNetSegmenter:
+    """A user's own trained-model folder as a segmenter (classes from its dataset.json)."""
+    folder = read_model_folder(path, folds=folds, checkpoint=checkpoint)
+    return NnUNetSegmenter([(folder, None)], name=Path(path).name, version=_folder_version(folder),
+                           labels=labels_from_dataset_json(folder), device=device,
+                           settings=settings or EngineSettings(), reorient_to=reorient_to)
+
+
+def load_parts(parts: list[tuple[str | Path, dict[int, int]]], *, labels: LabelTable, device: str = "auto",
+               settings: EngineSettings | None = None, name: str = "nnunet-parts",
+               reorient_to: str | None = None) -> NnUNetSegmenter:
+    """Several trained-model folders combined into one label map with ``{part label: label}`` maps."""
+    folders = [(read_model_folder(path), dict(mapping)) for path, mapping in parts]
+    return NnUNetSegmenter(folders, name=name, version="custom", labels=labels, device=device,
+                           settings=settings or EngineSettings(), reorient_to=reorient_to)
+
+
+def parse_options(raw: dict) -> NnUNetOptions:
+    try:
+        return NnUNetOptions.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ModelError(f"invalid nnU-Net backend options: {first['msg']} at "
+                         f"{'.'.join(str(x) for x in first['loc'])}") from exc
+
+
+def read_part(part: PartOptions, root: Path) -> ModelFolder:
+    if part.model_folder:
+        path = Path(part.model_folder) if Path(part.model_folder).is_absolute() else root / part.model_folder
+    elif part.dataset:
+        path = root / part.dataset / f"{part.trainer}__{part.plans}__{part.configuration}"
+    else:
+        path = root
+    return read_model_folder(path, folds=part.folds, checkpoint=part.checkpoint,
+                             configuration=part.configuration if part.dataset else None)
+
+
+def _installed_folder(entry) -> Path:
+    try:
+        from volseg.segmenters.weights import require_installed
+    except ImportError:
+        raise ModelError(f"model {entry.name!r} is not installed",
+                         hint=f"install it with `volseg models install {entry.name}`") from None
+    return Path(require_installed(entry.name))
+
+
+def _entry_parts(entry, options: NnUNetOptions, labels: LabelTable) -> tuple[PartOptions, ...]:
+    """Parts declared by the catalogue entry: model folder and labels by class name."""
+    parts = []
+    for part in getattr(entry, "parts", ()) or ():
+        try:
+            mapping = {int(k): labels.index_of(str(name)) for k, name in part.labels.items()}
+        except KeyError as exc:
+            raise ModelError(f"part {part.name!r} of {entry.name!r} names unknown class {exc}") from None
+        folder = (part.options or {}).get("model_folder") or options.model_folder
+        parts.append(PartOptions(model_folder=folder, trainer=options.trainer, plans=options.plans,
+                                 configuration=options.configuration, folds=options.folds,
+                                 checkpoint=options.checkpoint, label_map=mapping))
+    return tuple(parts)
+
+
+def _engine_settings(entry, options: NnUNetOptions) -> EngineSettings:
+    overrides: dict[str, Any] = {}
+    window = getattr(entry, "sliding_window", None)
+    if window is not None:
+        if getattr(window, "overlap", None) is not None:
+            overrides["step"] = 1.0 - float(window.overlap)
+        overrides["mirror"] = getattr(window, "mirroring", None)
+        overrides["window_batch"] = getattr(window, "batch_size", None)
+    overrides.update(options.engine)
+    return EngineSettings().with_options(**overrides)
+
+
+class NnUNetSegmenter:
+    """Segmenter over one or more nnU-Net models (parts), loaded once, predicting many volumes."""
+
+    def __init__(self, parts: list[tuple[ModelFolder, dict[int, int] | None]], *, name: str, version: str,
+                 labels: LabelTable, device: str = "auto", settings: EngineSettings | None = None,
+                 reorient_to: str | None = None, body_crop: BodyCrop | None = None):
+        self.name, self.version, self.labels = name, version, labels
+        self.settings = settings = settings or EngineSettings()
+        self.reorient_to = reorient_to
+        self.body_crop = body_crop
+        self.device = resolve_device(device)
+        self.parts = [NnUNetPart(folder, self.device, settings) for folder, _ in parts]
+        self.label_maps = [_check_label_map(m, p, labels) for (_, m), p in zip(parts, self.parts)]
+        self._last: dict[str, Any] = {}
+
+    def predict(self, volume: Volume, *, modality: str | None = None,
+                progress: ProgressCallback = no_progress) -> Volume:
+        t0 = time.perf_counter()
+        self._check_modality(modality or volume.meta.get("modality"))
+        work = reorient(volume, self.reorient_to) if self.reorient_to else volume
+        dtype = np.uint8 if max(self.labels, default=0) < 256 else np.uint16
+        combined = None
+        runs = []
+        for i, (part, mapping) in enumerate(zip(self.parts, self.label_maps)):
+            stage = (lambda s, d, t, i=i: progress(f"part {i + 1}/{len(self.parts)}: {s}", d, t)) \
+                if len(self.parts) > 1 else progress
+            result = part.predict(work.array, work.spacing, self.settings, label_map=mapping,
+                                  body_crop=self.body_crop, progress=stage)
+            mapped = result.labels.astype(dtype, copy=False)
+            if combined is None:
+                combined = mapped
+            else:
+                np.copyto(combined, mapped, where=mapped != 0)
+            runs.append(result.info)
+        out = undo_reorient(combined, volume, self.reorient_to) if self.reorient_to else volume.with_array(combined)
+        self._last = {"parts": runs, "seconds": time.perf_counter() - t0}
+        return check_on_grid(out, volume, self.name)
+
+    def _check_modality(self, modality: str | None) -> None:
+        """Refuse MR/PET input for models normalised as CT (they expect Hounsfield units)."""
+        if modality and modality.upper() in ("MR", "PT", "PET") and \
+                any(p.scheme == "CTNormalization" for p in self.parts):
+            raise ModelError(f"model {self.name!r} expects CT in Hounsfield units; this image is {modality}")
+
+    def provenance(self) -> dict[str, Any]:
+        runs = self._last.get("parts", [])
+        weights = [{"file": f"{p.folder.path.name}/fold_{f.fold}/{f.path.name}", "sha256": f.sha256}
+                   for p in self.parts for f in p.folder.folds]
+        return {
+            "model": self.name, "version": self.version, "backend": "nnunet", "weights": weights,
+            "device": describe_device(self.device), "settings": self.settings.as_dict(),
+            "reorient_to": self.reorient_to, "body_crop": self.body_crop is not None,
+            "mirror_axes": [list(p.folder.mirror_axes) for p in self.parts],
+            "runs": runs, "fallbacks": [f for r in runs for f in r.get("fallbacks", [])],
+        }
+
+
+def labels_from_dataset_json(folder: ModelFolder) -> LabelTable:
+    """Output classes of a folder: dataset.json names (regions: in regions_class_order)."""
+    spec = folder.labels()
+    names = {str(k): v for k, v in spec.names.items() if k != "ignore"}
+    if spec.regions:
+        regions = [k for k, v in names.items() if _region_key(v) != (0,) and k != "background"]
+        table = {value: _clean_name(name) for value, name in zip(spec.values, regions)}
+    else:
+        table = {int(v): _clean_name(k) for k, v in names.items()
+                 if not isinstance(v, (list, tuple)) and int(v) != 0}
+    return LabelTable.from_names(table)
+
+
+def _region_key(value) -> tuple[int, ...]:
+    return tuple(int(v) for v in value) if isinstance(value, (list, tuple)) else (int(value),)
+
+
+def _clean_name(name: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9_.\-]+", "_", str(name)).strip("_.-")
+    return cleaned or "label"
+
+
+def _check_label_map(mapping: dict[int, int] | None, part: NnUNetPart, labels: LabelTable) -> dict[int, int] | None:
+    """The part's {model label: output label} map, checked against the output classes."""
+    produced = set(mapping.values()) if mapping is not None else set(part.decoder.values)
+    unknown = sorted({int(v) for v in produced} - set(labels) - {0})
+    if unknown and mapping is None:
+        raise ModelError(f"{part.folder.path.name} predicts labels {unknown} that the model's classes lack",
+                         hint="give the part a label_map")
+    if mapping is None:
+        return None
+    if unknown:
+        raise ModelError(f"label map of {part.folder.path.name} targets labels {unknown} that the model lacks")
+    return {int(k): int(v) for k, v in mapping.items()}
+
+
+def _folder_version(folder: ModelFolder) -> str:
+    return f"{folder.configuration}, folds {','.join(f.fold for f in folder.folds)}"

@@ -1,0 +1,62 @@
+"""The engine's settings: one frozen dataclass whose defaults are the tested, fast ones.
+
+Every backend passes an :class:`EngineSettings`; catalogue entries may override fields through their
+backend options. The defaults are the settings whose fidelity ``tests/backends`` establishes against
+nnU-Net's own predictor.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from volseg.errors import UsageError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+EXPORTS = ("exact", "nearest")
+BLENDS = ("auto", "features", "logits")
+ACCUMULATORS = ("auto", "device", "cpu")
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    #: window step as a fraction of the patch (nnU-Net's ``tile_step_size``): 0.5 = 50 % overlap
+    step: float = 0.5
+    #: windows per network call; halved automatically after a CUDA out-of-memory error
+    window_batch: int = 1
+    #: mirroring test-time augmentation over the axes the checkpoint allows (8× the work in 3-D)
+    mirror: bool = False
+    #: network precision: auto = fp16 autocast on CUDA, bf16 on CPUs with native bf16, else fp32
+    precision: str = "auto"
+    #: channels_last_3d memory format for network and windows (measured slower on CPU; off)
+    channels_last: bool = False
+    #: how labels return to the input grid: "exact" = nnU-Net's score resampling, computed only
+    #: where neighbouring model voxels disagree; "nearest" = label map by nearest neighbour only
+    export: str = "exact"
+    #: what the windows blend: the network's last features (then the 1×1×1 head once per voxel,
+    #: which is exactly the same blend since the head is affine), its logits, or auto (cheaper one)
+    blend: str = "auto"
+    #: where the blended sums live: on the compute device, on the CPU, or auto (device, CPU on OOM)
+    accumulator: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not 0.0 < float(self.step) <= 1.0:
+            raise UsageError(f"window step must be in (0, 1], got {self.step}")
+        if int(self.window_batch) < 1:
+            raise UsageError(f"window batch must be at least 1, got {self.window_batch}")
+        for name, allowed in (("precision", PRECISIONS), ("export", EXPORTS), ("blend", BLENDS),
+                              ("accumulator", ACCUMULATORS)):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise UsageError(f"invalid {name} {value!r}", hint=f"choose one of: {', '.join(allowed)}")
+
+    def with_options(self, **given: Any) -> EngineSettings:
+        """These settings with the given fields replaced (None values ignored)."""
+        names = {f.name for f in fields(self)}
+        unknown = sorted(set(given) - names)
+        if unknown:
+            raise UsageError(f"unknown engine setting(s): {', '.join(unknown)}",
+                             hint=f"known: {', '.join(sorted(names))}")
+        return replace(self, **{k: v for k, v in given.items() if v is not None})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
