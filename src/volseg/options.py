@@ -17,6 +17,7 @@ class SegmentOptions:
     model: str | None = None  # None: the best installed model, else the built-in classic-ct
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     series: str | None = None  # DICOM SeriesInstanceUID or SeriesNumber when a folder holds several
+    trust_bundle: bool = False  # allow a custom MONAI bundle's config (it can run code) to be instantiated
 
     def __post_init__(self) -> None:
         if not _DEVICE_RE.match(self.device):

@@ -19,16 +19,20 @@ def register(app: typer.Typer) -> None:
 def segment(
     inputs: List[Path] = typer.Argument(..., help="NIfTI/NRRD/MHA files or DICOM folders."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder (one sub-folder per study when several inputs)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Catalogue model name (see `volseg models list`)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Catalogue model name (see `volseg models list`), "
+                                        "or a path: .onnx file with its sidecar, MONAI bundle folder."),
     device: Optional[str] = typer.Option(None, "--device", "-d", help="auto | cpu | cuda | cuda:N | mps"),
     series: Optional[str] = typer.Option(None, "--series", help="DICOM SeriesInstanceUID or SeriesNumber."),
+    trust_bundle: bool = typer.Option(False, "--trust-bundle", help="Run a custom MONAI bundle's config "
+                                      "(it can execute code): only for bundles you trust."),
 ) -> None:
     """Segment studies and write segmentation.nii.gz, labels.json, report.json, volumetry.csv."""
     from volseg import api
     from volseg.cli.render import print_failures, print_volumetry
     from volseg.options import SegmentOptions, with_overrides
 
-    options = with_overrides(SegmentOptions(), model=model, device=device, series=series)
+    options = with_overrides(SegmentOptions(), model=model, device=device, series=series,
+                             trust_bundle=trust_bundle or None)
     with progress_bar() as progress:
         results = api.segment_many(inputs, output, options=options, progress=progress)
     done = [r for r in results if isinstance(r, api.StudyResult)]

@@ -57,10 +57,42 @@ def backend_factory(name: str):
         raise ModelError(f"backend {name!r}: {module_name} has no factory {attr!r}") from None
 
 
-def load_segmenter(model: str | None = None, *, device: str = "auto") -> "Segmenter":
-    """Load a catalogued model by name (default: the built-in CT segmenter), once."""
+def load_segmenter(model: str | None = None, *, device: str = "auto", trust: bool = False) -> "Segmenter":
+    """Load a catalogued model by name (default: the built-in CT segmenter), or a model at a path, once.
+
+    ``trust`` allows a custom MONAI bundle folder's config to be instantiated (it can run code).
+    """
     from volseg.segmenters.catalogue import DEFAULT_MODEL, get_entry
+
+    custom = load_path_model(model, device=device, trust=trust) if model else None
+    if custom is not None:
+        return custom
 
     entry: ModelEntry = get_entry(model or DEFAULT_MODEL)
     log.info("loading model %s %s (backend %s)", entry.name, entry.version, entry.backend)
     return backend_factory(entry.backend)(entry, device=device)
+
+
+def load_path_model(model: str, *, device: str = "auto", trust: bool = False) -> "Segmenter | None":
+    """A model given by path: an ``.onnx`` file (with its sidecar) or a MONAI bundle folder.
+
+    Returns None when ``model`` is not such a path (then it is a catalogue name).
+    """
+    from pathlib import Path
+
+    path = Path(model).expanduser()
+    if path.suffix.lower() == ".onnx":
+        from volseg.segmenters.backends.onnx import load_file
+
+        log.info("loading ONNX model %s", path.name)
+        return load_file(path, device=device)
+    if path.is_dir():
+        from volseg.segmenters.backends.monai_bundle import is_bundle, load_bundle
+
+        if is_bundle(path):
+            log.info("loading MONAI bundle %s", path.name)
+            return load_bundle(path, device=device, trust=trust)
+        raise ModelError("folder is not a model volseg can run", path=path,
+                         hint="expected an nnU-Net trained-model folder (plans.json, dataset.json, fold_*), "
+                              "a MONAI bundle (configs/inference.json) or an .onnx file with its sidecar")
+    return None
