@@ -36,7 +36,7 @@ def load_network(folder: Path, fold: int = 0):
     import torch
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
-    plans, config, dataset = read_folder(folder)
+    _, config, dataset = read_folder(folder)
     arch = config["architecture"]
     labels = [v for v in dataset["labels"].values()]
     net = get_network_from_plans(arch["network_class_name"], arch["arch_kwargs"], arch["_kw_requires_import"],
@@ -104,7 +104,7 @@ def dynunet_kwargs(config: dict, out_channels: int) -> dict:
             "deep_supervision": False, "res_block": False} if n >= 2 else {}
 
 
-def convert_to_dynunet(state: dict, n_stages: int) -> dict[str, "object"]:
+def convert_to_dynunet(state: dict, n_stages: int) -> dict[str, object]:
     """nnU-Net PlainConvUNet parameter name → DynUNet parameter name (conv biases dropped)."""
     def block(src: str, dst: str) -> dict:
         out = {}

@@ -57,7 +57,7 @@ def backend_factory(name: str):
         raise ModelError(f"backend {name!r}: {module_name} has no factory {attr!r}") from None
 
 
-def load_segmenter(model: str | None = None, *, device: str = "auto", trust: bool = False) -> "Segmenter":
+def load_segmenter(model: str | None = None, *, device: str = "auto", trust: bool = False) -> Segmenter:
     """Load a catalogued model by name (default: the built-in CT segmenter), or a model at a path, once.
 
     ``trust`` allows a custom MONAI bundle folder's config to be instantiated (it can run code).
@@ -73,7 +73,7 @@ def load_segmenter(model: str | None = None, *, device: str = "auto", trust: boo
     return backend_factory(entry.backend)(entry, device=device)
 
 
-def load_path_model(model: str, *, device: str = "auto", trust: bool = False) -> "Segmenter | None":
+def load_path_model(model: str, *, device: str = "auto", trust: bool = False) -> Segmenter | None:
     """A model given by path: an ``.onnx`` file (with its sidecar) or a MONAI bundle folder.
 
     Returns None when ``model`` is not such a path (then it is a catalogue name).

@@ -52,7 +52,7 @@ class BlastCTOptions(BaseModel):
 
 
 def load(entry, *, device: str = "auto", models: Sequence[str] | None = None,
-         settings=None) -> "BlastCTSegmenter":
+         settings=None) -> BlastCTSegmenter:
     """Factory for the catalogue entry; ``models`` picks ensemble members (default: all of them)."""
     from volseg.segmenters.weights import require_installed
 
@@ -187,7 +187,7 @@ def resample_linear_itk(array: np.ndarray, spacing: Sequence[float], target: Seq
         return data
     image = sitk.GetImageFromArray(data)
     image.SetSpacing([float(s) for s in spacing])
-    size = [int(round((n - 1) * s / t + 1)) for n, s, t in zip(array.shape, spacing, target)]
+    size = [round((n - 1) * s / t + 1) for n, s, t in zip(array.shape, spacing, target)]
     reference = sitk.Image(size, image.GetPixelID())
     reference.SetSpacing([float(t) for t in target])
     out = sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, float(data.min()))

@@ -24,8 +24,13 @@ from typing import Any
 
 from volseg.errors import DependencyError, ModelError
 from volseg.labels import LabelTable
-from volseg.segmenters.backends.window_pipeline import (NetworkInput, WindowPreset, ZScore, ZScoreThenScale,
-                                                        run_pipeline)
+from volseg.segmenters.backends.window_pipeline import (
+    NetworkInput,
+    WindowPreset,
+    ZScore,
+    ZScoreThenScale,
+    run_pipeline,
+)
 from volseg.segmenters.base import ProgressCallback, check_on_grid, no_progress
 from volseg.volume import Volume
 
@@ -42,7 +47,7 @@ def is_bundle(path: str | Path) -> bool:
     return p.is_dir() and any((p / name).is_file() for name in CONFIG_NAMES)
 
 
-def load(entry, *, device: str = "auto") -> "MonaiBundleSegmenter":
+def load(entry, *, device: str = "auto") -> MonaiBundleSegmenter:
     """Factory for catalogued bundles: instantiated only after their files verify."""
     from volseg.segmenters.weights import require_installed, verify
 
@@ -69,7 +74,7 @@ def load(entry, *, device: str = "auto") -> "MonaiBundleSegmenter":
 
 
 def load_bundle(path: str | Path, *, device: str = "auto", trust: bool = False,
-                settings=None) -> "MonaiBundleSegmenter":
+                settings=None) -> MonaiBundleSegmenter:
     """A user's own bundle folder; its config is instantiated only with ``trust=True``."""
     root = Path(path)
     if not is_bundle(root):

@@ -86,7 +86,7 @@ def read_sidecar(path: str | Path) -> OnnxSidecar:
         raise ModelError(f"invalid sidecar: {first['msg']} at {where or 'top level'}", path=path) from exc
 
 
-def load(entry, *, device: str = "auto") -> "OnnxSegmenter":
+def load(entry, *, device: str = "auto") -> OnnxSegmenter:
     """Factory for catalogue entries with ``backend: "onnx"``."""
     if entry.backend_options.get("framework") == "raidionics":
         raise ModelError(f"model {entry.name!r}: Raidionics ONNX pipelines (pre_processing.ini: fixed-shape "
@@ -96,7 +96,7 @@ def load(entry, *, device: str = "auto") -> "OnnxSegmenter":
 
 
 def load_file(path: str | Path, *, device: str = "auto", sidecar: str | Path | None = None,
-              settings=None) -> "OnnxSegmenter":
+              settings=None) -> OnnxSegmenter:
     """A custom ``.onnx`` model with its sidecar as a segmenter."""
     path = Path(path)
     if not path.is_file():

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -45,7 +45,7 @@ class WindowPreset(_Strict):
     output_range: tuple[float, float] = (0.0, 1.0)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "WindowPreset":
+    def _ordered(self) -> WindowPreset:
         if self.window[0] >= self.window[1]:
             raise ValueError("window needs lower < upper")
         return self
@@ -75,7 +75,7 @@ class ZScoreThenScale(_Strict):
     output_range: tuple[float, float] = (-1.0, 1.0)
 
 
-Intensity = Annotated[Union[NoNormalisation, WindowPreset, ClipZScore, ZScore, ZScoreThenScale],
+Intensity = Annotated[NoNormalisation | WindowPreset | ClipZScore | ZScore | ZScoreThenScale,
                       Field(discriminator="kind")]
 
 
@@ -97,7 +97,7 @@ class NetworkInput(_Strict):
                               "skimage.transform.resize order 3); voxel areas aligned either way")
 
     @model_validator(mode="after")
-    def _checks(self) -> "NetworkInput":
+    def _checks(self) -> NetworkInput:
         if sorted(self.axes) != [0, 1, 2]:
             raise ValueError(f"axes must be a permutation of 0, 1, 2, got {list(self.axes)}")
         if any(p < 1 for p in self.patch_size):
@@ -115,8 +115,8 @@ class PipelineResult:
     info: dict[str, Any]
 
 
-def run_pipeline(volume: Volume, predictor, *, spec: NetworkInput, channels: int, settings: "EngineSettings",
-                 device: "torch.device", progress: ProgressCallback = no_progress) -> PipelineResult:
+def run_pipeline(volume: Volume, predictor, *, spec: NetworkInput, channels: int, settings: EngineSettings,
+                 device: torch.device, progress: ProgressCallback = no_progress) -> PipelineResult:
     """Argmax channel of ``predictor``'s blended output for every voxel of ``volume``."""
     import torch
 
@@ -135,7 +135,7 @@ def run_pipeline(volume: Volume, predictor, *, spec: NetworkInput, channels: int
     x = normalise(x[(slice(None), *box)].contiguous(), spec.intensity)
     in_shape = tuple(x.shape[1:])
     target = tuple(float(spec.spacing_mm[a]) for a in perm) if spec.spacing_mm else spacing
-    model_shape = tuple(max(1, int(round(n * s / t))) for n, s, t in zip(in_shape, spacing, target))
+    model_shape = tuple(max(1, round(n * s / t)) for n, s, t in zip(in_shape, spacing, target))
     x = resample_image(x, model_shape, spec.resampling)
     t1 = time.perf_counter()
     run = run_windows(x, predictor, channels=channels, patch=spec.patch_size, settings=settings,
@@ -160,7 +160,7 @@ def run_pipeline(volume: Volume, predictor, *, spec: NetworkInput, channels: int
     return PipelineResult(labels, info)
 
 
-def normalise(x: "torch.Tensor", preset) -> "torch.Tensor":
+def normalise(x: torch.Tensor, preset) -> torch.Tensor:
     """Apply an intensity preset to ``x`` (1, *spatial) in place where possible."""
     from volseg.segmenters.engine import preprocess as pre
 
@@ -181,7 +181,7 @@ def normalise(x: "torch.Tensor", preset) -> "torch.Tensor":
     raise ModelError(f"unsupported intensity preset {preset!r}")
 
 
-def resample_image(x: "torch.Tensor", shape: tuple[int, ...], method: str = "linear") -> "torch.Tensor":
+def resample_image(x: torch.Tensor, shape: tuple[int, ...], method: str = "linear") -> torch.Tensor:
     """``x`` (C, *spatial) resampled to ``shape`` (linear or cubic B-spline), voxel areas aligned."""
     from volseg.segmenters.engine.resample import apply_separable, torch_interp_matrix, zoom_matrix
 

@@ -58,7 +58,7 @@ def tile_grid(shape: Sequence[int], tile: Sequence[int]) -> list[tuple[int, ...]
     return list(itertools.product(*(tile_starts(int(s), int(t)) for s, t in zip(shape, tile))))
 
 
-def pad_edges(image: "torch.Tensor", before: Sequence[int], after: Sequence[int]) -> "torch.Tensor":
+def pad_edges(image: torch.Tensor, before: Sequence[int], after: Sequence[int]) -> torch.Tensor:
     """``image`` (C, *spatial) extended by repeating its edge voxels ``before``/``after`` per axis."""
     import torch.nn.functional as F
 
@@ -68,7 +68,7 @@ def pad_edges(image: "torch.Tensor", before: Sequence[int], after: Sequence[int]
     return F.pad(image[None], flat, mode="replicate")[0]
 
 
-def run_valid_windows(image: "torch.Tensor", predictor: Predictor, *, channels: int, tile: Sequence[int],
+def run_valid_windows(image: torch.Tensor, predictor: Predictor, *, channels: int, tile: Sequence[int],
                       margin: Sequence[int], settings: EngineSettings, constant: float | None = None,
                       progress: ProgressCallback = no_progress) -> ValidWindowRun:
     """Predict every output tile of ``image`` (C_in, *spatial) from its ``tile + 2·margin`` window.
@@ -101,9 +101,9 @@ def run_valid_windows(image: "torch.Tensor", predictor: Predictor, *, channels: 
                           skipped, fallbacks)
 
 
-def _tile_all(padded: "torch.Tensor", predictor: Predictor, *, channels: int, tile: tuple[int, ...],
+def _tile_all(padded: torch.Tensor, predictor: Predictor, *, channels: int, tile: tuple[int, ...],
               margin: tuple[int, ...], grid: tuple[int, ...], window_batch: int, dtype,
-              accumulator: "torch.device", channels_last: bool, constant: float | None,
+              accumulator: torch.device, channels_last: bool, constant: float | None,
               progress: ProgressCallback) -> tuple[Blend, int]:
     import torch
 
@@ -135,7 +135,7 @@ def _tile_all(padded: "torch.Tensor", predictor: Predictor, *, channels: int, ti
     return Blend(sums, ones, len(corners), 1, forward_s), skipped
 
 
-def _predict(predictor: Predictor, crops: list, fmt, dtype, channels: int) -> "torch.Tensor":
+def _predict(predictor: Predictor, crops: list, fmt, dtype, channels: int) -> torch.Tensor:
     import torch
 
     batch = torch.stack(crops).contiguous(memory_format=fmt)

@@ -18,6 +18,7 @@ Module names reproduce the published state-dict keys exactly (``path(5, 5, 5)0.p
 """
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -92,7 +93,7 @@ class Pathway(nn.Module):
         self.blocks = len(feature_maps)
         layers: list[nn.Module] = [Subsample(factor)]
         channels = [in_channels, *feature_maps]
-        layers += [PreActBlock(a, b) for a, b in zip(channels[:-1], channels[1:])]
+        layers += [PreActBlock(a, b) for a, b in itertools.pairwise(channels)]
         layers.append(NearestUpsample(factor))
         self.path = nn.Sequential(*layers)
 
@@ -125,7 +126,7 @@ class DeepMedic(nn.Module):
             self.pathways.append(pathway)
         widths = [feature_maps[-1] * len(factors), *fully_connected, num_classes]
         self.fully_connected = nn.Sequential(
-            *(PreActBlock(a, b, kernel=1) for a, b in zip(widths[:-1], widths[1:])))
+            *(PreActBlock(a, b, kernel=1) for a, b in itertools.pairwise(widths)))
         self.num_classes = num_classes
 
     # ---- geometry ------------------------------------------------------------------------------
