@@ -8,6 +8,7 @@ demo: install
 	$(VENV)/bin/volseg demo
 
 test: install-test
+	tools/test_setup.sh
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 install:

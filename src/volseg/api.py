@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from volseg.errors import GeometryError, InputError, ModelError, VolsegError
+from volseg.errors import GeometryError, InputError, ModelError, UsageError, VolsegError, unknown_choice_hint
 from volseg.io import LoadedImage, read_image, study_name
 from volseg.labels import LabelTable, read_labels
 from volseg.options import MeasureOptions, SegmentOptions
@@ -54,7 +54,8 @@ def load_model(model: str | None = None, *, device: str = "auto", trust: bool = 
 
 def segment(input: str | Path, out_dir: str | Path, *, options: SegmentOptions = SegmentOptions(),
             segmenter: Segmenter | None = None, progress: ProgressCallback = no_progress) -> StudyResult:
-    """Segment one study; writes segmentation.nii.gz, labels.json, volumetry.csv, report.json."""
+    """Segment one study; writes segmentation.nii.gz, labels.json, colour tables, volumetry.csv,
+    report.html (``options.html``), DICOM SEG + SR (``options.dicom``, DICOM inputs) and report.json."""
     from volseg.io.atomic import ensure_writable_dir
 
     ensure_writable_dir(out_dir)
@@ -66,13 +67,21 @@ def segment(input: str | Path, out_dir: str | Path, *, options: SegmentOptions =
         t = time.perf_counter()
         segmenter = load_model(options.model, device=options.device, trust=options.trust_bundle)
         timings["load_model"] = time.perf_counter() - t
+    dicom_warnings = _dicom_preflight(image, segmenter.labels, options)
     t = time.perf_counter()
     labels = segmenter.predict(image.volume, modality=image.source.modality, progress=progress)
     timings["segment"] = time.perf_counter() - t
+    if options.dicom and image.source.kind == "dicom" and not labels.array.any():
+        dicom_warnings.append("--dicom: nothing was segmented, so no DICOM SEG/SR was written")
     return _measure_and_write(
         study_name(input), image, labels, segmenter.labels, out_dir,
         model=segmenter.provenance(), options={"model": segmenter.name, "device": options.device,
-                                               "series": options.series}, timings=timings,
+                                               "series": options.series, "html": options.html,
+                                               "dicom": options.dicom, "keep_phi": options.keep_phi,
+                                               **_input_path(input, options)},
+        timings=timings, extra_warnings=dicom_warnings,
+        outputs={"html": options.html, "dicom": options.dicom, "keep_phi": options.keep_phi},
+        instance_classes=_catalogue_instance_classes(segmenter),
     )
 
 
@@ -106,8 +115,17 @@ def segment_many(inputs: Iterable[str | Path], out_dir: str | Path, *,
 
 
 def measure(segmentation: str | Path, out_dir: str | Path, *, image: str | Path | None = None,
-            labels: str | Path | None = None, options: MeasureOptions = MeasureOptions()) -> StudyResult:
-    """Report and CSV for an existing label map (and its image, for HU statistics)."""
+            labels: str | Path | None = None, options: MeasureOptions = MeasureOptions(),
+            instances: Sequence[str] | None = None, organs: str | Path | None = None,
+            organ_labels: str | Path | None = None) -> StudyResult:
+    """Report and CSVs for an existing label map (and its image, for HU statistics).
+
+    ``instances`` names the lesion-type classes to split into lesions/nodes (default: classes whose
+    names say tumour, lesion, nodule, metastasis, cyst or lymph node); they go to lesions.csv.
+    ``organs`` is an organ label map of the same study on the same grid (``organ_labels`` its
+    names): host organs and lymph-node station landmarks come from it (default: the
+    segmentation's own other classes).
+    """
     from volseg.io.atomic import ensure_writable_dir
 
     ensure_writable_dir(out_dir)
@@ -121,12 +139,19 @@ def measure(segmentation: str | Path, out_dir: str | Path, *, image: str | Path 
             path=image,
         )
     label_volume = _as_labels(seg.volume, segmentation)
+    organ_volume, organ_table = _read_organs(organs, organ_labels, label_volume)
+    if instances is not None:
+        _check_class_names(instances, table, labels or segmentation)
     timings = {"read": time.perf_counter() - t}
     return _measure_and_write(
         study_name(image or segmentation), source or seg, label_volume, table, out_dir,
-        model=None, options={"connectivity": options.connectivity, "mode": "measure"},
+        model=None, options={"connectivity": options.connectivity, "mode": "measure",
+                             "instances": list(instances) if instances is not None else None,
+                             "organs": Path(organs).name if organs else None,
+                             "min_instance_volume_mm3": options.min_instance_volume_mm3},
         timings=timings, has_intensity=source is not None, connectivity=options.connectivity,
-        write_segmentation=False,
+        write_segmentation=False, instance_classes=instances, organs=organ_volume, organ_table=organ_table,
+        min_instance_volume_mm3=options.min_instance_volume_mm3,
     )
 
 
@@ -154,6 +179,23 @@ def demo(out_dir: str | Path, *, progress: ProgressCallback = no_progress) -> De
     predicted = read_image(result.outputs["segmentation"]).volume.array
     scores = dice_per_label(predicted, phantom.truth.array, PHANTOM_CLASSES)
     return DemoResult(result, phantom.true_volumes_ml(), scores, ct_path)
+
+
+def render_report(report: str | Path, *, fmt: str = "html", out: str | Path | None = None,
+                  image: str | Path | None = None, segmentation: str | Path | None = None,
+                  labels: str | Path | None = None) -> list[Path]:
+    """Re-render report.html or volumetry.csv from a study's report.json without re-segmenting."""
+    from volseg.reports.render import render_report as _render
+
+    return _render(report, fmt=fmt, out=out, image=image, segmentation=segmentation, labels=labels)
+
+
+def collect(out_dir: str | Path, *, html: bool = True):
+    """Cohort tables (cohort_volumetry.csv, cohort_lesions.csv) and index.html for every study's
+    report.json under ``out_dir`` (recursively); returns a :class:`~volseg.reports.cohort.CohortResult`."""
+    from volseg.reports.cohort import collect as _collect
+
+    return _collect(out_dir, html=html)
 
 
 @dataclass(frozen=True)
@@ -189,14 +231,19 @@ def list_models():
 # ---- helpers ------------------------------------------------------------------------------
 def _measure_and_write(study_id: str, image: LoadedImage, labels: Volume, table: LabelTable,
                        out_dir: str | Path, *, model, options, timings, has_intensity: bool = True,
-                       connectivity: int = 26, write_segmentation: bool = True) -> StudyResult:
+                       connectivity: int = 26, write_segmentation: bool = True,
+                       extra_warnings: Iterable[str] = (), outputs: dict | None = None,
+                       instance_classes: Sequence[str] | None = None, organs: Volume | None = None,
+                       organ_table: LabelTable | None = None, min_instance_volume_mm3: float = 0.0,
+                       ) -> StudyResult:
+    from volseg.postprocess.clinical import clinical_measurements
     from volseg.postprocess.intensity import looks_like_ct
     from volseg.postprocess.measure import measure_structures, outside_fov_mask
     from volseg.reports.build import build_report, provenance
     from volseg.reports.outputs import write_study
 
     t = time.perf_counter()
-    warnings: list[str] = []
+    warnings: list[str] = list(extra_warnings)
     hu = None
     if has_intensity:
         modality = image.source.modality or image.volume.meta.get("modality")
@@ -209,11 +256,66 @@ def _measure_and_write(study_id: str, image: LoadedImage, labels: Volume, table:
         outside_fov=outside_fov_mask(hu) if hu is not None else None, connectivity=connectivity,
     )
     timings["measure"] = time.perf_counter() - t
+    t = time.perf_counter()
+    clinical = clinical_measurements(
+        labels.array, labels.affine, table.names(), measurements, image=hu, instance_classes=instance_classes,
+        organ_map=organs.array if organs is not None else None,
+        organ_names=organ_table.names() if organ_table is not None else None,
+        connectivity=connectivity, min_instance_volume_mm3=min_instance_volume_mm3,
+    )
+    timings["clinical"] = time.perf_counter() - t
     prov = provenance(model=model, options=options, timings_s=timings)
     report = build_report(study_id=study_id, image=image, measurements=measurements, labels=table,
-                          provenance=prov, warnings=warnings)
-    outputs = write_study(out_dir, report, table, labels if write_segmentation else None)
-    return StudyResult(study_id, report, outputs)
+                          provenance=prov, warnings=warnings, clinical=clinical)
+    written = write_study(out_dir, report, table, labels if write_segmentation else None, label_map=labels,
+                          image=image if has_intensity else None, **(outputs or {}))
+    return StudyResult(study_id, report, written)
+
+
+def _input_path(input: str | Path, options: SegmentOptions) -> dict[str, str]:
+    """The input's full path (for re-rendering pictures) only with keep_phi: paths often name patients."""
+    return {"input_path": str(Path(input).resolve())} if options.keep_phi else {}
+
+
+def _dicom_preflight(image: LoadedImage, table: LabelTable, options: SegmentOptions) -> list[str]:
+    """Report warnings for ``--dicom``; fails before segmenting when highdicom is missing."""
+    if not options.dicom:
+        return []
+    from volseg.reports.dicom_outputs import dicom_preflight
+
+    return dicom_preflight(image.source, table, keep_phi=options.keep_phi)
+
+
+def _read_organs(organs, organ_labels, labels: Volume) -> tuple[Volume | None, LabelTable | None]:
+    """The organ map of the same study (same grid as the segmentation) and its names."""
+    if organs is None:
+        if organ_labels is not None:
+            raise UsageError("organ labels given without an organ segmentation", hint="add --organs SEG")
+        return None, None
+    volume = _as_labels(read_image(organs).volume, organs)
+    if not volume.same_grid(labels, atol_mm=1e-2):
+        raise GeometryError(
+            f"organ segmentation grid {volume.shape} does not match the segmentation grid {labels.shape}",
+            path=organs,
+        )
+    return volume, (read_labels(organ_labels) if organ_labels else _labels_from_map(volume))
+
+
+def _check_class_names(names: Sequence[str], table: LabelTable, path) -> None:
+    known = set(table.names().values())
+    for name in names:
+        if name not in known:
+            raise UsageError(f"no class {name!r} in the labels of {Path(path).name}",
+                             hint=unknown_choice_hint(name, known))
+
+
+def _catalogue_instance_classes(segmenter: Segmenter) -> list[str] | None:
+    """Lesion-type classes a catalogue entry declares for its model (None: the naming rule)."""
+    from volseg.segmenters.catalogue import load_catalogue
+
+    entry = load_catalogue().get(getattr(segmenter, "name", ""))
+    declared = getattr(entry, "instance_classes", None) if entry is not None else None
+    return list(declared) if declared else None
 
 
 def _labels_from_map(volume: Volume) -> LabelTable:

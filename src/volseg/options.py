@@ -17,6 +17,9 @@ class SegmentOptions:
     model: str | None = None  # None: the best installed model, else the built-in classic-ct
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     series: str | None = None  # DICOM SeriesInstanceUID or SeriesNumber when a folder holds several
+    html: bool = True  # write report.html (pictures drawn with matplotlib)
+    dicom: bool = False  # DICOM SEG + SR next to the NIfTI outputs (DICOM series inputs only)
+    keep_phi: bool = False  # copy patient/study identifiers into the DICOM outputs (default: placeholders)
     trust_bundle: bool = False  # allow a custom MONAI bundle's config (it can run code) to be instantiated
 
     def __post_init__(self) -> None:
@@ -26,11 +29,14 @@ class SegmentOptions:
 
 @dataclass(frozen=True)
 class MeasureOptions:
-    connectivity: int = 26  # 6, 18 or 26: neighbourhood for counting components
+    connectivity: int = 26  # 6, 18 or 26: neighbourhood for counting components and lesion instances
+    min_instance_volume_mm3: float = 0.0  # lesion/node components smaller than this are dropped
 
     def __post_init__(self) -> None:
         if self.connectivity not in (6, 18, 26):
             raise UsageError(f"connectivity must be 6, 18 or 26, got {self.connectivity}")
+        if not self.min_instance_volume_mm3 >= 0:
+            raise UsageError(f"minimum instance volume must be >= 0 mm³, got {self.min_instance_volume_mm3}")
 
 
 def with_overrides(options, **given):

@@ -73,25 +73,11 @@ def make_phantom(shape=(200, 160, 96), spacing=(1.75, 1.75, 2.5), *, orientation
         hu[mask] = value
         truth[mask] = label
 
-    # the table: a slab under the patient's back, then an air gap; never body
-    paint((np.abs(x) < 190) & (y > -142) & (y < -130), 300.0, 0)
-    paint(_ellipse(x, y, 150, 110), -100.0, 6)          # subcutaneous fat
-    paint(_ellipse(x, y, 136, 96), 50.0, 1)             # muscle wall
-    paint(_ellipse(x, y, 126, 86), 40.0, 1)             # viscera, mediastinum
-    paint(_ellipsoid(x, y, z, (60, 10, -65), (70, 50, 45)), 60.0, 1)    # liver
-    paint(_ellipsoid(x, y, z, (-45, 35, -75), (40, 25, 30)), -100.0, 7)  # visceral fat
-    paint(_ellipsoid(x, y, z, (-68, 0, 45), (48, 62, 62)), -850.0, 2)   # left lung (RAS x < 0)
-    paint(_ellipsoid(x, y, z, (68, 0, 45), (48, 62, 62)), -850.0, 3)    # right lung
-    for side in (-1.0, 1.0):
-        start, end = np.array([0.0, 20.0, 75.0]), np.array([side * 48.0, 8.0, 52.0])
-        paint(_tube(x, y, z, start, end, 7.5), 40.0, 1)  # bronchial wall
-    for side in (-1.0, 1.0):
-        start, end = np.array([0.0, 20.0, 75.0]), np.array([side * 48.0, 8.0, 52.0])
-        paint(_tube(x, y, z, start, end, 5.5), -1000.0, 4)
-    paint((_ellipse(x - 0.0, y - 20.0, 11.0, 11.0)) & (z >= 75.0), 40.0, 1)  # tracheal wall
-    paint((_ellipse(x - 0.0, y - 20.0, 9.0, 9.0)) & (z >= 75.0), -1000.0, 4)  # trachea
-    paint(_ellipse(x, y + 70.0, 18.0, 16.0), 700.0, 5)   # vertebral column, cortical shell
-    paint(_ellipse(x, y + 70.0, 12.0, 10.0), 300.0, 5)   # cancellous bone (still above bone HU)
+    _paint_outside(paint, x, y, z)
+    _paint_trunk(paint, x, y, z)
+    _paint_lungs(paint, x, y, z)
+    _paint_airways(paint, x, y, z)
+    _paint_bones(paint, x, y, z)
 
     # partial-volume blur (the scanner's point-spread, ~1 mm), then quantum noise
     hu = ndimage.gaussian_filter(hu, sigma=[blur_mm / s for s in spacing])
@@ -99,6 +85,69 @@ def make_phantom(shape=(200, 160, 96), spacing=(1.75, 1.75, 2.5), *, orientation
     hu += rng.normal(0.0, noise_hu, size=shape).astype(np.float32)
     image = Volume(np.clip(np.round(hu), -1024, 3071).astype(np.int16), affine, {"modality": "CT"})
     return Phantom(image=image, truth=image.with_array(truth), labels=LabelTable.from_names(PHANTOM_CLASSES))
+
+
+def _paint_outside(paint, x, y, z) -> None:
+    """The table, the foam mattress on it and a blanket on the chest: never body."""
+    paint((np.abs(x) < 190) & (y > -134) & (y < -124), 300.0, 0)           # table top
+    paint((np.abs(x) < 170) & (y >= -124) & (y < -100), -850.0, 0)         # foam mattress
+    paint(_ellipse(x, y, 154, 114) & (y > 30), -450.0, 0)                  # folded blanket
+
+
+def _paint_trunk(paint, x, y, z) -> None:
+    paint(_ellipse(x, y, 150, 110), 20.0, 1)            # skin (2 mm)
+    paint(_ellipse(x, y, 148, 108), -100.0, 6)          # subcutaneous fat
+    paint(_ellipse(x, y, 136, 96), 50.0, 1)             # muscle wall
+    paint(_ellipse(x, y, 126, 86), 40.0, 1)             # viscera, mediastinum
+    paint(_ellipsoid(x, y, z, (60, 10, -65), (70, 50, 45)), 60.0, 1)    # liver
+    paint(_ellipsoid(x, y, z, (-45, 35, -75), (40, 25, 30)), -100.0, 7)  # visceral fat
+
+
+def _paint_lungs(paint, x, y, z) -> None:
+    """Two lungs whose thin anterior edges touch at the midline (the anterior junction line)."""
+    for side, label in ((-1.0, 2), (1.0, 3)):  # RAS: x < 0 is the patient's left
+        half = side * x >= 0
+        lung = _ellipsoid(x, y, z, (side * 68, 0, 45), (48, 62, 62))
+        lung |= _ellipsoid(x, y, z, (side * 30, 35, 45), (32, 12, 35)) & half
+        paint(lung, -850.0, label)
+        for end in ((90, 20, 70), (85, -30, 20), (75, 30, 15), (95, -10, 60)):  # vessels, still lung
+            vessel = _tube(x, y, z, np.array([side * 45, 2.0, 45.0]), np.array([side * end[0], end[1], end[2]]), 2.5)
+            paint(vessel & lung, 40.0, label)
+
+
+def _paint_airways(paint, x, y, z) -> None:
+    """Trachea, main bronchi and upper/lower lobar bronchi: lumen (airways) inside a wall (body)."""
+    carina = np.array([0.0, 20.0, 75.0])
+    branches = []
+    for side in (-1.0, 1.0):
+        main_end = np.array([side * 48.0, 8.0, 52.0])
+        branches.append((carina, main_end, 5.5, 2.0))
+        branches.append((main_end, np.array([side * 62.0, 12.0, 85.0]), 3.5, 1.5))   # upper lobe
+        branches.append((main_end, np.array([side * 66.0, -5.0, 15.0]), 3.5, 1.5))   # lower lobe
+    for start, end, lumen, wall in branches:
+        paint(_tube(x, y, z, start, end, lumen + wall), 40.0, 1)
+    for start, end, lumen, wall in branches:
+        paint(_tube(x, y, z, start, end, lumen), -1000.0, 4)
+    paint((_ellipse(x - 0.0, y - 20.0, 11.0, 11.0)) & (z >= 75.0), 40.0, 1)  # tracheal wall
+    paint((_ellipse(x - 0.0, y - 20.0, 9.0, 9.0)) & (z >= 75.0), -1000.0, 4)  # trachea
+
+
+def _paint_bones(paint, x, y, z) -> None:
+    paint(_ellipse(x, y + 70.0, 18.0, 16.0), 700.0, 5)   # vertebral column, cortical shell
+    paint(_ellipse(x, y + 70.0, 12.0, 10.0), 300.0, 5)   # cancellous bone (still above bone HU)
+    for z0 in (-20.0, 10.0, 40.0, 70.0):                  # ribs in the wall, back and sides
+        rib = _rib(x, y, z, z0, radius=4.5)
+        paint(rib, 800.0, 5)
+        paint(_rib(x, y, z, z0, radius=2.5), 250.0, 5)
+
+
+def _rib(x, y, z, z0, *, radius):
+    """Voxels within ``radius`` mm of an elliptical arc in the muscle wall at height ``z0``."""
+    a, b = 131.0, 91.0
+    band = (np.abs(z - z0) <= radius) & (y < 40.0)
+    rho = np.sqrt((x / a) ** 2 + (y / b) ** 2)
+    r_local = np.hypot(x, y) / np.maximum(rho, 1e-6)
+    return band & (np.hypot((rho - 1.0) * r_local * 0.9, z - z0) <= radius)
 
 
 def _ellipse(x, y, a, b):

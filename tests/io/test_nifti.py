@@ -101,7 +101,7 @@ def test_zero_slope_means_no_scaling(tmp_path):
 
 
 def test_integer_scaling_stays_integer(tmp_path):
-    path = _write_raw(tmp_path / "ct.nii.gz", np.array([[[0, 1024], [2048, 4095]]] * 2, np.uint16),
+    _write_raw(tmp_path / "ct.nii.gz", np.array([[[0, 1024], [2048, 4095]]] * 2, np.uint16),
                       np.eye(4), scl_slope=1.0, scl_inter=-1024.0)
     data = read_nifti(tmp_path / "ct.nii.gz").volume.array
     assert data.dtype == np.int16
@@ -109,7 +109,7 @@ def test_integer_scaling_stays_integer(tmp_path):
 
 
 def test_fractional_scaling_gives_float(tmp_path):
-    path = _write_raw(tmp_path / "f.nii.gz", np.full((2, 2, 2), 10, np.int16), np.eye(4),
+    _write_raw(tmp_path / "f.nii.gz", np.full((2, 2, 2), 10, np.int16), np.eye(4),
                       scl_slope=0.5, scl_inter=1.0)
     data = read_nifti(tmp_path / "f.nii.gz").volume.array
     assert data.dtype == np.float32 and np.all(data == 6.0)

@@ -39,10 +39,12 @@ def _global(
 
 
 def _register() -> None:
-    from volseg.cli import models, study
+    from volseg.cli import collect, models, report, study
 
     study.register(app)
     app.add_typer(models.app, name="models")
+    app.add_typer(report.app, name="report")
+    collect.register(app)
 
 
 _register()

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from volseg.cli.console import err, out, progress_bar
+from volseg.cli.console import err, progress_bar
 
 
 def register(app: typer.Typer) -> None:
@@ -23,16 +23,19 @@ def segment(
                                         "or a path: .onnx file with its sidecar, MONAI bundle folder."),
     device: Optional[str] = typer.Option(None, "--device", "-d", help="auto | cpu | cuda | cuda:N | mps"),
     series: Optional[str] = typer.Option(None, "--series", help="DICOM SeriesInstanceUID or SeriesNumber."),
+    html: Optional[bool] = typer.Option(None, "--html/--no-html", help="Write report.html with QC pictures (default: on)."),
+    dicom: Optional[bool] = typer.Option(None, "--dicom", help="Also write DICOM SEG + SR (DICOM series inputs)."),
+    keep_phi: Optional[bool] = typer.Option(None, "--keep-phi", help="Copy patient/study identifiers into the DICOM outputs and record the input path (default: placeholders, no path)."),
     trust_bundle: bool = typer.Option(False, "--trust-bundle", help="Run a custom MONAI bundle's config "
                                       "(it can execute code): only for bundles you trust."),
 ) -> None:
-    """Segment studies and write segmentation.nii.gz, labels.json, report.json, volumetry.csv."""
+    """Segment studies: segmentation.nii.gz, colour tables, volumetry.csv, report.html, report.json."""
     from volseg import api
     from volseg.cli.render import print_failures, print_volumetry
     from volseg.options import SegmentOptions, with_overrides
 
-    options = with_overrides(SegmentOptions(), model=model, device=device, series=series,
-                             trust_bundle=trust_bundle or None)
+    options = with_overrides(SegmentOptions(), model=model, device=device, series=series, html=html,
+                             dicom=dicom, keep_phi=keep_phi, trust_bundle=trust_bundle or None)
     with progress_bar() as progress:
         results = api.segment_many(inputs, output, options=options, progress=progress)
     done = [r for r in results if isinstance(r, api.StudyResult)]
@@ -52,14 +55,25 @@ def measure(
     image: Optional[Path] = typer.Option(None, "--image", "-i", help="The image the labels belong to (for HU statistics)."),
     labels: Optional[Path] = typer.Option(None, "--labels", "-l", help="labels.json or a plain {index: name} JSON object."),
     connectivity: Optional[int] = typer.Option(None, "--connectivity", help="6, 18 or 26 (default 26)."),
+    instances: Optional[str] = typer.Option(
+        None, "--instances",
+        help="Lesion-type classes to split into lesions/nodes, CLASS[,CLASS...] (default: classes named "
+             "like tumour, lesion, nodule, metastasis, cyst or lymph node). Written to lesions.csv."),
+    organs: Optional[Path] = typer.Option(
+        None, "--organs", help="Organ label map of the same study (host organs, lymph-node station landmarks)."),
+    organ_labels: Optional[Path] = typer.Option(None, "--organ-labels", help="Names of the --organs labels (JSON)."),
+    min_instance_mm3: Optional[float] = typer.Option(
+        None, "--min-instance-mm3", help="Drop lesion/node components smaller than this (mm³, default 0)."),
 ) -> None:
-    """Measure an existing label map: report.json and volumetry.csv without re-segmenting."""
+    """Measure an existing label map: report.json, volumetry.csv (and lesions.csv) without re-segmenting."""
     from volseg import api
     from volseg.cli.render import print_volumetry
     from volseg.options import MeasureOptions, with_overrides
 
-    options = with_overrides(MeasureOptions(), connectivity=connectivity)
-    result = api.measure(segmentation, output, image=image, labels=labels, options=options)
+    options = with_overrides(MeasureOptions(), connectivity=connectivity, min_instance_volume_mm3=min_instance_mm3)
+    classes = [c.strip() for c in instances.split(",") if c.strip()] if instances is not None else None
+    result = api.measure(segmentation, output, image=image, labels=labels, options=options,
+                         instances=classes, organs=organs, organ_labels=organ_labels)
     print_volumetry(result.report)
     err.print(f"wrote {', '.join(p.name for p in result.outputs.values())} to {output}", highlight=False)
 

@@ -1,7 +1,8 @@
 """Morphology and component helpers whose sizes are in millimetres and millilitres, never voxels.
 
-Erosion and dilation by a ball of radius ``r`` mm use the exact Euclidean distance transform with
-the voxel spacing, so they are isotropic in the patient on any anisotropic grid.
+Erosion and dilation by a ball of radius ``r`` mm are isotropic in the patient on any anisotropic
+grid: small balls are used as structuring elements, large ones through the exact Euclidean
+distance transform with the voxel spacing (the two give the same result).
 """
 from __future__ import annotations
 
@@ -13,23 +14,70 @@ from scipy import ndimage
 Spacing = Sequence[float]
 
 
-def erode_mm(mask: np.ndarray, radius_mm: float, spacing: Spacing) -> np.ndarray:
-    """Voxels of ``mask`` farther than ``radius_mm`` from the background (ball erosion)."""
+#: up to this many voxels in the ball, erosion/dilation use the ball as a structuring element;
+#: larger balls use the Euclidean distance transform (same result, cost independent of the radius)
+MAX_BALL_VOXELS = 125
+
+
+def ball(radius_mm: float, spacing: Spacing) -> np.ndarray:
+    """Boolean structuring element: the voxel offsets within ``radius_mm`` of the centre."""
+    half = [int(np.floor(radius_mm / s)) for s in spacing]
+    grids = np.meshgrid(*[np.arange(-h, h + 1) * s for h, s in zip(half, spacing)], indexing="ij")
+    return sum(g * g for g in grids) <= radius_mm * radius_mm + 1e-9
+
+
+def erode_mm(mask: np.ndarray, radius_mm: float, spacing: Spacing, *,
+             outside: bool = False) -> np.ndarray:
+    """Voxels of ``mask`` farther than ``radius_mm`` from the background (ball erosion).
+
+    ``outside`` is what lies beyond the array: background (default), or mask (``True``: for
+    objects cut by the field of view, whose cut faces are not surfaces).
+    """
     if radius_mm <= 0:
         return mask.copy()
-    padded = np.pad(mask, 1, constant_values=False)
+    element = ball(radius_mm, spacing)
+    if element.sum() <= MAX_BALL_VOXELS:
+        return ndimage.binary_erosion(mask, element, border_value=int(outside))
+    if outside and mask.all():  # no background anywhere: nothing to erode from
+        return mask.copy()
+    padded = np.pad(mask, 1, constant_values=outside)
     dist = ndimage.distance_transform_edt(padded, sampling=spacing)
     return dist[1:-1, 1:-1, 1:-1] > radius_mm
 
 
 def dilate_mm(mask: np.ndarray, radius_mm: float, spacing: Spacing) -> np.ndarray:
     """Voxels within ``radius_mm`` of ``mask`` (ball dilation)."""
-    if radius_mm <= 0:
+    if radius_mm <= 0 or not mask.any():
         return mask.copy()
-    if not mask.any():
-        return mask.copy()
-    dist = ndimage.distance_transform_edt(~mask, sampling=spacing)
-    return dist <= radius_mm
+    element = ball(radius_mm, spacing)
+    if element.sum() <= MAX_BALL_VOXELS:
+        return ndimage.binary_dilation(mask, element)
+    margin = [int(np.ceil(radius_mm / s)) + 1 for s in spacing]
+    box = _bounding_box(mask, margin)
+    out = np.zeros_like(mask, dtype=bool)
+    dist = ndimage.distance_transform_edt(~mask[box], sampling=spacing)
+    out[box] = dist <= radius_mm
+    return out
+
+
+def distance_inside_mm(mask: np.ndarray, spacing: Spacing, *, outside: bool = False) -> np.ndarray:
+    """Distance (mm) from each voxel of ``mask`` to the nearest background voxel (0 outside).
+
+    ``outside`` is what lies beyond the array, as in :func:`erode_mm`.
+    """
+    if outside and mask.all():
+        return np.full(mask.shape, np.inf)
+    padded = np.pad(mask, 1, constant_values=outside)
+    return ndimage.distance_transform_edt(padded, sampling=spacing)[1:-1, 1:-1, 1:-1]
+
+
+def _bounding_box(mask: np.ndarray, margin: Sequence[int]) -> tuple[slice, ...]:
+    box = []
+    for axis in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != axis)
+        hits = np.flatnonzero(mask.any(axis=other))
+        box.append(slice(max(0, int(hits[0]) - margin[axis]), min(mask.shape[axis], int(hits[-1]) + 1 + margin[axis])))
+    return tuple(box)
 
 
 def open_mm(mask: np.ndarray, radius_mm: float, spacing: Spacing) -> np.ndarray:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from volseg.errors import InputError
+from volseg.postprocess.qc import QC_FLAGS
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"  # 1.1.0: qc_flags/qc_notes, instances, burden, airway
 
 
 class _Strict(BaseModel):
@@ -72,6 +73,73 @@ class StructureRow(_Strict):
     largest_component_ml: float
     touches_fov: bool = Field(description="cut by the scan's field of view: volume_ml is a lower bound")
     empty: bool
+    qc_flags: list[str] = Field(default_factory=list, description="among " + ", ".join(QC_FLAGS))
+    qc_notes: list[str] = Field(default_factory=list, description="human explanations of qc_flags")
+
+
+Point = tuple[float, float, float]
+
+
+class InstanceRow(_Strict):
+    """One lesion or lymph node: a connected component of a lesion-type class."""
+
+    instance_id: str = Field(description="<class name>-<n>, n = 1 for the largest of its class")
+    label: int
+    class_name: str
+    kind: Literal["lesion", "lymph_node"]
+    voxel_count: int
+    volume_ml: float
+    long_axis_mm: float = Field(description="RECIST long axis: longest in-plane diameter over the axial slices")
+    short_axis_mm: float = Field(description="longest diameter perpendicular to the long axis, same slice")
+    long_axis_slice: int = Field(description="index along axial_axis of the slice holding the long axis")
+    axial_axis: int = Field(description="array axis (0, 1, 2) closest to the patient's S-I direction")
+    long_axis_endpoints_ras_mm: tuple[Point, Point]
+    short_axis_endpoints_ras_mm: tuple[Point, Point] | None = None
+    feret_max_mm: float = Field(description="maximum 3-D diameter")
+    mean_hu: float | None = None
+    std_hu: float | None = None
+    min_hu: float | None = None
+    max_hu: float | None = None
+    centroid_ras_mm: Point
+    host_organ: str | None = None
+    short_axis_class: Literal["<10 mm", "10-<15 mm", ">=15 mm"] | None = None
+    station: str | None = Field(None, description="IASLC station (lymph nodes), 'unknown' without landmarks")
+    station_zone: str | None = None
+    station_note: str | None = Field(None, description="why this station, or which landmark is missing")
+    recist_target: bool = False
+
+
+class BurdenRow(_Strict):
+    class_name: str = Field(description="a lesion class, or 'all'")
+    lesion_count: int
+    total_volume_ml: float
+    recist_target_sum_mm: float = Field(description="sum of target long axes (short axes for nodes)")
+    n_recist_targets: int
+    short_axis_class_counts: dict[str, int] | None = Field(None, description="lymph nodes per short-axis class")
+
+
+class AirwayBranch(_Strict):
+    branch_id: int
+    parent_id: int | None = None
+    generation: int = Field(description="trachea = 0, main bronchi = 1, ...")
+    length_mm: float
+    mean_diameter_mm: float
+    start_ras_mm: Point
+    end_ras_mm: Point
+
+
+class AirwayMetrics(_Strict):
+    structures: list[str] = Field(default_factory=list, description="classes joined into the airway mask")
+    branch_count: int
+    max_generation: int
+    branches_per_generation: dict[int, int]
+    total_centreline_length_mm: float
+    trachea_length_mm: float | None = None
+    trachea_diameter_mm: float | None = None
+    lumen_volume_ml: float
+    leak_suspected: bool
+    leak_reasons: list[str] = Field(default_factory=list)
+    branches: list[AirwayBranch] = Field(default_factory=list)
 
 
 class Report(_Strict):
@@ -80,6 +148,10 @@ class Report(_Strict):
     input: InputSummary
     provenance: Provenance
     structures: list[StructureRow]
+    lesion_classes: list[str] = Field(default_factory=list, description="classes split into instances")
+    instances: list[InstanceRow] = Field(default_factory=list)
+    burden: list[BurdenRow] = Field(default_factory=list)
+    airway: AirwayMetrics | None = None
     warnings: list[str] = Field(default_factory=list)
 
     def to_json(self) -> str:

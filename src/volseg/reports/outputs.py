@@ -1,7 +1,10 @@
-"""Write one study's files: segmentation.nii.gz, labels.json, volumetry.csv, report.json.
+"""Write one study's files; every file renders the one Report.
 
-Each file is written atomically; report.json is written last, so its presence means the others
-are complete.
+segmentation.nii.gz, labels.json, segmentation.ctbl + segmentation.itksnap.txt (colour tables for
+3D Slicer / ITK-SNAP), volumetry.csv, lesions.csv (whenever the report has instances or declares
+lesion classes; a header alone when those classes are empty), optionally the DICOM SEG + SR
+(``dicom``), report.html (``html``) and report.json. Each file is written atomically; report.json
+is written last, so its presence means the others are complete.
 """
 from __future__ import annotations
 
@@ -9,25 +12,48 @@ from pathlib import Path
 
 from volseg.io.atomic import ensure_writable_dir, write_text
 from volseg.io.nifti import label_dtype, write_nifti
+from volseg.io.types import LoadedImage
 from volseg.labels import LabelTable
+from volseg.reports.colour_tables import write_colour_tables
 from volseg.reports.model import Report
-from volseg.reports.tables import write_volumetry_csv
+from volseg.reports.tables import write_lesions_csv, write_volumetry_csv
 from volseg.volume import Volume
 
 SEGMENTATION = "segmentation.nii.gz"
 LABELS = "labels.json"
 VOLUMETRY = "volumetry.csv"
+LESIONS = "lesions.csv"
 REPORT = "report.json"
 
 
-def write_study(out_dir: str | Path, report: Report, labels: LabelTable,
-                segmentation: Volume | None) -> dict[str, Path]:
+def write_study(out_dir: str | Path, report: Report, labels: LabelTable, segmentation: Volume | None, *,
+                image: LoadedImage | None = None, label_map: Volume | None = None, html: bool = True,
+                dicom: bool = False, keep_phi: bool = False) -> dict[str, Path]:
+    """Write the study's files. ``segmentation`` is written as segmentation.nii.gz; ``label_map``
+    (default: ``segmentation``) is what pictures and DICOM outputs draw from when it is not written.
+    ``image`` (the input) gives the pictures their background and the DICOM outputs their source."""
     out = ensure_writable_dir(out_dir)
     written: dict[str, Path] = {}
+    label_map = label_map if label_map is not None else segmentation
     if segmentation is not None:
         max_label = max(labels) if len(labels) else 0
         written["segmentation"] = write_nifti(segmentation, out / SEGMENTATION, dtype=label_dtype(max_label))
     written["labels"] = write_text(out / LABELS, labels.to_json())
+    written.update(write_colour_tables(out, labels))
     written["volumetry"] = write_volumetry_csv(report, out / VOLUMETRY)
+    if report.instances or report.lesion_classes:
+        written["lesions"] = write_lesions_csv(report, out / LESIONS)
+    if dicom and label_map is not None and image is not None and image.source.kind == "dicom" \
+            and label_map.array.any():  # a SEG needs one segment at least (api warns when empty)
+        from volseg.reports.dicom_outputs import write_dicom_outputs
+        from volseg.reports.html import instances
+
+        written.update(write_dicom_outputs(out, report, labels, label_map, image.source, keep_phi=keep_phi,
+                                           instances=instances(report)))
+    if html and label_map is not None:
+        from volseg.reports.html import write_report_html
+
+        written["html"] = write_report_html(out, report, labels, label_map,
+                                            image.volume if image is not None else None)
     written["report"] = write_text(out / REPORT, report.to_json())
     return written

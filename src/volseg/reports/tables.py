@@ -1,6 +1,6 @@
-"""Tabular renderings of a :class:`~volseg.reports.model.Report`: volumetry.csv.
+"""Tabular renderings of a :class:`~volseg.reports.model.Report`: volumetry.csv and lesions.csv.
 
-Columns are fixed and ordered (``VOLUMETRY_COLUMNS``); units are in the names. Positions are in
+Columns are fixed and ordered (``VOLUMETRY_COLUMNS``, ``LESIONS_COLUMNS``); units are in the names. Positions are in
 patient RAS millimetres (+x Right, +y Anterior, +z Superior). Empty cells mean "not measured"
 (no image given, or an empty structure).
 """
@@ -11,7 +11,7 @@ import io
 from pathlib import Path
 
 from volseg.io.atomic import write_text
-from volseg.reports.model import Report, StructureRow
+from volseg.reports.model import InstanceRow, Report, StructureRow
 
 VOLUMETRY_COLUMNS = (
     "study_id", "label", "name", "voxel_count", "volume_ml",
@@ -19,7 +19,19 @@ VOLUMETRY_COLUMNS = (
     "centroid_r_mm", "centroid_a_mm", "centroid_s_mm",
     "bbox_min_r_mm", "bbox_min_a_mm", "bbox_min_s_mm",
     "bbox_max_r_mm", "bbox_max_a_mm", "bbox_max_s_mm",
-    "n_components", "largest_component_ml", "touches_fov", "empty",
+    "n_components", "largest_component_ml", "touches_fov", "empty", "qc_flags",
+)
+
+LESIONS_COLUMNS = (
+    "study_id", "instance_id", "label", "class_name", "kind", "voxel_count", "volume_ml",
+    "long_axis_mm", "short_axis_mm", "feret_max_mm", "axial_axis", "long_axis_slice",
+    "long_axis_start_r_mm", "long_axis_start_a_mm", "long_axis_start_s_mm",
+    "long_axis_end_r_mm", "long_axis_end_a_mm", "long_axis_end_s_mm",
+    "short_axis_start_r_mm", "short_axis_start_a_mm", "short_axis_start_s_mm",
+    "short_axis_end_r_mm", "short_axis_end_a_mm", "short_axis_end_s_mm",
+    "mean_hu", "std_hu", "min_hu", "max_hu",
+    "centroid_r_mm", "centroid_a_mm", "centroid_s_mm",
+    "host_organ", "short_axis_class", "station", "station_zone", "recist_target",
 )
 
 
@@ -39,7 +51,31 @@ def _row(study_id: str, s: StructureRow) -> dict[str, object]:
         for axis, value in zip("ras", point or (None, None, None)):
             row[f"{prefix}_{axis}_mm"] = _num(value)
     row.update(n_components=s.n_components, largest_component_ml=_num(s.largest_component_ml),
-               touches_fov=int(s.touches_fov), empty=int(s.empty))
+               touches_fov=int(s.touches_fov), empty=int(s.empty), qc_flags=";".join(s.qc_flags))
+    return row
+
+
+def lesion_rows(report: Report) -> list[dict[str, object]]:
+    return [_lesion_row(report.study_id, m) for m in report.instances]
+
+
+def _lesion_row(study_id: str, m: InstanceRow) -> dict[str, object]:
+    row: dict[str, object] = {
+        "study_id": study_id, "instance_id": m.instance_id, "label": m.label, "class_name": m.class_name,
+        "kind": m.kind, "voxel_count": m.voxel_count, "volume_ml": _num(m.volume_ml),
+        "long_axis_mm": _num(m.long_axis_mm), "short_axis_mm": _num(m.short_axis_mm),
+        "feret_max_mm": _num(m.feret_max_mm), "axial_axis": m.axial_axis, "long_axis_slice": m.long_axis_slice,
+    }
+    for prefix, ends in (("long_axis", m.long_axis_endpoints_ras_mm), ("short_axis", m.short_axis_endpoints_ras_mm)):
+        for which, point in zip(("start", "end"), ends or (None, None)):
+            for axis, value in zip("ras", point or (None, None, None)):
+                row[f"{prefix}_{which}_{axis}_mm"] = _num(value)
+    for key in ("mean_hu", "std_hu", "min_hu", "max_hu"):
+        row[key] = _num(getattr(m, key))
+    for axis, value in zip("ras", m.centroid_ras_mm):
+        row[f"centroid_{axis}_mm"] = _num(value)
+    row.update(host_organ=m.host_organ or "", short_axis_class=m.short_axis_class or "",
+               station=m.station or "", station_zone=m.station_zone or "", recist_target=int(m.recist_target))
     return row
 
 
@@ -60,3 +96,8 @@ def to_csv(rows: list[dict[str, object]], columns=VOLUMETRY_COLUMNS) -> str:
 
 def write_volumetry_csv(report: Report, path: str | Path) -> Path:
     return write_text(path, to_csv(volumetry_rows(report)))
+
+
+def write_lesions_csv(report: Report, path: str | Path) -> Path:
+    """lesions.csv: one row per instance (a header alone when lesion classes have no instance)."""
+    return write_text(path, to_csv(lesion_rows(report), LESIONS_COLUMNS))

@@ -173,6 +173,8 @@ class ModelEntry(_Strict):
     citation: str
     sources: tuple[str, ...] = ()
     notes: str = ""
+    # lesion-type classes split into instances (lesions.csv); empty: the naming rule decides
+    instance_classes: tuple[str, ...] = ()
 
     @field_validator("classes")
     @classmethod
@@ -192,6 +194,14 @@ class ModelEntry(_Strict):
             if not s.startswith("https://"):
                 raise ValueError(f"source {s!r} must be an https URL")
         return sources
+
+    @model_validator(mode="after")
+    def _instance_classes_known(self) -> "ModelEntry":
+        names = {c.name for c in self.classes}
+        unknown = [n for n in self.instance_classes if n not in names]
+        if unknown:
+            raise ValueError(f"instance_classes {unknown} are not classes of this model")
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> "ModelEntry":
@@ -303,5 +313,3 @@ def write_schema(path: str | Path = SCHEMA_PATH) -> Path:
 
     return write_text(path, json.dumps(entry_json_schema(), indent=2, sort_keys=True) + "\n")
 
-
-DEFAULT_MODEL = "classic-ct"

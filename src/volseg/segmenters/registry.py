@@ -3,6 +3,9 @@
 A backend is a factory ``(entry, *, device) -> Segmenter`` named ``"module:attribute"`` so that
 nothing heavy (torch, onnxruntime, nnunetv2) is imported until a model of that backend is loaded.
 Backends find their verified weights with ``volseg.segmenters.weights.require_installed(name)``.
+
+When no model is named, :func:`default_model` picks one: the first of ``PREFERRED_MODELS`` that
+:func:`is_installed`, else the built-in ``classic-ct``, which needs no weights.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ log = logging.getLogger(__name__)
 
 #: backend name → "module:factory"
 BACKENDS: dict[str, str] = {
-    "classic": "volseg.segmenters.classic_ct:load",
+    "classic": "volseg.segmenters.classic:load",
     "nnunet": "volseg.segmenters.backends.nnunet:load",
     "monai_bundle": "volseg.segmenters.backends.monai_bundle:load",
     "onnx": "volseg.segmenters.backends.onnx:load",
@@ -29,6 +32,14 @@ BACKENDS: dict[str, str] = {
 
 #: backend name → the pip extra that installs its third-party dependencies
 BACKEND_EXTRAS: dict[str, str] = {"nnunet": "nnunet", "monai_bundle": "monai", "onnx": "onnx"}
+
+#: the built-in model used when nothing better is installed
+BUILTIN_MODEL = "classic-ct"
+
+#: pretrained models preferred, in order, over the built-in one when they are installed (a
+#: general-purpose CT model would go first here, e.g. "total-fast"); empty: classic-ct is the
+#: default until the project decides which pretrained model should replace it
+PREFERRED_MODELS: tuple[str, ...] = ()
 
 
 def backend_factory(name: str):
@@ -57,18 +68,46 @@ def backend_factory(name: str):
         raise ModelError(f"backend {name!r}: {module_name} has no factory {attr!r}") from None
 
 
+def is_installed(name: str) -> bool:
+    """True when catalogued model ``name`` can run now: it needs no weights, or they are installed.
+
+    Cheap (reads the install manifest, does not re-hash); False for names not in the catalogue.
+    """
+    from volseg.segmenters.catalogue import load_catalogue
+    from volseg.segmenters.weights.install import installed_path
+
+    entry = load_catalogue().get(name)
+    if entry is None:
+        return False
+    return not entry.needs_weights or installed_path(name) is not None
+
+
+def default_model() -> str:
+    """The model used when none is named: the first preferred model installed, else classic-ct."""
+    for name in PREFERRED_MODELS:
+        if is_installed(name):
+            return name
+    return BUILTIN_MODEL
+
+
 def load_segmenter(model: str | None = None, *, device: str = "auto", trust: bool = False) -> Segmenter:
-    """Load a catalogued model by name (default: the built-in CT segmenter), or a model at a path, once.
+    """Load a catalogued model by name (default: :func:`default_model`), or a model at a path, once.
 
     ``trust`` allows a custom MONAI bundle folder's config to be instantiated (it can run code).
     """
-    from volseg.segmenters.catalogue import DEFAULT_MODEL, get_entry
+    from volseg.segmenters.catalogue import get_entry
 
     custom = load_path_model(model, device=device, trust=trust) if model else None
     if custom is not None:
         return custom
-
-    entry: ModelEntry = get_entry(model or DEFAULT_MODEL)
+    if model is None:
+        model = default_model()
+        if model == BUILTIN_MODEL:
+            log.info("no pretrained model installed; using the built-in %s (rule-based, no weights)",
+                     BUILTIN_MODEL)
+        else:
+            log.info("no model named; using %s, the preferred installed model", model)
+    entry: ModelEntry = get_entry(model)
     log.info("loading model %s %s (backend %s)", entry.name, entry.version, entry.backend)
     return backend_factory(entry.backend)(entry, device=device)
 

@@ -1,0 +1,146 @@
+"""Source-image headers for the DICOM outputs: an allowlisted copy of each slice's header.
+
+The DICOM SEG and SR copy patient and study attributes from the images they reference. volseg never
+hands them the original headers: it builds a minimal copy of each source slice holding only what the
+outputs need (UIDs, geometry, pixel description) plus the patient/study identification:
+
+* default: **placeholders**, the same for every output of a study: PatientName ``ANONYMOUS^``,
+  PatientID ``ANON-`` + 12 hex digits of sha256(StudyInstanceUID), empty birth date, sex, study date
+  and time, study ID, accession number and referring physician; PatientIdentityRemoved ``YES`` with a
+  DeidentificationMethod saying so. UIDs are kept (the outputs must reference the source images; a
+  UID is not a patient identifier, but it links the outputs to the source study).
+* ``keep_phi=True``: those attributes copied from the source as they are.
+
+Anonymised sources sometimes lack UIDs: SOP Class/Instance UIDs are then taken from the file meta
+header; a missing Study/Series/Frame-of-Reference UID is derived deterministically from the source
+SOP Instance UIDs (``pydicom.uid.generate_uid(entropy_srcs=...)``) and a warning says so.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from volseg.errors import GeometryError, InputError
+from volseg.volume import Volume
+
+PLACEHOLDER_NAME = "ANONYMOUS^"
+DEIDENTIFICATION_METHOD = "volseg: identifiers replaced by placeholders"  # LO: ≤ 64 chars
+_GEOMETRY = ("Modality", "Rows", "Columns", "PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient",
+             "SliceThickness", "SamplesPerPixel", "PhotometricInterpretation",
+             "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "InstanceNumber", "SeriesNumber")
+_IDENTIFYING = ("PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex",
+                "StudyDate", "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName")
+_EMPTY_WITHOUT_PHI = ("PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
+                      "ReferringPhysicianName")
+_GEOMETRY_ATOL_MM = 0.01
+
+
+@dataclass(frozen=True)
+class SourceSeries:
+    """Minimal header copies of the source slices in the volume's k order, and what was derived."""
+
+    datasets: tuple  # pydicom Datasets, one per k slice
+    warnings: tuple[str, ...]
+
+    @property
+    def first(self):
+        return self.datasets[0]
+
+
+def read_source_series(files: Sequence[str | Path], *, keep_phi: bool) -> SourceSeries:
+    """Header copies of ``files`` (slice order = k axis), identifiers handled as the module says."""
+    import pydicom
+
+    if not files:
+        raise InputError("the input has no DICOM source files to reference")
+    originals = []
+    for f in files:
+        try:
+            originals.append(pydicom.dcmread(f, stop_before_pixels=True))
+        except Exception as exc:  # any parse failure: the file changed since it was read
+            raise InputError(f"cannot re-read a source DICOM file ({exc})", path=f) from exc
+    if any(int(ds.get("NumberOfFrames") or 1) > 1 for ds in originals):
+        raise InputError("DICOM SEG/SR from multi-frame (enhanced) source images is not supported yet",
+                         path=Path(files[0]).parent)
+    warnings: list[str] = []
+    sop_uids = [_text(ds.get("SOPInstanceUID")) or _text(_meta(ds, "MediaStorageSOPInstanceUID")) for ds in originals]
+    if not all(sop_uids):
+        raise InputError("a source DICOM file has no SOP Instance UID: the outputs could not reference it",
+                         path=Path(files[0]).parent)
+    shared = {}
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID"):
+        value = _text(originals[0].get(keyword))
+        if not value:
+            value = _derived_uid(keyword, sop_uids)
+            warnings.append(f"the source images have no {keyword}: the DICOM SEG/SR use {value}, derived from "
+                            "the source SOP Instance UIDs")
+        shared[keyword] = value
+    copies = tuple(_minimal_copy(ds, uid, shared, keep_phi=keep_phi) for ds, uid in zip(originals, sop_uids))
+    return SourceSeries(copies, tuple(warnings))
+
+
+def check_on_source_grid(sources: SourceSeries, labels: Volume) -> None:
+    """Raise :class:`GeometryError` unless slice k of ``labels`` lies exactly on source slice k."""
+    nx, ny, nz = labels.shape
+    if len(sources.datasets) != nz:
+        raise GeometryError(f"{len(sources.datasets)} source slices but the label map has {nz}")
+    for k, ds in enumerate(sources.datasets):
+        if (int(ds.Rows), int(ds.Columns)) != (ny, nx):
+            raise GeometryError(f"source slice {k + 1} is {ds.Rows}×{ds.Columns}, the label map {ny}×{nx}")
+        expected = lps_position(labels, k)
+        if not np.allclose(np.asarray(ds.ImagePositionPatient, dtype=float), expected, atol=_GEOMETRY_ATOL_MM):
+            raise GeometryError(f"source slice {k + 1} is not at the label map's slice position {expected}")
+
+
+def lps_position(volume: Volume, k: int) -> np.ndarray:
+    """DICOM ImagePositionPatient (LPS mm) of the first voxel of slice ``k`` of ``volume``."""
+    ras = volume.index_to_world(np.array([0.0, 0.0, float(k)]))
+    return ras * np.array([-1.0, -1.0, 1.0])
+
+
+def placeholder_patient_id(study_uid: str) -> str:
+    return "ANON-" + hashlib.sha256(study_uid.encode("ascii")).hexdigest()[:12].upper()
+
+
+def _minimal_copy(original, sop_uid: str, shared: dict[str, str], *, keep_phi: bool):
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.SOPClassUID = _text(original.get("SOPClassUID")) or _text(_meta(original, "MediaStorageSOPClassUID"))
+    ds.SOPInstanceUID = sop_uid
+    for keyword, value in shared.items():
+        setattr(ds, keyword, value)
+    for keyword in _GEOMETRY:
+        if keyword in original and original[keyword].value not in (None, ""):
+            setattr(ds, keyword, original[keyword].value)
+    if keep_phi:
+        for keyword in _IDENTIFYING:
+            if keyword in original:
+                setattr(ds, keyword, original[keyword].value)
+        return ds
+    ds.PatientName = PLACEHOLDER_NAME
+    ds.PatientID = placeholder_patient_id(shared["StudyInstanceUID"])
+    for keyword in _EMPTY_WITHOUT_PHI:
+        setattr(ds, keyword, "")
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = DEIDENTIFICATION_METHOD
+    return ds
+
+
+def _derived_uid(keyword: str, sop_uids: Sequence[str]) -> str:
+    from pydicom.uid import generate_uid
+
+    return str(generate_uid(entropy_srcs=[f"volseg:{keyword}", *sop_uids]))
+
+
+def _meta(ds, keyword: str):
+    meta = getattr(ds, "file_meta", None)
+    return meta.get(keyword) if meta is not None else None
+
+
+def _text(value) -> str:
+    return " ".join(str(value).split()) if value is not None else ""
