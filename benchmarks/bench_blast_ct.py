@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         labels = read_image(out_dir / "segmentation.nii.gz").volume
         on_grid = labels.shape == image.shape and np.allclose(labels.affine, image.affine, atol=1e-4)
         voxel_ml = image.voxel_volume_mm3 / 1000.0
-        volumes = {info.name: float((labels.array == info.index).sum() * voxel_ml) for info in segmenter.labels}
+        volumes = {segmenter.labels[i].name: float((labels.array == i).sum() * voxel_ml) for i in segmenter.labels}
         prov = segmenter.provenance()
         results = {
             "image": args.image.name, "shape": list(image.shape), "spacing_mm": list(image.spacing),
