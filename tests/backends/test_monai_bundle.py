@@ -159,3 +159,40 @@ def test_catalogued_bundle_runs_only_when_its_files_verify(bundle, tmp_path, mon
     with pytest.raises(ModelError, match="fail verification"):
         monai_bundle.load(entry, device="cpu")
     assert not (tmp_path / "ran.txt").exists()
+
+
+def test_config_values_map_to_the_engine_spec(tmp_path):
+    """The wholeBody_ct_segmentation preprocessing (pixdim written out) read as plain values."""
+    from volseg.segmenters.backends.monai_bundle import spec_from_config
+
+    config = {"preprocessing": {"_target_": "Compose", "transforms": [
+        {"_target_": "LoadImaged", "keys": "@image_key"},
+        {"_target_": "monai.transforms.Orientationd", "keys": "@image_key", "axcodes": "RAS"},
+        {"_target_": "Spacingd", "keys": "@image_key", "pixdim": [1.5, 1.5, 1.5], "mode": "bilinear"},
+        {"_target_": "NormalizeIntensityd", "keys": "@image_key", "nonzero": True},
+        {"_target_": "ScaleIntensityd", "keys": "@image_key", "minv": -1.0, "maxv": 1.0}]},
+        "inferer": {"_target_": "SlidingWindowInferer", "roi_size": [96, 96, 96], "sw_batch_size": 2,
+                    "overlap": 0.25, "mode": "gaussian"}}
+    spec, batch = spec_from_config(config, tmp_path)
+    assert (spec.orientation, spec.spacing_mm, spec.patch_size, spec.step, batch) == \
+        ("RAS", (1.5, 1.5, 1.5), (96, 96, 96), 0.75, 2)
+    assert spec.intensity.kind == "zscore_then_scale" and spec.intensity.nonzero
+    assert spec.intensity.output_range == (-1.0, 1.0) and spec.resampling == "linear"
+
+
+def test_intensity_presets_with_known_answers():
+    import torch
+
+    from volseg.segmenters.backends.window_pipeline import (ClipZScore, WindowPreset, ZScore, ZScoreThenScale,
+                                                            normalise)
+
+    x = torch.tensor([[[[-1000.0, -15.0, 42.5, 100.0, 500.0]]]])
+    out = normalise(x.clone(), WindowPreset(kind="window", window=(-15, 100), output_range=(-1, 1)))
+    torch.testing.assert_close(out, torch.tensor([[[[-1.0, -1.0, 0.0, 1.0, 1.0]]]]))
+    out = normalise(x.clone(), ClipZScore(kind="clip_zscore", clip=(-15, 100), mean=42.5, std=57.5))
+    torch.testing.assert_close(out, torch.tensor([[[[-1.0, -1.0, 0.0, 1.0, 1.0]]]]))
+    y = torch.tensor([[[[0.0, 2.0, 4.0, 0.0, 6.0]]]])
+    out = normalise(y.clone(), ZScore(kind="zscore", nonzero=True))
+    torch.testing.assert_close(out, torch.tensor([[[[0.0, -1.224745, 0.0, 0.0, 1.224745]]]]))
+    out = normalise(y.clone(), ZScoreThenScale(kind="zscore_then_scale", nonzero=True, output_range=(-1, 1)))
+    assert float(out.min()) == -1.0 and float(out.max()) == 1.0 and float(out[0, 0, 0, 2]) == pytest.approx(0.0, abs=1e-6)
