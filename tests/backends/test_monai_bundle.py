@@ -183,8 +183,13 @@ def test_config_values_map_to_the_engine_spec(tmp_path):
 def test_intensity_presets_with_known_answers():
     import torch
 
-    from volseg.segmenters.backends.window_pipeline import (ClipZScore, WindowPreset, ZScore, ZScoreThenScale,
-                                                            normalise)
+    from volseg.segmenters.backends.window_pipeline import (
+        ClipZScore,
+        WindowPreset,
+        ZScore,
+        ZScoreThenScale,
+        normalise,
+    )
 
     x = torch.tensor([[[[-1000.0, -15.0, 42.5, 100.0, 500.0]]]])
     out = normalise(x.clone(), WindowPreset(kind="window", window=(-15, 100), output_range=(-1, 1)))
