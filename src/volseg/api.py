@@ -41,11 +41,15 @@ class StudyFailure:
     error: VolsegError
 
 
-def load_model(model: str | None = None, *, device: str = "auto") -> Segmenter:
-    """Load a model once (default: the best installed, else the built-in ``classic-ct``)."""
+def load_model(model: str | None = None, *, device: str = "auto", trust: bool = False) -> Segmenter:
+    """Load a model once (default: the best installed, else the built-in ``classic-ct``).
+
+    ``model`` is a catalogue name or a path (``.onnx`` with its sidecar, MONAI bundle folder);
+    ``trust=True`` lets a custom MONAI bundle's config, which can run code, be instantiated.
+    """
     from volseg.segmenters.registry import load_segmenter
 
-    return load_segmenter(model, device=device)
+    return load_segmenter(model, device=device, trust=trust)
 
 
 def segment(input: str | Path, out_dir: str | Path, *, options: SegmentOptions = SegmentOptions(),
@@ -61,7 +65,7 @@ def segment(input: str | Path, out_dir: str | Path, *, options: SegmentOptions =
     timings["read"] = time.perf_counter() - t
     if segmenter is None:
         t = time.perf_counter()
-        segmenter = load_model(options.model, device=options.device)
+        segmenter = load_model(options.model, device=options.device, trust=options.trust_bundle)
         timings["load_model"] = time.perf_counter() - t
     warnings = check_outputs(image, segmenter, options=options)
     t = time.perf_counter()
@@ -112,7 +116,7 @@ def segment_many(inputs: Iterable[str | Path], out_dir: str | Path, *,
 
     inputs = [Path(p) for p in inputs]
     ensure_writable_dir(out_dir)
-    segmenter = load_model(options.model, device=options.device)
+    segmenter = load_model(options.model, device=options.device, trust=options.trust_bundle)
     results: list[StudyResult | StudyFailure] = []
     names = _unique_study_names(inputs)
     for path, name in zip(inputs, names):

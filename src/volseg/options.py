@@ -20,6 +20,7 @@ class SegmentOptions:
     html: bool = True  # write report.html (pictures drawn with matplotlib)
     dicom: bool = False  # DICOM SEG + SR next to the NIfTI outputs (DICOM series inputs only)
     keep_phi: bool = False  # copy patient/study identifiers into the DICOM outputs (default: placeholders)
+    trust_bundle: bool = False  # allow a custom MONAI bundle's config (it can run code) to be instantiated
 
     def __post_init__(self) -> None:
         if not _DEVICE_RE.match(self.device):

@@ -96,27 +96,21 @@ def is_model_path(model: str) -> bool:
     catalogue name wins over a same-named folder in the working directory)."""
     from volseg.segmenters.catalogue import load_catalogue
 
-    return Path(model).exists() and model not in load_catalogue()
+    return Path(model).expanduser().exists() and model not in load_catalogue()
 
 
-def load_path_model(path: Path, *, device: str = "auto") -> Segmenter:
-    """A user's own model given by path: an nnU-Net v2 trained-model folder (plans.json + dataset.json)."""
-    if (path / "plans.json").is_file() and (path / "dataset.json").is_file():
-        from volseg.segmenters.backends.nnunet import load_folder
-
-        log.info("loading the nnU-Net trained-model folder %s", path.name)
-        return load_folder(path, device=device)
-    raise ModelError("not a model volseg can run: expected an nnU-Net v2 trained-model folder "
-                     "(plans.json + dataset.json)", path=path)
-
-
-def load_segmenter(model: str | None = None, *, device: str = "auto") -> Segmenter:
+def load_segmenter(model: str | None = None, *, device: str = "auto", trust: bool = False) -> Segmenter:
     """Load a model once: a catalogue name (default: :func:`default_model`) or the path of a user's
-    own model (see :func:`load_path_model`)."""
+    own model (see :func:`load_path_model`).
+
+    ``trust`` allows a custom MONAI bundle folder's config to be instantiated (it can run code).
+    """
     from volseg.segmenters.catalogue import get_entry
 
     if model is not None and is_model_path(model):
-        return load_path_model(Path(model), device=device)
+        return load_path_model(Path(model).expanduser(), device=device, trust=trust)
+    if model is not None and ("/" in model or model.endswith(".onnx")):
+        raise ModelError("no such model file or folder", path=model)
     if model is None:
         model = default_model()
         if model == BUILTIN_MODEL:
@@ -127,3 +121,27 @@ def load_segmenter(model: str | None = None, *, device: str = "auto") -> Segment
     entry: ModelEntry = get_entry(model)
     log.info("loading model %s %s (backend %s)", entry.name, entry.version, entry.backend)
     return backend_factory(entry.backend)(entry, device=device)
+
+
+def load_path_model(path: Path, *, device: str = "auto", trust: bool = False) -> Segmenter:
+    """A user's own model given by path: an nnU-Net v2 trained-model folder (plans.json +
+    dataset.json), an ``.onnx`` file with its sidecar, or a MONAI bundle folder (``trust`` needed)."""
+    if path.is_dir() and (path / "plans.json").is_file() and (path / "dataset.json").is_file():
+        from volseg.segmenters.backends.nnunet import load_folder
+
+        log.info("loading the nnU-Net trained-model folder %s", path.name)
+        return load_folder(path, device=device)
+    if path.suffix.lower() == ".onnx":
+        from volseg.segmenters.backends.onnx import load_file
+
+        log.info("loading ONNX model %s", path.name)
+        return load_file(path, device=device)
+    if path.is_dir():
+        from volseg.segmenters.backends.monai_bundle import is_bundle, load_bundle
+
+        if is_bundle(path):
+            log.info("loading MONAI bundle %s", path.name)
+            return load_bundle(path, device=device, trust=trust)
+    raise ModelError("not a model volseg can run", path=path,
+                     hint="expected an nnU-Net trained-model folder (plans.json, dataset.json, fold_*), "
+                          "a MONAI bundle (configs/inference.json) or an .onnx file with its sidecar")

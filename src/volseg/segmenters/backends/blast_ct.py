@@ -1,0 +1,204 @@
+"""BLAST-CT v1: traumatic-brain-injury lesions on head CT, an ensemble of 12 DeepMedic networks.
+
+The pipeline follows the publisher's code (biomedia-mira/blast-ct: ``nifti/rescale.py``,
+``nifti/datasets.py``, ``nifti/patch_samplers.py``, ``nifti/savers.py``, ``trainer/inference.py``):
+
+1. reorient to the ITK "standard" direction (identity in LPS; volseg code ``LPS``) — axes permuted
+   and flipped only, no interpolation;
+2. resample to 1 mm with SimpleITK's linear interpolator on a grid sharing the first voxel centre
+   (``round((n − 1)·spacing + 1)`` voxels per axis; points outside take the image minimum);
+3. the network sees SimpleITK's array order (z, y, x), windowed [−15, 100] HU → [−1, 1];
+4. 110³ input windows predict 30³ output tiles laid edge to edge from the first voxel, the volume
+   padded with its edge values (:mod:`volseg.segmenters.engine.valid_windows`);
+5. the softmax of every ensemble member is summed, argmax gives the class;
+6. labels return to the input grid by nearest neighbour (SimpleITK ``Resample`` of the label map).
+
+Windows that see nothing but air (−1 after windowing) are predicted once and reused (exact).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from volseg.errors import ModelError
+from volseg.segmenters.base import ProgressCallback, check_on_grid, no_progress
+from volseg.volume import Volume, reorient, undo_reorient
+
+log = logging.getLogger(__name__)
+
+ORIENTATION = "LPS"  # SimpleITK identity direction: i → left, j → posterior, k → superior
+
+
+class BlastCTOptions(BaseModel):
+    """``backend_options`` of the ``blast-ct`` catalogue entry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    architecture: str = "DeepMedic"
+    scale_factors: tuple[int, ...] = (5, 3, 1)
+    feature_maps: tuple[int, ...] = (30, 30, 40, 40, 40, 40, 50, 50)
+    fully_connected: tuple[int, ...] = (250, 250)
+    input_channels: int = 1
+    num_classes: int = 5
+    ensemble: tuple[str, ...] = Field(min_length=1)
+    class_names: tuple[str, ...] = ()
+    engine: dict[str, Any] = Field(default_factory=dict)
+
+
+def load(entry, *, device: str = "auto", models: Sequence[str] | None = None,
+         settings=None) -> BlastCTSegmenter:
+    """Factory for the catalogue entry; ``models`` picks ensemble members (default: all of them)."""
+    from volseg.segmenters.weights import require_installed
+
+    try:
+        options = BlastCTOptions.model_validate(entry.backend_options)
+    except ValidationError as exc:
+        raise ModelError(f"invalid BLAST-CT backend options: {exc.errors()[0]['msg']}") from exc
+    if options.architecture != "DeepMedic":
+        raise ModelError(f"BLAST-CT backend builds DeepMedic, not {options.architecture!r}")
+    names = tuple(models) if models else options.ensemble
+    unknown = sorted(set(names) - set(options.ensemble))
+    if unknown:
+        raise ModelError(f"{entry.name}: unknown ensemble member(s) {unknown}",
+                         hint=f"members: {', '.join(options.ensemble)}")
+    folder = require_installed(entry.name)
+    return BlastCTSegmenter([folder / n for n in names], entry=entry, options=options, device=device,
+                            settings=settings)
+
+
+class EnsemblePredictor:
+    """Windows → the sum of every member's softmax (B, K, *tile)."""
+
+    def __init__(self, nets: list):
+        self.nets = nets
+
+    def __call__(self, x):
+        import torch
+
+        total = None
+        for net in self.nets:
+            probs = torch.softmax(net(x).float(), dim=1)
+            total = probs if total is None else total.add_(probs)
+        return total
+
+
+class BlastCTSegmenter:
+    """The loaded ensemble (weights on the device once), predicting many head CTs."""
+
+    def __init__(self, weights: list[Path], *, entry, options: BlastCTOptions, device: str = "auto",
+                 settings=None):
+        from volseg.segmenters.device import resolve_device
+        from volseg.segmenters.engine.settings import EngineSettings
+
+        self.name, self.version, self.labels = entry.name, entry.version, entry.label_table()
+        self.entry, self.options = entry, options
+        self.device = resolve_device(device)
+        base = settings or EngineSettings().with_options(**options.engine)
+        sw = entry.sliding_window
+        if self.device.type == "cuda" and sw is not None and sw.batch_size and settings is None:
+            base = base.with_options(window_batch=sw.batch_size)  # the publisher's GPU batch
+        self.settings = base
+        self.window = tuple(sw.patch_size) if sw is not None and sw.patch_size else (110, 110, 110)
+        self.weights = list(weights)
+        self.nets = [self._load_net(path) for path in self.weights]
+        self.tile = tuple(self.nets[0].output_size(w) for w in self.window)
+        self.margin = tuple(self.nets[0].margin(t) for t in self.tile)
+        self._last: dict[str, Any] = {}
+
+    def _load_net(self, path: Path):
+        import torch
+
+        from volseg.segmenters.nets.deepmedic import DeepMedic
+
+        o = self.options
+        net = DeepMedic(o.input_channels, o.num_classes, scale_factors=o.scale_factors,
+                        feature_maps=o.feature_maps, fully_connected=o.fully_connected)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            net.load_state_dict(state, strict=True)
+        except (RuntimeError, OSError, ValueError) as exc:
+            raise ModelError(f"cannot load BLAST-CT weights: {str(exc).splitlines()[0]}", path=path) from exc
+        net.eval().to(self.device)
+        if self.settings.channels_last:
+            net = net.to(memory_format=torch.channels_last_3d)
+        return net
+
+    def predict(self, volume: Volume, *, modality: str | None = None,
+                progress: ProgressCallback = no_progress) -> Volume:
+        import torch
+
+        from volseg.segmenters.engine.export import LabelDecoder, model_grid_codes
+        from volseg.segmenters.engine.preprocess import window_normalize
+        from volseg.segmenters.engine.valid_windows import run_valid_windows
+
+        t0 = time.perf_counter()
+        work = reorient(volume, ORIENTATION)
+        spacing = tuple(float(s) for s in (self.entry.input.spacing_mm or (1.0, 1.0, 1.0)))
+        zyx = resample_linear_itk(work.array, work.spacing, spacing)  # (k, j, i) on the model grid
+        x = torch.from_numpy(zyx).to(self.device)[None]
+        lower, upper = self.entry.input.intensity.window or (-15.0, 100.0)
+        out_lo, out_hi = self.entry.input.intensity.output_range or (-1.0, 1.0)
+        window_normalize(x, lower=lower, upper=upper, out_lower=out_lo, out_upper=out_hi)
+        t1 = time.perf_counter()
+        run = run_valid_windows(x, EnsemblePredictor(self.nets), channels=self.options.num_classes,
+                                tile=self.tile, margin=self.margin, settings=self.settings,
+                                constant=out_lo, progress=progress)
+        del x
+        t2 = time.perf_counter()
+        codes = model_grid_codes(run.blend, run.keep, LabelDecoder(tuple(range(self.options.num_classes))))
+        model_labels = codes.to(torch.uint8).cpu().numpy().transpose(2, 1, 0)  # back to (i, j, k)
+        on_input = nearest_labels(model_labels, work.shape, work.spacing, spacing)
+        out = undo_reorient(on_input, volume, ORIENTATION)
+        self._last = {"windows": run.blend.windows, "windows_reused": run.skipped, "precision": run.precision,
+                      "window_batch": run.window_batch, "fallbacks": run.fallbacks,
+                      "model_grid_shape": list(model_labels.shape),
+                      "timings_s": {"preprocess": t1 - t0, "sliding_window": t2 - t1,
+                                    "network_forward": run.blend.forward_s,
+                                    "export": time.perf_counter() - t2}}
+        return check_on_grid(out, volume, self.name)
+
+    def provenance(self) -> dict[str, Any]:
+        from volseg.segmenters.device import describe_device
+        from volseg.segmenters.weights import sha256_file
+
+        return {"model": self.name, "version": self.version, "backend": "blast_ct",
+                "weights": [{"file": p.name, "sha256": sha256_file(p)} for p in self.weights],
+                "ensemble_size": len(self.weights), "device": describe_device(self.device),
+                "settings": self.settings.as_dict(), "window": list(self.window), "tile": list(self.tile),
+                "orientation": ORIENTATION, **self._last}
+
+
+def resample_linear_itk(array: np.ndarray, spacing: Sequence[float], target: Sequence[float]) -> np.ndarray:
+    """``array`` (i, j, k) resampled to ``target`` spacing as BLAST-CT does; returns (k, j, i) float32.
+
+    SimpleITK linear interpolation on a grid with the same first voxel centre and
+    ``round((n − 1)·spacing / target + 1)`` voxels; outside points take the image minimum.
+    """
+    import SimpleITK as sitk
+
+    data = np.ascontiguousarray(np.asarray(array, dtype=np.float32).transpose(2, 1, 0))
+    if all(abs(s - t) < 1e-6 for s, t in zip(spacing, target)):
+        return data
+    image = sitk.GetImageFromArray(data)
+    image.SetSpacing([float(s) for s in spacing])
+    size = [round((n - 1) * s / t + 1) for n, s, t in zip(array.shape, spacing, target)]
+    reference = sitk.Image(size, image.GetPixelID())
+    reference.SetSpacing([float(t) for t in target])
+    out = sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, float(data.min()))
+    return sitk.GetArrayFromImage(out)
+
+
+def nearest_labels(labels: np.ndarray, shape: Sequence[int], spacing: Sequence[float],
+                   model_spacing: Sequence[float]) -> np.ndarray:
+    """Labels (i, j, k) on the model grid sampled at the input voxels (same first voxel centre)."""
+    index = []
+    for n, s, t, m in zip(shape, spacing, model_spacing, labels.shape):
+        position = np.arange(n) * (float(s) / float(t))
+        index.append(np.clip(np.floor(position + 0.5).astype(np.int64), 0, m - 1))
+    return labels[np.ix_(*index)]

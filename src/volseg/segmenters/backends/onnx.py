@@ -1,0 +1,188 @@
+"""ONNX models through onnxruntime and the shared engine: a lab's own ``.onnx`` file with a sidecar.
+
+``volseg segment ct.nii.gz --model path/to/model.onnx`` reads ``model.onnx.json`` (or
+``model.volseg.json``) beside it: the classes and what the network expects (:class:`OnnxSidecar`,
+validated strictly). The network takes one float32 input (B, 1, *patch) and its first output is
+(B, C, *patch) logits or probabilities, channel c = label c (0 = background). The session runs on
+CUDA when the device is CUDA and onnxruntime has its CUDA provider, else on the CPU; windows go
+through the engine (Gaussian blending, argmax on the model grid, labels to exactly the input grid).
+
+Catalogued Raidionics entries (``backend_options.framework == "raidionics"``) carry their own
+preprocessing in ``pre_processing.ini`` (resize to a fixed shape, slabs, per-class thresholds);
+that pipeline is not implemented yet and loading one says so.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from volseg.errors import DependencyError, ModelError
+from volseg.labels import LabelTable
+from volseg.segmenters.backends.window_pipeline import NetworkInput, run_pipeline
+from volseg.segmenters.base import ProgressCallback, check_on_grid, no_progress
+from volseg.volume import Volume
+
+log = logging.getLogger(__name__)
+
+SIDECAR_SCHEMA_VERSION = "1.0"
+SIDECAR_SUFFIXES = (".onnx.json", ".volseg.json")
+
+
+class OnnxSidecar(BaseModel):
+    """``model.onnx.json``: everything volseg needs to run a custom ONNX segmentation model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: str = SIDECAR_SCHEMA_VERSION
+    name: str | None = Field(None, description="model name for reports (default: the file name)")
+    version: str = "custom"
+    modality: str | None = Field(None, pattern=r"^(CT|MR|PET)$")
+    classes: dict[int, str] = Field(description="label value → class name; 0 (background) is implicit")
+    input: NetworkInput
+    window_batch: int | None = Field(None, ge=1)
+    export: str | None = Field(None, pattern=r"^(exact|nearest)$")
+
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, classes: dict[int, str]) -> dict[int, str]:
+        if not classes:
+            raise ValueError("at least one class is needed")
+        if sorted(classes) != list(range(1, len(classes) + 1)):
+            raise ValueError("class values must be 1..N without gaps (output channel c = label c)")
+        return classes
+
+    @field_validator("schema_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if value.split(".")[0] != SIDECAR_SCHEMA_VERSION.split(".")[0]:
+            raise ValueError(f"sidecar schema {value} is not supported (this volseg reads {SIDECAR_SCHEMA_VERSION})")
+        return value
+
+
+def find_sidecar(model_path: Path) -> Path:
+    """``model.onnx.json`` or ``model.volseg.json`` beside ``model.onnx``; ModelError when absent."""
+    candidates = [model_path.with_name(model_path.name + ".json"), model_path.with_suffix(".volseg.json")]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ModelError("ONNX model has no sidecar describing its classes and preprocessing", path=model_path,
+                     hint=f"write {candidates[0].name} (see README, 'Custom models')")
+
+
+def read_sidecar(path: str | Path) -> OnnxSidecar:
+    path = Path(path)
+    try:
+        return OnnxSidecar.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"sidecar is not valid JSON: {exc.msg} (line {exc.lineno})", path=path) from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ModelError(f"invalid sidecar: {first['msg']} at {where or 'top level'}", path=path) from exc
+
+
+def load(entry, *, device: str = "auto") -> OnnxSegmenter:
+    """Factory for catalogue entries with ``backend: "onnx"``."""
+    if entry.backend_options.get("framework") == "raidionics":
+        raise ModelError(f"model {entry.name!r}: Raidionics ONNX pipelines (pre_processing.ini: fixed-shape "
+                         "resizing, slabs, per-class thresholds) are not supported by this volseg build yet",
+                         hint="run it with raidionics_seg_lib, or wrap the .onnx file with a volseg sidecar")
+    raise ModelError(f"model {entry.name!r}: catalogued ONNX models need a 'model' and 'sidecar' option")
+
+
+def load_file(path: str | Path, *, device: str = "auto", sidecar: str | Path | None = None,
+              settings=None) -> OnnxSegmenter:
+    """A custom ``.onnx`` model with its sidecar as a segmenter."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError("ONNX model file not found", path=path)
+    meta = read_sidecar(sidecar or find_sidecar(path))
+    return OnnxSegmenter(path, meta, device=device, settings=settings)
+
+
+class OnnxPredictor:
+    """Windows (B, 1, *patch) torch → the session's first output as a torch tensor."""
+
+    def __init__(self, session, input_name: str):
+        self.session, self.input_name = session, input_name
+
+    def __call__(self, x):
+        import numpy as np
+        import torch
+
+        array = np.ascontiguousarray(x.detach().float().cpu().numpy())
+        out = self.session.run(None, {self.input_name: array})[0]
+        return torch.from_numpy(np.asarray(out, dtype=np.float32)).to(x.device)
+
+
+class OnnxSegmenter:
+    def __init__(self, path: Path, meta: OnnxSidecar, *, device: str = "auto", settings=None):
+        from volseg.segmenters.device import resolve_device
+        from volseg.segmenters.engine.settings import EngineSettings
+
+        self.path, self.meta = path, meta
+        self.name = meta.name or path.stem
+        self.version = meta.version
+        self.labels = LabelTable.from_names(meta.classes)
+        self.device = resolve_device(device)
+        base = settings or EngineSettings()
+        # onnxruntime runs the graph in its own precision: autocast would only mislabel provenance
+        self.settings = base.with_options(precision="fp32", window_batch=meta.window_batch, export=meta.export)
+        self.session, self.providers = make_session(path, self.device)
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelError(f"ONNX model has {len(inputs)} inputs; volseg gives it one image", path=path)
+        self.predictor = OnnxPredictor(self.session, inputs[0].name)
+        self.channels = len(meta.classes) + 1
+        self._last: dict[str, Any] = {}
+
+    def predict(self, volume: Volume, *, modality: str | None = None,
+                progress: ProgressCallback = no_progress) -> Volume:
+        import numpy as np
+
+        t0 = time.perf_counter()
+        result = run_pipeline(volume, self.predictor, spec=self.meta.input, channels=self.channels,
+                              settings=self.settings, device=self.device, progress=progress)
+        dtype = np.uint8 if self.channels <= 256 else np.uint16
+        self._last = {**result.info, "seconds": time.perf_counter() - t0}
+        return check_on_grid(volume.with_array(result.labels.astype(dtype)), volume, self.name)
+
+    def provenance(self) -> dict[str, Any]:
+        from volseg.segmenters.device import describe_device
+        from volseg.segmenters.weights import sha256_file
+
+        return {"model": self.name, "version": self.version, "backend": "onnx",
+                "weights": [{"file": self.path.name, "sha256": sha256_file(self.path)}],
+                "device": describe_device(self.device), "providers": list(self.providers),
+                "settings": self.settings.as_dict(), "input": self.meta.input.model_dump(mode="json"),
+                **self._last}
+
+
+def make_session(path: Path, device) -> tuple[Any, list[str]]:
+    """An onnxruntime session on CUDA (when asked for and available) or the CPU."""
+    try:
+        import onnxruntime as ort
+    except ModuleNotFoundError as exc:
+        raise DependencyError("ONNX models need the Python package 'onnxruntime'",
+                              hint="pip install 'volseg[onnx]'") from exc
+    available = ort.get_available_providers()
+    providers = ["CPUExecutionProvider"]
+    if device.type == "cuda":
+        if "CUDAExecutionProvider" not in available:
+            raise ModelError("device is CUDA but onnxruntime has no CUDA provider here",
+                             hint="pip install onnxruntime-gpu, or use --device cpu")
+        providers = [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
+    options = ort.SessionOptions()
+    import torch
+
+    options.intra_op_num_threads = max(1, torch.get_num_threads())
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own exception types for broken files
+        raise ModelError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0][:200]}", path=path) from exc
+    return session, [p if isinstance(p, str) else p[0] for p in providers]
