@@ -161,7 +161,7 @@ def test_segment_api_with_a_model_folder(random_model, small_ct, tmp_path):
     image = write_nifti(small_ct, tmp_path / "ct.nii.gz")
     result = api.segment(image, tmp_path / "out", options=SegmentOptions(model=str(random_model), device="cpu"))
     report = json.loads(result.outputs["report"].read_text())
-    assert report["provenance"]["model"]["name"] == "nnUNetTrainer__nnUNetPlans__3d_fullres"
+    assert report["provenance"]["model"]["name"] == "Dataset901_Phantom/nnUNetTrainer__nnUNetPlans__3d_fullres"
     assert report["provenance"]["device"].startswith("cpu")
     assert report["provenance"]["model"]["weights"][0]["sha256"] == seg_sha(random_model)
 
@@ -188,7 +188,7 @@ def test_plans_are_read_like_nnunet(random_model):
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from volseg.segmenters.backends.nnunet_plans import build_network, label_spec, resolve_configuration
+    from volseg.segmenters.backends.nnunet_plans import build_network, resolve_configuration
 
     plans = json.loads((random_model / "plans.json").read_text())
     plans["configurations"]["child"] = {"inherits_from": "3d_fullres", "patch_size": [16, 16, 16]}

@@ -88,7 +88,7 @@ def load_folder(path: str | Path, *, device: str = "auto", folds=None, checkpoin
                 settings: EngineSettings | None = None, reorient_to: str | None = None) -> NnUNetSegmenter:
     """A user's own trained-model folder as a segmenter (classes from its dataset.json)."""
     folder = read_model_folder(path, folds=folds, checkpoint=checkpoint)
-    return NnUNetSegmenter([(folder, None)], name=Path(path).name, version=_folder_version(folder),
+    return NnUNetSegmenter([(folder, None)], name=_folder_name(folder.path), version=_folder_version(folder),
                            labels=labels_from_dataset_json(folder), device=device,
                            settings=settings or EngineSettings(), reorient_to=reorient_to)
 
@@ -249,6 +249,14 @@ def _check_label_map(mapping: dict[int, int] | None, part: NnUNetPart, labels: L
     if unknown:
         raise ModelError(f"label map of {part.folder.path.name} targets labels {unknown} that the model lacks")
     return {int(k): int(v) for k, v in mapping.items()}
+
+
+def _folder_name(path: Path) -> str:
+    """'Dataset901_Phantom/nnUNetTrainer__nnUNetPlans__3d_fullres' for nnU-Net's usual layout."""
+    path = path.resolve()
+    if "__" in path.name and path.parent.name.startswith("Dataset"):
+        return f"{path.parent.name}/{path.name}"
+    return path.name
 
 
 def _folder_version(folder: ModelFolder) -> str:

@@ -19,7 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from volseg.errors import DependencyError, ModelError
-from volseg.segmenters.backends.nnunet_plans import Configuration, LabelSpec, label_spec, resolve_configuration
+from volseg.segmenters.backends.nnunet_plans import (
+    Configuration,
+    LabelSpec,
+    label_spec,
+    resolve_configuration,
+)
 from volseg.segmenters.backends.nnunet_plans import build_network as _build
 
 log = logging.getLogger(__name__)

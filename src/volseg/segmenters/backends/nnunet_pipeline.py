@@ -60,7 +60,7 @@ class PartResult:
 class NnUNetPart:
     """A loaded nnU-Net model: networks on the device plus everything the plans say about its input."""
 
-    def __init__(self, folder: ModelFolder, device: "torch.device", settings: EngineSettings):
+    def __init__(self, folder: ModelFolder, device: torch.device, settings: EngineSettings):
         config, labels = folder.config(), folder.labels()
         channels = folder.dataset_json.get("channel_names") or folder.dataset_json.get("modality") or {}
         if len(channels) != 1:
