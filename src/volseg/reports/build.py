@@ -77,8 +77,11 @@ def provenance(*, model: Mapping[str, Any] | None, options: Mapping[str, Any],
     model_info = None
     device = None
     if model:
+        details = {k: v for k, v in model.items()
+                   if k not in ("model", "version", "weights", "device", "fallbacks", "backend")}
         model_info = ModelInfo(name=str(model["model"]), version=str(model.get("version", "")),
-                               weights=list(model.get("weights", [])))
+                               weights=list(model.get("weights", [])), backend=model.get("backend"),
+                               details=_jsonable(details))
         device = model.get("device")
     return Provenance(
         volseg_version=__version__,
@@ -90,6 +93,19 @@ def provenance(*, model: Mapping[str, Any] | None, options: Mapping[str, Any],
         fallbacks=list(fallbacks) + list(model.get("fallbacks", []) if model else []),
         environment=environment(),
     )
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with tuples as lists, numpy scalars as numbers and unknown objects as text."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
 
 
 def environment() -> dict[str, str]:

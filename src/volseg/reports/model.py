@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from volseg.errors import InputError
 from volseg.postprocess.qc import QC_FLAGS
 
-SCHEMA_VERSION = "1.1.0"  # 1.1.0: qc_flags/qc_notes, instances, burden, airway
+SCHEMA_VERSION = "1.2.0"  # 1.1.0: qc_flags/qc_notes, instances, burden, airway; 1.2.0: model details
 
 
 class _Strict(BaseModel):
@@ -40,6 +40,11 @@ class ModelInfo(_Strict):
     name: str
     version: str
     weights: list[dict[str, Any]] = Field(default_factory=list, description="file name and sha256 of each weight file")
+    backend: str | None = None
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="what the backend did: engine settings (precision, export mode, step, mirroring), "
+                    "windows, stage timings, reorientation")
 
 
 class Provenance(_Strict):
