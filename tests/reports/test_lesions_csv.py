@@ -45,7 +45,7 @@ def test_lesions_csv_has_one_row_per_instance_matching_the_report(study, tmp_pat
     seg, names = study
     result = api.measure(seg, tmp_path / "out", labels=names)
     report = result.report
-    assert report.schema_version == SCHEMA_VERSION and SCHEMA_VERSION >= "1.1.0"
+    assert report.schema_version == SCHEMA_VERSION and tuple(map(int, SCHEMA_VERSION.split("."))) >= (1, 1, 0)
     assert report.lesion_classes == ["liver_tumor", "lymph_nodes"]
     header, rows = _rows(result.outputs["lesions"])
     assert tuple(header) == LESIONS_COLUMNS
