@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from volseg.errors import GeometryError, InputError, ModelError, UsageError, VolsegError, unknown_choice_hint
 from volseg.io import LoadedImage, read_image, study_name
@@ -41,15 +42,17 @@ class StudyFailure:
     error: VolsegError
 
 
-def load_model(model: str | None = None, *, device: str = "auto", trust: bool = False) -> Segmenter:
+def load_model(model: str | None = None, *, device: str = "auto", trust: bool = False,
+               engine: dict[str, Any] | None = None) -> Segmenter:
     """Load a model once (default: the best installed, else the built-in ``classic-ct``).
 
-    ``model`` is a catalogue name or a path (``.onnx`` with its sidecar, MONAI bundle folder);
-    ``trust=True`` lets a custom MONAI bundle's config, which can run code, be instantiated.
+    ``model`` is a catalogue name or a path (nnU-Net folder, ``.onnx`` with its sidecar, MONAI
+    bundle folder); ``trust=True`` lets a custom MONAI bundle's config, which can run code, be
+    instantiated; ``engine`` overrides the sliding-window settings (``SegmentOptions.engine``).
     """
     from volseg.segmenters.registry import load_segmenter
 
-    return load_segmenter(model, device=device, trust=trust)
+    return load_segmenter(model, device=device, trust=trust, engine=engine)
 
 
 def segment(input: str | Path, out_dir: str | Path, *, options: SegmentOptions = SegmentOptions(),
@@ -65,7 +68,8 @@ def segment(input: str | Path, out_dir: str | Path, *, options: SegmentOptions =
     timings["read"] = time.perf_counter() - t
     if segmenter is None:
         t = time.perf_counter()
-        segmenter = load_model(options.model, device=options.device, trust=options.trust_bundle)
+        segmenter = load_model(options.model, device=options.device, trust=options.trust_bundle,
+                               engine=options.engine)
         timings["load_model"] = time.perf_counter() - t
     warnings = check_outputs(image, segmenter, options=options)
     t = time.perf_counter()
@@ -116,7 +120,8 @@ def segment_many(inputs: Iterable[str | Path], out_dir: str | Path, *,
 
     inputs = [Path(p) for p in inputs]
     ensure_writable_dir(out_dir)
-    segmenter = load_model(options.model, device=options.device, trust=options.trust_bundle)
+    segmenter = load_model(options.model, device=options.device, trust=options.trust_bundle,
+                           engine=options.engine)
     results: list[StudyResult | StudyFailure] = []
     names = _unique_study_names(inputs)
     for path, name in zip(inputs, names):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from volseg.errors import UsageError
 
@@ -21,10 +22,21 @@ class SegmentOptions:
     dicom: bool = False  # DICOM SEG + SR next to the NIfTI outputs (DICOM series inputs only)
     keep_phi: bool = False  # copy patient/study identifiers into the DICOM outputs (default: placeholders)
     trust_bundle: bool = False  # allow a custom MONAI bundle's config (it can run code) to be instantiated
+    # sliding-window engine overrides; None keeps the model's catalogue/tested defaults
+    step: float | None = None  # window step as a fraction of the patch (0.5 = 50 % overlap)
+    tta: bool | None = None  # mirroring test-time augmentation (8× the work in 3-D)
+    precision: str | None = None  # auto | fp32 | bf16 | fp16
+    export: str | None = None  # exact | nearest: how labels return to the input grid
 
     def __post_init__(self) -> None:
         if not _DEVICE_RE.match(self.device):
             raise UsageError(f"invalid device {self.device!r}", hint="use auto, cpu, cuda, cuda:N or mps")
+        check_engine(self.engine)
+
+    @property
+    def engine(self) -> dict[str, Any]:
+        """The engine settings the user chose (names of :class:`EngineSettings`), unset ones left out."""
+        return engine_overrides(step=self.step, tta=self.tta, precision=self.precision, export=self.export)
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,21 @@ class MeasureOptions:
             raise UsageError(f"connectivity must be 6, 18 or 26, got {self.connectivity}")
         if not self.min_instance_volume_mm3 >= 0:
             raise UsageError(f"minimum instance volume must be >= 0 mm³, got {self.min_instance_volume_mm3}")
+
+
+def engine_overrides(*, step: float | None = None, tta: bool | None = None, precision: str | None = None,
+                     export: str | None = None) -> dict[str, Any]:
+    """User-facing engine flags as :class:`~volseg.segmenters.engine.settings.EngineSettings` fields."""
+    given = {"step": step, "mirror": tta, "precision": precision, "export": export}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def check_engine(overrides: dict[str, Any]) -> None:
+    """Raise UsageError now (not after reading a study) when an engine override is invalid."""
+    if overrides:
+        from volseg.segmenters.engine.settings import EngineSettings
+
+        EngineSettings().with_options(**overrides)
 
 
 def with_overrides(options, **given):

@@ -101,6 +101,12 @@ def test_trusted_bundle_through_the_cli(bundle, tmp_path, capsys):
     out = read_image(tmp_path / "o" / "segmentation.nii.gz").volume
     assert out.shape == volume.shape and np.allclose(out.affine, volume.affine)
     assert len(np.unique(out.array)) >= 3
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["provenance"]["model"]["details"]["settings"]["step"] == 0.5  # the bundle's overlap
+    assert main(["segment", str(path), "--model", str(bundle), "--trust-bundle", "--device", "cpu",
+                 "--step", "1.0", "--no-html", "-o", str(tmp_path / "o2")]) == 0
+    report = json.loads((tmp_path / "o2" / "report.json").read_text())
+    assert report["provenance"]["model"]["details"]["settings"]["step"] == 1.0
 
 
 def test_bundle_config_values_must_be_plain(bundle, tmp_path):
@@ -163,7 +169,7 @@ def test_catalogued_bundle_runs_only_when_its_files_verify(bundle, tmp_path, mon
 
 def test_config_values_map_to_the_engine_spec(tmp_path):
     """The wholeBody_ct_segmentation preprocessing (pixdim written out) read as plain values."""
-    from volseg.segmenters.backends.monai_bundle import spec_from_config
+    from volseg.segmenters.backends.monai_bundle import _settings, spec_from_config
 
     config = {"preprocessing": {"_target_": "Compose", "transforms": [
         {"_target_": "LoadImaged", "keys": "@image_key"},
@@ -178,6 +184,9 @@ def test_config_values_map_to_the_engine_spec(tmp_path):
         ("RAS", (1.5, 1.5, 1.5), (96, 96, 96), 0.75, 2)
     assert spec.intensity.kind == "zscore_then_scale" and spec.intensity.nonzero
     assert spec.intensity.output_range == (-1.0, 1.0) and spec.resampling == "linear"
+    settings = _settings(spec, batch, None)  # what the engine runs: the bundle's overlap and batch ...
+    assert (settings.step, settings.window_batch) == (0.75, 2)
+    assert _settings(spec, batch, {"step": 0.5}).step == 0.5  # ... unless the user says otherwise
 
 
 def test_intensity_presets_with_known_answers():

@@ -141,6 +141,26 @@ def test_catalogue_factory_reads_parts_window_and_orientation(random_model):
     single = backend.load(_entry(backend_options={"model_folder": FOLDER_NAME, "engine": {"step": 0.5}}),
                           device="cpu", model_dir=root)
     assert single.label_maps == [None] and single.reorient_to is None
+    user = backend.load(entry, device="cpu", model_dir=root, engine={"step": 1.0, "mirror": True})
+    assert (user.settings.step, user.settings.mirror) == (1.0, True)  # the user's flags win
+
+
+def test_engine_flags_reach_the_backend_and_the_report(random_model, small_ct, tmp_path, capsys):
+    import json
+
+    from volseg.cli.main import main
+    from volseg.io.nifti import write_nifti
+
+    image = write_nifti(small_ct, tmp_path / "ct.nii.gz")
+    args = ["segment", str(image), "-o", str(tmp_path / "out"), "-m", str(random_model), "-d", "cpu",
+            "--tta", "--step", "0.75", "--export", "nearest", "--precision", "fp32", "--no-html"]
+    assert main(args) == 0
+    details = json.loads((tmp_path / "out" / "report.json").read_text())["provenance"]["model"]["details"]
+    settings = details["settings"]
+    assert (settings["mirror"], settings["step"], settings["export"], settings["precision"]) == \
+        (True, 0.75, "nearest", "fp32")
+    assert main([*args[:8], "--export", "cubic"]) == 2
+    assert "invalid export 'cubic'" in capsys.readouterr().err
 
 
 def test_catalogue_options_are_validated(random_model):

@@ -62,6 +62,10 @@ def test_registry_and_cli_run_an_onnx_path(onnx_model, tmp_path, capsys):
 
     segmenter = load_segmenter(str(onnx_model), device="cpu")
     assert segmenter.name == "phantom-onnx" and segmenter.labels[1].name
+    tuned = load_segmenter(str(onnx_model), device="cpu", engine={"export": "nearest", "precision": "bf16",
+                                                                  "window_batch": 3})
+    assert (tuned.settings.export, tuned.settings.window_batch) == ("nearest", 3)  # the user's flags win
+    assert tuned.settings.precision == "fp32"  # onnxruntime runs the graph's own precision
     volume = make_phantom((40, 44, 36), (4.0, 3.0, 3.0), orientation="RAS", seed=3).image
     path = write_nifti(volume, tmp_path / "ct.nii.gz")
     assert main(["segment", str(path), "--model", str(onnx_model), "--device", "cpu", "-o", str(tmp_path / "o")]) == 0

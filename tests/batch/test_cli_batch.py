@@ -155,9 +155,22 @@ def test_usage_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
     cohort = tmp_path / "in"
     write_cohort(cohort, 1)
     for args, fragment in ((["--shard", "3/3"], "invalid shard"), (["--gpus", "banana"], "invalid --gpus"),
-                           (["--executor", "spark"], "unknown executor"), (["--model", "a,a"], "named twice")):
+                           (["--executor", "spark"], "unknown executor"), (["--model", "a,a"], "named twice"),
+                           (["--precision", "fp8"], "invalid precision")):
         assert main(["batch", str(cohort), "-o", str(tmp_path / "out"), *args]) == 2
         err = capsys.readouterr().err
         assert err.startswith("volseg: error:") and fragment in err and "Traceback" not in err
     assert main(["batch", str(cohort / "case_00.nii.gz"), "-o", str(tmp_path / "out")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_engine_flags_are_part_of_the_run_key_only_when_set():
+    from volseg.batch import BatchOptions
+    from volseg.batch.study import RunContext, run_key
+
+    assert BatchOptions().output_options() == {"html": True, "dicom": False, "keep_phi": False}
+    options = BatchOptions(tta=True, step=0.75)
+    key = run_key(("classic-ct",), options.output_options())
+    ctx = RunContext(input_root="in", out_dir="out", key=key)
+    assert ctx.segment_options("classic-ct", "cpu").engine == {"mirror": True, "step": 0.75}
+    assert key != run_key(("classic-ct",), BatchOptions().output_options())  # a rerun redoes the studies

@@ -90,8 +90,8 @@ def test_several_models_each_in_its_folder(cohort, tmp_path, monkeypatch):
 
     loads = []
 
-    def load_models(names, device):
-        loads.append(tuple(names))
+    def load_models(ctx, device):
+        loads.append(ctx.model_names)
         base = api.load_model("classic-ct")
         return {"classic-ct": base, "bone-only": _BoneOnly(base)}
 
@@ -165,7 +165,7 @@ def test_model_failures_fail_one_study_each(cohort, tmp_path, monkeypatch):
         def provenance(self):
             return self.base.provenance()
 
-    monkeypatch.setattr(study, "load_models", lambda names, device: {"classic-ct": Flaky(api.load_model("classic-ct"))})
+    monkeypatch.setattr(study, "load_models", lambda ctx, device: {"classic-ct": Flaky(api.load_model("classic-ct"))})
     summary = _run(cohort, tmp_path / "out", html=False)
     assert sorted(summary.done) == ["case_00", "case_03"]
     failed = {f.study_id: f for f in summary.failed}

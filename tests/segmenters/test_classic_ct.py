@@ -157,6 +157,15 @@ def test_default_model_is_the_builtin_one_when_no_weights_are_installed():
     assert not is_installed("no-such-model")
 
 
+def test_engine_flags_are_ignored_by_classic_ct_with_a_warning(caplog):
+    from volseg.segmenters.registry import load_segmenter
+
+    with caplog.at_level("WARNING"):
+        segmenter = load_segmenter("classic-ct", engine={"mirror": True, "step": 0.25})
+    assert segmenter.name == "classic-ct"
+    assert "classic-ct has no sliding window: ignoring mirror, step" in caplog.text
+
+
 def test_segment_without_a_model_uses_classic_ct_and_says_so(tmp_path):
     phantom = make_phantom((100, 80, 40), (3.5, 3.5, 6.0))
     src = tmp_path / "ct.nii.gz"

@@ -87,7 +87,7 @@ def run_local(jobs: list[Job], ctx: RunContext, emit: Emit, *, devices: list[str
 def _work(index: int, device: str, ctx: RunContext, loaded: queue.Queue, stop: threading.Event,
           emit: Emit, write) -> None:
     start = time.perf_counter()
-    models = study_work.load_models(ctx.model_names, device)
+    models = study_work.load_models(ctx, device)
     emit("model_loaded", None, {"worker": index, "device": device, "models": list(models),
                                 "seconds": round(time.perf_counter() - start, 3)})
     while not stop.is_set():

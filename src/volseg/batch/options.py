@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from volseg.errors import UsageError
+from volseg.options import check_engine, engine_overrides
 
 EXECUTORS = ("local", "ray")
 _GPUS_RE = re.compile(r"^(all|none|cpu|\d+(,\d+)*)$")
@@ -25,10 +27,18 @@ class BatchOptions:
     dicom: bool = False  # DICOM SEG + SR for DICOM inputs, as `volseg segment --dicom`
     keep_phi: bool = False  # copy identifiers into the DICOM outputs, as `volseg segment --keep-phi`
     log_file: bool = True  # OUT/logs/batch-<time>.log
+    # sliding-window overrides as `volseg segment` takes them; None keeps each model's defaults
+    step: float | None = None
+    tta: bool | None = None
+    precision: str | None = None
+    export: str | None = None
 
-    def output_options(self) -> dict[str, bool]:
-        """What the studies' outputs depend on besides the models (recorded in completion records)."""
-        return {"html": self.html, "dicom": self.dicom, "keep_phi": self.keep_phi}
+    def output_options(self) -> dict[str, Any]:
+        """What the studies' outputs depend on besides the models (recorded in completion records):
+        ``SegmentOptions`` fields; engine overrides only when set, so default runs keep their key."""
+        engine = {"step": self.step, "tta": self.tta, "precision": self.precision, "export": self.export}
+        return {"html": self.html, "dicom": self.dicom, "keep_phi": self.keep_phi,
+                **{k: v for k, v in engine.items() if v is not None}}
 
     def __post_init__(self) -> None:
         models = tuple(self.models)
@@ -41,6 +51,7 @@ class BatchOptions:
             raise UsageError(f"invalid --gpus {self.gpus!r}", hint="use all, none, or CUDA indices like 0,1")
         if self.prefetch < 1:
             raise UsageError(f"prefetch must be at least 1, got {self.prefetch}")
+        check_engine(engine_overrides(step=self.step, tta=self.tta, precision=self.precision, export=self.export))
 
 
 def parse_models(text: str | None) -> tuple[str, ...]:

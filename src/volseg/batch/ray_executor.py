@@ -44,7 +44,7 @@ class StudyActor:
         from volseg.batch.reader import ReaderPool
 
         self.ctx, self.device = ctx, device
-        self.models = study_work.load_models(ctx.model_names, device)
+        self.models = study_work.load_models(ctx, device)
         self.pool = ReaderPool(1, reader=reader, input_root=ctx.input_root)
         self.read_lock = threading.Lock()
         self.predict_lock = threading.Lock()

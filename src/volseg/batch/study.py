@@ -60,10 +60,12 @@ def run_key(models: Sequence[str], options: dict[str, Any] | None = None) -> Run
                   options=tuple(sorted((options or {}).items())))
 
 
-def load_models(names: Sequence[str], device: str) -> dict[str, Segmenter]:
+def load_models(ctx: RunContext, device: str) -> dict[str, Segmenter]:
+    """Every model of the run, loaded once on ``device`` with the run's engine settings."""
     from volseg import api
 
-    return {name: api.load_model(name, device=device) for name in names}
+    return {name: api.load_model(name, device=device, engine=ctx.segment_options(name, device).engine)
+            for name in ctx.model_names}
 
 
 def segment(ctx: RunContext, models: dict[str, Segmenter], image, *, device: str,

@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 
+from volseg.cli import flags
 from volseg.cli.console import err
 
 
@@ -33,6 +34,10 @@ def batch(
     dicom: Optional[bool] = typer.Option(None, "--dicom", help="Also write DICOM SEG + SR for DICOM studies."),
     keep_phi: Optional[bool] = typer.Option(None, "--keep-phi", help="Copy patient/study identifiers into the DICOM outputs (default: placeholders)."),
     json_log: bool = typer.Option(False, "--json-log", help="One JSON object per event on stderr, instead of progress bars."),
+    step: Optional[float] = flags.STEP,
+    tta: Optional[bool] = flags.TTA,
+    precision: Optional[str] = flags.PRECISION,
+    export: Optional[str] = flags.EXPORT,
 ) -> None:
     """Segment every study in a folder: models loaded once, resumable, one failed study never stops the rest."""
     from volseg import api
@@ -43,7 +48,7 @@ def batch(
     options = with_overrides(BatchOptions(), models=parse_models(model) or None, shard=shard,
                              retry_failed=retry_failed or None, gpus=gpus, executor=executor,
                              address=address, reader=reader, collect=collect, html=html, dicom=dicom,
-                             keep_phi=keep_phi)
+                             keep_phi=keep_phi, step=step, tta=tta, precision=precision, export=export)
     view = _JsonView() if json_log else _RichView()
     with _console_logs(json_lines=json_log), view:
         summary = api.batch(input_dir, output, options=options, on_event=view)

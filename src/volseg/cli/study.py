@@ -6,6 +6,7 @@ from typing import List, Optional
 
 import typer
 
+from volseg.cli import flags
 from volseg.cli.console import err, progress_bar
 
 
@@ -20,7 +21,8 @@ def segment(
     inputs: List[Path] = typer.Argument(..., help="NIfTI/NRRD/MHA files or DICOM folders."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder (one sub-folder per study when several inputs)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Catalogue model name (see `volseg models list`), "
-                                        "or a path: .onnx file with its sidecar, MONAI bundle folder."),
+                                        "or a path: nnU-Net trained-model folder, .onnx file with its "
+                                        "sidecar, MONAI bundle folder."),
     device: Optional[str] = typer.Option(None, "--device", "-d", help="auto | cpu | cuda | cuda:N | mps"),
     series: Optional[str] = typer.Option(None, "--series", help="DICOM SeriesInstanceUID or SeriesNumber."),
     html: Optional[bool] = typer.Option(None, "--html/--no-html", help="Write report.html with QC pictures (default: on)."),
@@ -28,6 +30,10 @@ def segment(
     keep_phi: Optional[bool] = typer.Option(None, "--keep-phi", help="Copy patient/study identifiers into the DICOM outputs and record the input path (default: placeholders, no path)."),
     trust_bundle: bool = typer.Option(False, "--trust-bundle", help="Run a custom MONAI bundle's config "
                                       "(it can execute code): only for bundles you trust."),
+    step: Optional[float] = flags.STEP,
+    tta: Optional[bool] = flags.TTA,
+    precision: Optional[str] = flags.PRECISION,
+    export: Optional[str] = flags.EXPORT,
 ) -> None:
     """Segment studies: segmentation.nii.gz, colour tables, volumetry.csv, report.html, report.json."""
     from volseg import api
@@ -35,7 +41,8 @@ def segment(
     from volseg.options import SegmentOptions, with_overrides
 
     options = with_overrides(SegmentOptions(), model=model, device=device, series=series, html=html,
-                             dicom=dicom, keep_phi=keep_phi, trust_bundle=trust_bundle or None)
+                             dicom=dicom, keep_phi=keep_phi, trust_bundle=trust_bundle or None,
+                             step=step, tta=tta, precision=precision, export=export)
     with progress_bar() as progress:
         results = api.segment_many(inputs, output, options=options, progress=progress)
     done = [r for r in results if isinstance(r, api.StudyResult)]

@@ -1,6 +1,7 @@
 """Backends by name, imported lazily, and the one function that turns a model name into a Segmenter.
 
-A backend is a factory ``(entry, *, device) -> Segmenter`` named ``"module:attribute"`` so that
+A backend is a factory ``(entry, *, device, engine) -> Segmenter`` (``engine``: the user's
+sliding-window overrides, applied over the catalogue's settings) named ``"module:attribute"`` so that
 nothing heavy (torch, onnxruntime, nnunetv2) is imported until a model of that backend is loaded.
 Backends find their verified weights with ``volseg.segmenters.weights.require_installed(name)``.
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import importlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from volseg.errors import DependencyError, ModelError
 
@@ -99,16 +100,18 @@ def is_model_path(model: str) -> bool:
     return Path(model).expanduser().exists() and model not in load_catalogue()
 
 
-def load_segmenter(model: str | None = None, *, device: str = "auto", trust: bool = False) -> Segmenter:
+def load_segmenter(model: str | None = None, *, device: str = "auto", trust: bool = False,
+                   engine: dict[str, Any] | None = None) -> Segmenter:
     """Load a model once: a catalogue name (default: :func:`default_model`) or the path of a user's
     own model (see :func:`load_path_model`).
 
-    ``trust`` allows a custom MONAI bundle folder's config to be instantiated (it can run code).
+    ``trust`` allows a custom MONAI bundle folder's config to be instantiated (it can run code);
+    ``engine`` overrides sliding-window settings (:class:`EngineSettings` field names).
     """
     from volseg.segmenters.catalogue import get_entry
 
     if model is not None and is_model_path(model):
-        return load_path_model(Path(model).expanduser(), device=device, trust=trust)
+        return load_path_model(Path(model).expanduser(), device=device, trust=trust, engine=engine)
     if model is not None and ("/" in model or model.endswith(".onnx")):
         raise ModelError("no such model file or folder", path=model)
     if model is None:
@@ -120,28 +123,29 @@ def load_segmenter(model: str | None = None, *, device: str = "auto", trust: boo
             log.info("no model named; using %s, the preferred installed model", model)
     entry: ModelEntry = get_entry(model)
     log.info("loading model %s %s (backend %s)", entry.name, entry.version, entry.backend)
-    return backend_factory(entry.backend)(entry, device=device)
+    return backend_factory(entry.backend)(entry, device=device, engine=engine)
 
 
-def load_path_model(path: Path, *, device: str = "auto", trust: bool = False) -> Segmenter:
+def load_path_model(path: Path, *, device: str = "auto", trust: bool = False,
+                    engine: dict[str, Any] | None = None) -> Segmenter:
     """A user's own model given by path: an nnU-Net v2 trained-model folder (plans.json +
     dataset.json), an ``.onnx`` file with its sidecar, or a MONAI bundle folder (``trust`` needed)."""
     if path.is_dir() and (path / "plans.json").is_file() and (path / "dataset.json").is_file():
         from volseg.segmenters.backends.nnunet import load_folder
 
         log.info("loading the nnU-Net trained-model folder %s", path.name)
-        return load_folder(path, device=device)
+        return load_folder(path, device=device, engine=engine)
     if path.suffix.lower() == ".onnx":
         from volseg.segmenters.backends.onnx import load_file
 
         log.info("loading ONNX model %s", path.name)
-        return load_file(path, device=device)
+        return load_file(path, device=device, engine=engine)
     if path.is_dir():
         from volseg.segmenters.backends.monai_bundle import is_bundle, load_bundle
 
         if is_bundle(path):
             log.info("loading MONAI bundle %s", path.name)
-            return load_bundle(path, device=device, trust=trust)
+            return load_bundle(path, device=device, trust=trust, engine=engine)
     raise ModelError("not a model volseg can run", path=path,
                      hint="expected an nnU-Net trained-model folder (plans.json, dataset.json, fold_*), "
                           "a MONAI bundle (configs/inference.json) or an .onnx file with its sidecar")

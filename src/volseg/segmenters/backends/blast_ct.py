@@ -52,7 +52,7 @@ class BlastCTOptions(BaseModel):
 
 
 def load(entry, *, device: str = "auto", models: Sequence[str] | None = None,
-         settings=None) -> BlastCTSegmenter:
+         settings=None, engine: dict | None = None) -> BlastCTSegmenter:
     """Factory for the catalogue entry; ``models`` picks ensemble members (default: all of them)."""
     from volseg.segmenters.weights import require_installed
 
@@ -69,7 +69,7 @@ def load(entry, *, device: str = "auto", models: Sequence[str] | None = None,
                          hint=f"members: {', '.join(options.ensemble)}")
     folder = require_installed(entry.name)
     return BlastCTSegmenter([folder / n for n in names], entry=entry, options=options, device=device,
-                            settings=settings)
+                            settings=settings, engine=engine)
 
 
 class EnsemblePredictor:
@@ -92,7 +92,7 @@ class BlastCTSegmenter:
     """The loaded ensemble (weights on the device once), predicting many head CTs."""
 
     def __init__(self, weights: list[Path], *, entry, options: BlastCTOptions, device: str = "auto",
-                 settings=None):
+                 settings=None, engine: dict | None = None):
         from volseg.segmenters.device import resolve_device
         from volseg.segmenters.engine.settings import EngineSettings
 
@@ -103,7 +103,7 @@ class BlastCTSegmenter:
         sw = entry.sliding_window
         if self.device.type == "cuda" and sw is not None and sw.batch_size and settings is None:
             base = base.with_options(window_batch=sw.batch_size)  # the publisher's GPU batch
-        self.settings = base
+        self.settings = base.with_options(**_applicable(engine))
         self.window = tuple(sw.patch_size) if sw is not None and sw.patch_size else (110, 110, 110)
         self.weights = list(weights)
         self.nets = [self._load_net(path) for path in self.weights]
@@ -172,6 +172,17 @@ class BlastCTSegmenter:
                 "ensemble_size": len(self.weights), "device": describe_device(self.device),
                 "settings": self.settings.as_dict(), "window": list(self.window), "tile": list(self.tile),
                 "orientation": ORIENTATION, **self._last}
+
+
+def _applicable(engine: dict | None) -> dict:
+    """The user's engine overrides this pipeline uses (tiles never overlap nor mirror; labels return
+    by nearest neighbour, as the publisher's code does)."""
+    engine = dict(engine or {})
+    ignored = sorted(k for k in ("step", "mirror", "export", "blend") if engine.pop(k, None) is not None)
+    if ignored:
+        log.warning("BLAST-CT tiles without overlap or mirroring and returns labels by nearest neighbour: "
+                    "ignoring %s", ", ".join(ignored))
+    return engine
 
 
 def resample_linear_itk(array: np.ndarray, spacing: Sequence[float], target: Sequence[float]) -> np.ndarray:

@@ -47,7 +47,7 @@ def is_bundle(path: str | Path) -> bool:
     return p.is_dir() and any((p / name).is_file() for name in CONFIG_NAMES)
 
 
-def load(entry, *, device: str = "auto") -> MonaiBundleSegmenter:
+def load(entry, *, device: str = "auto", engine: dict | None = None) -> MonaiBundleSegmenter:
     """Factory for catalogued bundles: instantiated only after their files verify."""
     from volseg.segmenters.weights import require_installed, verify
 
@@ -70,11 +70,12 @@ def load(entry, *, device: str = "auto") -> MonaiBundleSegmenter:
                         step=1.0 - (sw.overlap or 0.5))
     return MonaiBundleSegmenter(root, spec=spec, labels=entry.label_table(), name=entry.name,
                                 version=entry.version, device=device, checkpoint=checkpoint,
-                                channels=options.get("out_channels"), window_batch=sw.batch_size)
+                                channels=options.get("out_channels"),
+                                settings=_settings(spec, sw.batch_size, engine))
 
 
 def load_bundle(path: str | Path, *, device: str = "auto", trust: bool = False,
-                settings=None) -> MonaiBundleSegmenter:
+                settings=None, engine: dict | None = None) -> MonaiBundleSegmenter:
     """A user's own bundle folder; its config is instantiated only with ``trust=True``."""
     root = Path(path)
     if not is_bundle(root):
@@ -85,13 +86,21 @@ def load_bundle(path: str | Path, *, device: str = "auto", trust: bool = False,
     spec, window_batch = spec_from_config(config, root)
     labels = labels_from_metadata(root)
     return MonaiBundleSegmenter(root, spec=spec, labels=labels, name=root.name, version=_bundle_version(root),
-                                device=device, window_batch=window_batch, settings=settings)
+                                device=device, settings=_settings(spec, window_batch, engine, settings))
+
+
+def _settings(spec: NetworkInput, window_batch: int | None, engine: dict | None, base=None):
+    """The bundle's window step and batch, then the user's overrides (which win)."""
+    from volseg.segmenters.engine.settings import EngineSettings
+
+    bundle = (base or EngineSettings()).with_options(step=spec.step, window_batch=window_batch)
+    return bundle.with_options(**(engine or {}))
 
 
 class MonaiBundleSegmenter:
     def __init__(self, root: Path, *, spec: NetworkInput, labels: LabelTable, name: str, version: str,
                  device: str = "auto", checkpoint: Path | None = None, channels: int | None = None,
-                 window_batch: int | None = None, settings=None):
+                 settings=None):
         import torch
 
         from volseg.segmenters.device import resolve_device
@@ -99,7 +108,7 @@ class MonaiBundleSegmenter:
 
         self.root, self.spec, self.labels, self.name, self.version = root, spec, labels, name, version
         self.device = resolve_device(device)
-        self.settings = (settings or EngineSettings()).with_options(window_batch=window_batch)
+        self.settings = settings or EngineSettings()
         self.checkpoint = checkpoint or root / "models" / "model.pt"
         self.network = instantiate_network(read_config(root), root)
         try:

@@ -63,13 +63,15 @@ class NnUNetOptions(PartOptions):
     engine: dict[str, Any] = Field(default_factory=dict)  # EngineSettings overrides
 
 
-def load(entry, *, device: str = "auto", model_dir: str | Path | None = None) -> NnUNetSegmenter:
+def load(entry, *, device: str = "auto", model_dir: str | Path | None = None,
+         engine: dict[str, Any] | None = None) -> NnUNetSegmenter:
     """Factory for catalogue entries (``BACKENDS["nnunet"]``).
 
     The weights folder is ``model_dir``, else ``backend_options.model_dir``, else the weights
     manager's installed folder. Parts come from ``backend_options.parts`` or the entry's ``parts``
     (each naming its ``model_folder`` and its labels by class name); sliding-window settings from
-    ``backend_options.engine`` and the entry's ``sliding_window``; orientation from ``input``.
+    ``backend_options.engine`` and the entry's ``sliding_window``, then the user's ``engine``
+    overrides; orientation from ``input``.
     """
     options = parse_options(entry.backend_options)
     root = Path(model_dir or options.model_dir or _installed_folder(entry))
@@ -80,17 +82,20 @@ def load(entry, *, device: str = "auto", model_dir: str | Path | None = None) ->
     folders = [(read_part(p, root), p.label_map) for p in parts]
     orientation = options.reorient_to or getattr(getattr(entry, "input", None), "orientation", None)
     return NnUNetSegmenter(folders, name=entry.name, version=entry.version, labels=labels, device=device,
-                           settings=_engine_settings(entry, options), reorient_to=orientation,
+                           settings=_engine_settings(entry, options).with_options(**(engine or {})),
+                           reorient_to=orientation,
                            body_crop=BodyCrop() if options.crop_to_body else None)
 
 
 def load_folder(path: str | Path, *, device: str = "auto", folds=None, checkpoint: str | None = None,
-                settings: EngineSettings | None = None, reorient_to: str | None = None) -> NnUNetSegmenter:
+                settings: EngineSettings | None = None, reorient_to: str | None = None,
+                engine: dict[str, Any] | None = None) -> NnUNetSegmenter:
     """A user's own trained-model folder as a segmenter (classes from its dataset.json)."""
     folder = read_model_folder(path, folds=folds, checkpoint=checkpoint)
     return NnUNetSegmenter([(folder, None)], name=_folder_name(folder.path), version=_folder_version(folder),
                            labels=labels_from_dataset_json(folder), device=device,
-                           settings=settings or EngineSettings(), reorient_to=reorient_to)
+                           settings=(settings or EngineSettings()).with_options(**(engine or {})),
+                           reorient_to=reorient_to)
 
 
 def load_parts(parts: list[tuple[str | Path, dict[int, int]]], *, labels: LabelTable, device: str = "auto",

@@ -86,7 +86,7 @@ def read_sidecar(path: str | Path) -> OnnxSidecar:
         raise ModelError(f"invalid sidecar: {first['msg']} at {where or 'top level'}", path=path) from exc
 
 
-def load(entry, *, device: str = "auto") -> OnnxSegmenter:
+def load(entry, *, device: str = "auto", engine: dict | None = None) -> OnnxSegmenter:
     """Factory for catalogue entries with ``backend: "onnx"``."""
     if entry.backend_options.get("framework") == "raidionics":
         raise ModelError(f"model {entry.name!r}: Raidionics ONNX pipelines (pre_processing.ini: fixed-shape "
@@ -96,13 +96,13 @@ def load(entry, *, device: str = "auto") -> OnnxSegmenter:
 
 
 def load_file(path: str | Path, *, device: str = "auto", sidecar: str | Path | None = None,
-              settings=None) -> OnnxSegmenter:
+              settings=None, engine: dict | None = None) -> OnnxSegmenter:
     """A custom ``.onnx`` model with its sidecar as a segmenter."""
     path = Path(path)
     if not path.is_file():
         raise ModelError("ONNX model file not found", path=path)
     meta = read_sidecar(sidecar or find_sidecar(path))
-    return OnnxSegmenter(path, meta, device=device, settings=settings)
+    return OnnxSegmenter(path, meta, device=device, settings=settings, engine=engine)
 
 
 class OnnxPredictor:
@@ -121,7 +121,8 @@ class OnnxPredictor:
 
 
 class OnnxSegmenter:
-    def __init__(self, path: Path, meta: OnnxSidecar, *, device: str = "auto", settings=None):
+    def __init__(self, path: Path, meta: OnnxSidecar, *, device: str = "auto", settings=None,
+                 engine: dict | None = None):
         from volseg.segmenters.device import resolve_device
         from volseg.segmenters.engine.settings import EngineSettings
 
@@ -130,9 +131,13 @@ class OnnxSegmenter:
         self.version = meta.version
         self.labels = LabelTable.from_names(meta.classes)
         self.device = resolve_device(device)
-        base = settings or EngineSettings()
+        base = (settings or EngineSettings()).with_options(step=meta.input.step, window_batch=meta.window_batch,
+                                                           export=meta.export)
+        engine = dict(engine or {})
+        if engine.pop("precision", "fp32") != "fp32":
+            log.warning("ONNX models run in the graph's own precision; ignoring the precision setting")
         # onnxruntime runs the graph in its own precision: autocast would only mislabel provenance
-        self.settings = base.with_options(precision="fp32", window_batch=meta.window_batch, export=meta.export)
+        self.settings = base.with_options(**engine).with_options(precision="fp32")
         self.session, self.providers = make_session(path, self.device)
         inputs = self.session.get_inputs()
         if len(inputs) != 1:

@@ -37,8 +37,10 @@ MIN_LUNG_PIECE_ML = 0.5
 PAINT_ORDER = ("body", "subcutaneous_fat", "torso_fat", "bone", "lung_left", "lung_right", "airways")
 
 
-def load(entry, *, device: str = "auto") -> ClassicCT:
+def load(entry, *, device: str = "auto", engine: dict | None = None) -> ClassicCT:
     """Backend factory (registry name ``classic``); runs on the CPU whatever ``device`` says."""
+    if engine:
+        log.warning("%s has no sliding window: ignoring %s", entry.name, ", ".join(sorted(engine)))
     return ClassicCT(entry)
 
 
