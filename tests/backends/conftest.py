@@ -37,3 +37,11 @@ def random_model(tmp_path) -> Path:
     from tests.factories.nnunet_model import FOLDER_NAME, write_random_model
 
     return write_random_model(tmp_path / FOLDER_NAME)
+
+
+@pytest.fixture(scope="session")
+def nnunet_labels(phantom_model):
+    """nnUNetPredictor's labels for the exported-model cases (the reference the backends must match)."""
+    from tests.factories.exported_models import nnunet_reference
+
+    return nnunet_reference(str(phantom_model))

@@ -20,24 +20,10 @@ FP32 = EngineSettings(precision="fp32")
 
 
 @pytest.fixture(scope="session")
-def nnunet_model(request, tmp_path_factory) -> Path:
-    from tests.factories.exported_models import trained_model
-
-    return trained_model(request, tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def nnunet_labels(nnunet_model):
-    from tests.factories.exported_models import nnunet_reference
-
-    return nnunet_reference(str(nnunet_model))
-
-
-@pytest.fixture(scope="session")
-def bundle(nnunet_model, tmp_path_factory) -> Path:
+def bundle(phantom_model, tmp_path_factory) -> Path:
     from tests.factories.exported_models import export_monai_bundle
 
-    return export_monai_bundle(nnunet_model, tmp_path_factory.mktemp("bundle"))
+    return export_monai_bundle(phantom_model, tmp_path_factory.mktemp("bundle"))
 
 
 def test_bundle_gives_nnunet_labels(bundle, nnunet_labels):

@@ -187,9 +187,9 @@ def test_segment_api_with_a_model_folder(random_model, small_ct, tmp_path):
 
 
 def seg_sha(folder):
-    from volseg.segmenters.backends.nnunet_folder import file_sha256
+    from volseg.segmenters.weights.cache import sha256_file
 
-    return file_sha256(folder / "fold_0" / "checkpoint_final.pth")
+    return sha256_file(folder / "fold_0" / "checkpoint_final.pth")
 
 
 def test_ct_models_refuse_mr_and_unreadable_checkpoints(random_model, small_ct, tmp_path):

@@ -19,24 +19,10 @@ FP32 = EngineSettings(precision="fp32")
 
 
 @pytest.fixture(scope="session")
-def nnunet_model(request, tmp_path_factory) -> Path:
-    from tests.factories.exported_models import trained_model
-
-    return trained_model(request, tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def onnx_model(nnunet_model, tmp_path_factory) -> Path:
+def onnx_model(phantom_model, tmp_path_factory) -> Path:
     from tests.factories.exported_models import export_onnx
 
-    return export_onnx(nnunet_model, tmp_path_factory.mktemp("onnx"))
-
-
-@pytest.fixture(scope="session")
-def nnunet_labels(nnunet_model):
-    from tests.factories.exported_models import nnunet_reference
-
-    return nnunet_reference(str(nnunet_model))
+    return export_onnx(phantom_model, tmp_path_factory.mktemp("onnx"))
 
 
 @pytest.mark.parametrize("case", ["model_grid", "finer"])

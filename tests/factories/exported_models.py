@@ -22,7 +22,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 
 def read_folder(folder: Path) -> tuple[dict, dict, dict]:
@@ -199,16 +198,3 @@ def nnunet_reference(folder: str) -> dict[str, tuple]:
         volume = make_phantom(shape, sp, orientation="LPS", rotation_deg=4.0, seed=20 + i).image
         out[name] = (volume, segmenter.predict(volume).array)
     return out
-
-
-def trained_model(request, tmp_path_factory) -> Path:
-    """The trained phantom nnU-Net model: the backend tests' ``phantom_model`` fixture when present."""
-    try:
-        return request.getfixturevalue("phantom_model")
-    except pytest.FixtureLookupError:
-        from tests.factories.nnunet_model import cached_model
-
-        cache = getattr(request.config, "cache", None)
-        base = Path(cache.mkdir("volseg-nnunet-phantom-model")) if cache is not None \
-            else tmp_path_factory.mktemp("nnunet-phantom-model")
-        return cached_model(base)

@@ -22,11 +22,11 @@ from typing import Any
 
 from volseg.batch.discover import Study
 from volseg.io.atomic import write_text
+from volseg.segmenters.weights.cache import sha256_file
 
 DONE = ".volseg-done.json"
 FAILED = ".volseg-failed.json"
 RECORD_SCHEMA = "volseg-batch-record/1"
-_HASH_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -96,16 +96,8 @@ def hash_outputs(folder: str | Path) -> dict[str, dict]:
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         if path.name in (DONE, FAILED):
             continue
-        out[path.relative_to(folder).as_posix()] = {"size": path.stat().st_size, "sha256": file_sha256(path)}
+        out[path.relative_to(folder).as_posix()] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
     return out
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ---- writing records ---------------------------------------------------------------------
@@ -172,7 +164,7 @@ def verify_done(study_dir: Path, key: RunKey, fingerprint: dict) -> str | None:
         path = study_dir / rel
         if not path.is_file():
             return f"output {rel} missing"
-        if path.stat().st_size != meta.get("size") or file_sha256(path) != meta.get("sha256"):
+        if path.stat().st_size != meta.get("size") or sha256_file(path) != meta.get("sha256"):
             return f"output {rel} changed since it was written"
     return None
 

@@ -9,7 +9,6 @@ allowed besides torch's are numpy scalars and dtypes, which nnU-Net stores in it
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import pickle
@@ -26,6 +25,7 @@ from volseg.segmenters.backends.nnunet_plans import (
     resolve_configuration,
 )
 from volseg.segmenters.backends.nnunet_plans import build_network as _build
+from volseg.segmenters.weights.cache import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def _load_fold(path: Path, fold: str, checkpoint: str | None) -> FoldWeights:
         raise ModelError("checkpoint has no 'network_weights'", path=file)
     init_args = ckpt.get("init_args") or {}
     axes = ckpt.get("inference_allowed_mirroring_axes")
-    return FoldWeights(fold, file, ckpt["network_weights"], file_sha256(file), str(ckpt.get("trainer_name", "")),
+    return FoldWeights(fold, file, ckpt["network_weights"], sha256_file(file), str(ckpt.get("trainer_name", "")),
                        init_args.get("configuration"), tuple(int(a) for a in axes) if axes else None)
 
 
@@ -198,14 +198,6 @@ def _configuration_from_name(path: Path, plans: dict) -> str:
         return configurations[0]
     raise ModelError("cannot tell which configuration the weights belong to", path=path,
                      hint="name the folder <trainer>__<plans>__<configuration> or pass configuration")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_network(folder: ModelFolder):
