@@ -219,3 +219,14 @@ def test_catalogue_entries_dispatch_and_say_when_not_installed(tmp_path, monkeyp
     monkeypatch.setenv("VOLSEG_HOME", str(tmp_path / "home"))
     with pytest.raises(ModelError, match="is not installed"):
         load_segmenter("raidionics-mri-gbm", device="cpu")
+
+
+@pytest.mark.parametrize("n, m", [(21, 32), (40, 17), (9, 9)])
+def test_resize_matrix_is_skimage_resize(n, m):
+    """The publisher resizes with skimage.transform.resize(order=1): anti-aliased when shrinking."""
+    transform = pytest.importorskip("skimage.transform")
+    from volseg.segmenters.backends.raidionics_steps import resize_matrix
+
+    x = np.random.default_rng(n).normal(size=(n, 5)).astype(np.float64)
+    expected = transform.resize(x, (m, 5), order=1)
+    assert np.allclose(resize_matrix(n, m) @ x, expected, atol=1e-9)
