@@ -105,10 +105,14 @@ def test_volseg_json_sidecar_name_and_broken_model(onnx_model, tmp_path):
         load_file(tmp_path / "m.onnx", device="cpu")
 
 
-def test_raidionics_entries_say_what_is_missing():
+def test_raidionics_entries_say_what_is_missing(tmp_path, monkeypatch):
+    """Raidionics entries go to their own pipeline (tests/backends/test_raidionics.py); without
+    their archives installed the load names the install command."""
     from volseg.segmenters.catalogue import get_entry
     from volseg.segmenters.registry import load_segmenter
 
+    monkeypatch.setenv("VOLSEG_HOME", str(tmp_path / "home"))
     assert get_entry("raidionics-ct-airways").backend == "onnx"
-    with pytest.raises(ModelError, match="Raidionics ONNX pipelines"):
+    with pytest.raises(ModelError, match="is not installed") as info:
         load_segmenter("raidionics-ct-airways", device="cpu")
+    assert "volseg models download raidionics-ct-airways" in (info.value.hint or "")

@@ -9,7 +9,7 @@ through the engine (Gaussian blending, argmax on the model grid, labels to exact
 
 Catalogued Raidionics entries (``backend_options.framework == "raidionics"``) carry their own
 preprocessing in ``pre_processing.ini`` (resize to a fixed shape, slabs, per-class thresholds);
-that pipeline is not implemented yet and loading one says so.
+:func:`load` hands them to :mod:`volseg.segmenters.backends.raidionics`.
 """
 from __future__ import annotations
 
@@ -89,9 +89,9 @@ def read_sidecar(path: str | Path) -> OnnxSidecar:
 def load(entry, *, device: str = "auto", engine: dict | None = None) -> OnnxSegmenter:
     """Factory for catalogue entries with ``backend: "onnx"``."""
     if entry.backend_options.get("framework") == "raidionics":
-        raise ModelError(f"model {entry.name!r}: Raidionics ONNX pipelines (pre_processing.ini: fixed-shape "
-                         "resizing, slabs, per-class thresholds) are not supported by this volseg build yet",
-                         hint="run it with raidionics_seg_lib, or wrap the .onnx file with a volseg sidecar")
+        from volseg.segmenters.backends.raidionics import load as load_raidionics
+
+        return load_raidionics(entry, device=device, engine=engine)
     raise ModelError(f"model {entry.name!r}: catalogued ONNX models need a 'model' and 'sidecar' option")
 
 
