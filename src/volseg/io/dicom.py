@@ -1,6 +1,7 @@
 """DICOM series → :class:`~volseg.volume.Volume` (RAS affine), with strict geometry checks.
 
-Reading rules (decided once, here; slice geometry lives in :mod:`volseg.io.dicom_geometry`):
+Reading rules (decided once, here; slice geometry lives in :mod:`volseg.io.dicom_geometry`, pixel
+decoding in :mod:`volseg.io.dicom_pixels`):
 
 * A folder is searched recursively; a file means "the series in its folder that holds this file".
   Headers are read first without pixel data; files that are not DICOM are skipped (counted in a
@@ -34,6 +35,8 @@ import numpy as np
 
 from volseg.errors import AmbiguousInputError, GeometryError, InputError
 from volseg.io import dicom_geometry as geom
+from volseg.io.dicom_pixels import decode_frames
+from volseg.io.dicom_pixels import short_message as _short
 from volseg.io.types import ImageSource, LoadedImage
 from volseg.volume import Volume
 
@@ -55,16 +58,6 @@ _NON_IMAGE_MODALITIES = {"SEG", "SR", "KO", "PR", "REG", "FID", "DOC", "RWV", "P
 _NO_UID = "no-series-uid:"  # key of slices without SeriesInstanceUID (anonymised): grouped by folder
 _VOLUME_SOP = {f"1.2.840.10008.5.1.4.1.1.{s}" for s in ("2", "2.1", "2.2", "4", "4.1", "4.4",
                                                        "128", "128.1", "130")}
-_DECODER_HINTS = {
-    **dict.fromkeys(("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201",
-                     "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203"),
-                    "pip install pylibjpeg pylibjpeg-openjpeg (or python-gdcm)"),
-    **dict.fromkeys(("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
-                     "1.2.840.10008.1.2.4.70"), "pip install pylibjpeg pylibjpeg-libjpeg (or python-gdcm)"),
-    **dict.fromkeys(("1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"),
-                    "pip install pyjpegls (or pylibjpeg pylibjpeg-libjpeg)"),
-    "1.2.840.10008.1.2.5": "pip install pylibjpeg pylibjpeg-rle",
-}
 
 
 @dataclass(frozen=True)
@@ -342,7 +335,7 @@ def _read_pixels(ordered: list[_Slice], folder: Path) -> np.ndarray:
     for k, s in enumerate(ordered):
         by_file.setdefault(s.path, []).append((k, s))
     for path, items in by_file.items():
-        frames = _decode(path, folder, rows, cols)
+        frames = decode_frames(path, folder, rows, cols)
         for k, s in items:
             if s.frame >= len(frames):
                 raise InputError(f"file {path.name}: frame {s.frame + 1} missing from the pixel data",
@@ -359,50 +352,6 @@ def _read_pixels(ordered: list[_Slice], folder: Path) -> np.ndarray:
     return stack.T  # [k, row, col] → [i = column, j = row, k]
 
 
-def _decode(path: Path, folder: Path, rows: int, cols: int) -> np.ndarray:
-    import pydicom
-
-    try:
-        ds = pydicom.dcmread(path)
-    except Exception as exc:  # noqa: BLE001
-        raise InputError(f"file {path.name}: cannot be read ({_short(exc)})", path=folder) from exc
-    if not any(t in ds for t in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-        raise InputError(f"file {path.name}: no pixel data (truncated file?)", path=folder)
-    ts = getattr(ds, "file_meta", None) and ds.file_meta.get("TransferSyntaxUID")
-    missing = _missing_decoder(ts) if ts else None
-    if missing:
-        raise InputError(f"file {path.name}: no decoder installed for {missing} pixel data", path=folder,
-                         hint=_DECODER_HINTS.get(str(ts), "pip install python-gdcm"))
-    try:
-        pixels = np.asarray(ds.pixel_array)
-    except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds for bad data
-        if isinstance(exc, (RuntimeError, NotImplementedError)) and "missing" in str(exc).lower():
-            hint = _DECODER_HINTS.get(str(ts), "pip install python-gdcm")
-            raise InputError(f"file {path.name}: no decoder installed for {ts} pixel data ({_short(exc)})",
-                             path=folder, hint=hint) from exc
-        raise InputError(f"file {path.name}: pixel data is truncated or corrupt ({_short(exc)})",
-                         path=folder) from exc
-    if pixels.ndim == 2:
-        pixels = pixels[None]
-    if pixels.ndim != 3 or pixels.shape[1:] != (rows, cols):
-        raise InputError(f"file {path.name}: pixel data of shape {pixels.shape} does not match "
-                         f"{rows}×{cols} slices", path=folder)
-    return pixels
-
-
-def _missing_decoder(ts) -> str | None:
-    """Name of the transfer syntax when no installed decoder handles it, else None."""
-    try:
-        from pydicom.pixels import get_decoder  # pydicom ≥ 3
-    except ImportError:  # pragma: no cover - pydicom 2.x decides inside pixel_array
-        return None
-    name = getattr(ts, "name", "") or str(ts)
-    try:
-        return None if get_decoder(ts).is_available else f"'{name}' ({ts})"
-    except NotImplementedError:
-        return f"'{name}' ({ts})"
-
-
 # ---- small helpers -------------------------------------------------------------------------------------
 def _int(value) -> int | None:
     number = geom.to_float(value)
@@ -416,8 +365,3 @@ def _damaged(path: Path, problem: str, folder: Path) -> InputError:
 def _text(value) -> str | None:
     text = " ".join(str(value).split()) if value is not None else ""
     return text or None
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:160]

@@ -1,0 +1,71 @@
+"""Decoding a DICOM file's pixel data, with one-line errors that name the file (and the package to
+install when a compressed transfer syntax has no decoder)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from volseg.errors import InputError
+
+DECODER_HINTS = {
+    **dict.fromkeys(("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201",
+                     "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203"),
+                    "pip install pylibjpeg pylibjpeg-openjpeg (or python-gdcm)"),
+    **dict.fromkeys(("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
+                     "1.2.840.10008.1.2.4.70"), "pip install pylibjpeg pylibjpeg-libjpeg (or python-gdcm)"),
+    **dict.fromkeys(("1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"),
+                    "pip install pyjpegls (or pylibjpeg pylibjpeg-libjpeg)"),
+    "1.2.840.10008.1.2.5": "pip install pylibjpeg pylibjpeg-rle",
+}
+
+
+def decode_frames(path: Path, folder: Path, rows: int, cols: int) -> np.ndarray:
+    """Every frame of ``path`` (frames, rows, columns) as stored; a one-line InputError naming the file
+    when it cannot be read, lacks pixel data, needs a decoder that is not installed or is corrupt."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path)
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"file {path.name}: cannot be read ({short_message(exc)})", path=folder) from exc
+    if not any(t in ds for t in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        raise InputError(f"file {path.name}: no pixel data (truncated file?)", path=folder)
+    ts = getattr(ds, "file_meta", None) and ds.file_meta.get("TransferSyntaxUID")
+    missing = _missing_decoder(ts) if ts else None
+    if missing:
+        raise InputError(f"file {path.name}: no decoder installed for {missing} pixel data", path=folder,
+                         hint=DECODER_HINTS.get(str(ts), "pip install python-gdcm"))
+    try:
+        pixels = np.asarray(ds.pixel_array)
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds for bad data
+        if isinstance(exc, (RuntimeError, NotImplementedError)) and "missing" in str(exc).lower():
+            hint = DECODER_HINTS.get(str(ts), "pip install python-gdcm")
+            raise InputError(f"file {path.name}: no decoder installed for {ts} pixel data ({short_message(exc)})",
+                             path=folder, hint=hint) from exc
+        raise InputError(f"file {path.name}: pixel data is truncated or corrupt ({short_message(exc)})",
+                         path=folder) from exc
+    if pixels.ndim == 2:
+        pixels = pixels[None]
+    if pixels.ndim != 3 or pixels.shape[1:] != (rows, cols):
+        raise InputError(f"file {path.name}: pixel data of shape {pixels.shape} does not match "
+                         f"{rows}×{cols} slices", path=folder)
+    return pixels
+
+
+def _missing_decoder(ts) -> str | None:
+    """Name of the transfer syntax when no installed decoder handles it, else None."""
+    try:
+        from pydicom.pixels import get_decoder  # pydicom ≥ 3
+    except ImportError:  # pragma: no cover - pydicom 2.x decides inside pixel_array
+        return None
+    name = getattr(ts, "name", "") or str(ts)
+    try:
+        return None if get_decoder(ts).is_available else f"'{name}' ({ts})"
+    except NotImplementedError:
+        return f"'{name}' ({ts})"
+
+
+def short_message(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:160]
