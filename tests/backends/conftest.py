@@ -45,3 +45,23 @@ def nnunet_labels(phantom_model):
     from tests.factories.exported_models import nnunet_reference
 
     return nnunet_reference(str(phantom_model))
+
+
+@pytest.fixture()
+def one_oom(monkeypatch) -> list[int]:
+    """The first window batch the engine predicts raises CUDA out-of-memory; returns the batch sizes seen."""
+    import torch
+
+    from volseg.segmenters.engine import sliding_window
+
+    calls: list[int] = []
+    real = sliding_window.predict_windows
+
+    def flaky(predictor, x, **kwargs):
+        calls.append(x.shape[0])
+        if len(calls) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+        return real(predictor, x, **kwargs)
+
+    monkeypatch.setattr(sliding_window, "predict_windows", flaky)
+    return calls

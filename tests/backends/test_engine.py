@@ -102,17 +102,8 @@ def test_progress_reports_windows_done_of_total():
                     ("sliding window", 8, 8)]
 
 
-def test_out_of_memory_once_retries_with_a_smaller_window_batch(monkeypatch):
-    calls = []
-    real = sliding_window.predict_windows
-
-    def flaky(predictor, x, **kwargs):
-        calls.append(x.shape[0])
-        if len(calls) == 1:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
-        return real(predictor, x, **kwargs)
-
-    monkeypatch.setattr(sliding_window, "predict_windows", flaky)
+def test_out_of_memory_once_retries_with_a_smaller_window_batch(one_oom):
+    calls = one_oom
     predictor, _ = _affine_predictor(2)
     image = torch.linspace(-1, 1, 40 * 40 * 40).reshape(1, 40, 40, 40)
     run = run_windows(image, predictor, channels=2, patch=(32, 32, 32),

@@ -13,7 +13,6 @@ from volseg.labels import LabelTable
 from volseg.phantom import make_phantom
 from volseg.segmenters.backends import nnunet as backend
 from volseg.segmenters.backends.nnunet_folder import read_model_folder
-from volseg.segmenters.engine import sliding_window
 from volseg.segmenters.engine.export import LabelDecoder
 from volseg.segmenters.engine.settings import EngineSettings
 from volseg.segmenters.registry import load_segmenter
@@ -91,18 +90,9 @@ def test_region_based_models_decode_like_nnunet(tmp_path, small_ct):
     assert np.array_equal(decoder.labels(decoder.codes(logits.T)).numpy(), expected)
 
 
-def test_out_of_memory_is_recorded_in_provenance(random_model, small_ct, monkeypatch):
+def test_out_of_memory_is_recorded_in_provenance(random_model, small_ct, request):
     reference = backend.load_folder(random_model, device="cpu", settings=FAST).predict(small_ct).array
-    calls = []
-    real = sliding_window.predict_windows
-
-    def flaky(predictor, x, **kwargs):
-        calls.append(x.shape[0])
-        if len(calls) == 1:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
-        return real(predictor, x, **kwargs)
-
-    monkeypatch.setattr(sliding_window, "predict_windows", flaky)
+    request.getfixturevalue("one_oom")  # from here on, the first network call runs out of memory
     seg = backend.load_folder(random_model, device="cpu", settings=FAST.with_options(window_batch=2))
     labels = seg.predict(small_ct)
     assert seg.provenance()["fallbacks"] == ["CUDA out of memory: window batch reduced from 2 to 1"]

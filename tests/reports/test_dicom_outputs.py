@@ -21,7 +21,7 @@ from volseg.labels import LabelInfo, LabelTable
 from volseg.options import SegmentOptions
 from volseg.reports.dicom_outputs import SEG_FILE, SR_FILE
 from volseg.reports.dicom_source import lps_position, placeholder_patient_id
-from volseg.reports.model import read_report
+from volseg.reports.schema import load_report
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 SR_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.88.34"
@@ -49,7 +49,7 @@ def test_seg_frames_map_onto_source_slices(dicom_study):
     uids, files = _source_uids(series)
     k_of = {uid: k for k, uid in enumerate(uids)}
     label_of = {int(s.SegmentNumber): s.TrackingID for s in seg.SegmentSequence}
-    names = {s.name: s.label for s in read_report(out / "report.json").structures}
+    names = {s.name: s.label for s in load_report(out / "report.json").structures}
     frames = seg.pixel_array.reshape(int(seg.NumberOfFrames), int(seg.Rows), int(seg.Columns))
     rebuilt = np.zeros(nifti.shape, dtype=np.int32)
     for frame, item in zip(frames, seg.PerFrameFunctionalGroupsSequence):
@@ -83,7 +83,7 @@ def test_seg_rereads_with_highdicom(dicom_study):
     assert description.segment_label == "Body (other tissue)"
     # classic-ct has no SNOMED codes in the catalogue: the generic code, and the report says so
     assert description.segmented_property_type.value == "91723000"
-    warnings = read_report(out / "report.json").warnings
+    warnings = load_report(out / "report.json").warnings
     assert any("coded as the generic 'Anatomical Structure'" in w for w in warnings)
 
 
@@ -96,7 +96,7 @@ def test_sr_references_the_seg_and_holds_the_volumes(dicom_study):
                 for s in study.ReferencedSeriesSequence for ref in s.ReferencedSOPSequence}
     uids, _ = _source_uids(series)
     assert seg.SOPInstanceUID in evidence and set(uids) <= evidence
-    report = read_report(out / "report.json")
+    report = load_report(out / "report.json")
     volumes = {s.name: s.volume_ml for s in report.structures}
     groups = sr.content.get_volumetric_roi_measurement_groups()
     assert len(groups) == len(seg.SegmentSequence)
@@ -185,7 +185,7 @@ def test_catalogue_codes_and_fallback(shared_data, tmp_path):
     assert bone.segmented_property_category.meaning == "Anatomical Structure"
     lab = hd.color.CIELabColor.from_dicom_value(bone.RecommendedDisplayCIELabValue)
     assert np.allclose(lab.to_rgb(), (240, 220, 150), atol=1)
-    warnings = read_report(tmp_path / "report.json").warnings
+    warnings = load_report(tmp_path / "report.json").warnings
     assert any("1 class(es) have no SNOMED CT codes" in w and "soft_tissue" in w for w in warnings)
 
 

@@ -11,7 +11,8 @@ from tests.postprocess.synthetic import centred_affine, ellipsoid
 from volseg import api
 from volseg.errors import UsageError
 from volseg.io.nifti import write_nifti
-from volseg.reports.model import SCHEMA_VERSION, read_report
+from volseg.reports.model import SCHEMA_VERSION
+from volseg.reports.schema import load_report
 from volseg.reports.tables import LESIONS_COLUMNS
 from volseg.volume import Volume
 
@@ -68,7 +69,7 @@ def test_lesions_csv_has_one_row_per_instance_matching_the_report(study, tmp_pat
     assert next(b for b in report.burden if b.class_name == "liver_tumor").short_axis_class_counts is None
     # both tumours are measurable (>= 10 mm); nodes need a short axis >= 15 mm
     assert [m.instance_id for m in report.instances if m.recist_target] == ["liver_tumor-1", "liver_tumor-2"]
-    again = read_report(result.outputs["report"])
+    again = load_report(result.outputs["report"])
     assert again.instances == report.instances and again.burden == report.burden
     assert {s.name: s.qc_flags for s in again.structures}["liver"] == ["volume_out_of_range"]  # 82 mL
 
@@ -108,7 +109,7 @@ def test_a_1_0_report_is_still_readable(study, tmp_path):
     for row in payload["structures"]:
         row.pop("qc_flags"), row.pop("qc_notes")
     path.write_text(json.dumps(payload))
-    old = read_report(path)
+    old = load_report(path)
     assert old.instances == [] and old.airway is None and old.structures[0].qc_flags == []
 
 

@@ -6,13 +6,10 @@ No patient identifiers: the input is described by file name, geometry and modali
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from volseg.errors import InputError
 from volseg.postprocess.qc import QC_FLAGS
 
 SCHEMA_VERSION = "1.2.0"  # 1.1.0: qc_flags/qc_notes, instances, burden, airway; 1.2.0: model details
@@ -167,22 +164,3 @@ class Report(_Strict):
             if row.name == name:
                 return row
         raise KeyError(name)
-
-
-def read_report(path: str | Path) -> Report:
-    path = Path(path)
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read report ({exc})", path=path) from exc
-    major = str(payload.get("schema_version", "0")).split(".")[0]
-    if major != SCHEMA_VERSION.split(".")[0]:
-        raise InputError(
-            f"report schema {payload.get('schema_version')} is not readable by this volseg "
-            f"(schema {SCHEMA_VERSION})",
-            path=path,
-        )
-    try:
-        return Report.model_validate(payload)
-    except ValueError as exc:
-        raise InputError(f"invalid report: {exc}", path=path) from exc
