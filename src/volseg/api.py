@@ -386,6 +386,12 @@ def _unique_study_names(paths: list[Path]) -> list[str]:
 
 # ---- model management (catalogue and weights), in its own module ----------------------------
 from volseg.api_models import (  # noqa: E402,F401  (re-exported: one API namespace)
-    ModelStatus, download_models, export_lock, export_models, install_models, model_statuses, show_model,
+    ModelStatus,
+    download_models,
+    export_lock,
+    export_models,
+    install_models,
+    model_statuses,
+    show_model,
     verify_models,
 )

@@ -6,7 +6,7 @@ field. Station assignment (lymph nodes) and RECIST target selection are filled i
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -134,8 +134,3 @@ def _most_frequent(values: np.ndarray, organ_names: Mapping[int, str]) -> str | 
         if int(label) in organ_names:
             return organ_names[int(label)]
     return None
-
-
-def instance_rows_sorted(measurements: Sequence[InstanceMeasurement]) -> list[InstanceMeasurement]:
-    """Instances in report order: by class label, then number (largest first)."""
-    return sorted(measurements, key=lambda m: (m.label, int(m.instance_id.rsplit("-", 1)[1])))

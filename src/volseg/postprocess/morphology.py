@@ -80,10 +80,6 @@ def _bounding_box(mask: np.ndarray, margin: Sequence[int]) -> tuple[slice, ...]:
     return tuple(box)
 
 
-def open_mm(mask: np.ndarray, radius_mm: float, spacing: Spacing) -> np.ndarray:
-    return dilate_mm(erode_mm(mask, radius_mm, spacing), radius_mm, spacing) & mask
-
-
 def close_mm(mask: np.ndarray, radius_mm: float, spacing: Spacing) -> np.ndarray:
     pad = [int(np.ceil(radius_mm / s)) + 1 for s in spacing]
     padded = np.pad(mask, [(p, p) for p in pad], constant_values=False)
@@ -105,18 +101,6 @@ def largest_component(mask: np.ndarray, *, connectivity: int = 26) -> np.ndarray
     labels, counts = components(mask, connectivity=connectivity)
     counts[0] = 0
     return labels == int(np.argmax(counts))
-
-
-def remove_small(mask: np.ndarray, min_volume_ml: float, spacing: Spacing, *,
-                 connectivity: int = 26) -> np.ndarray:
-    """``mask`` without connected components smaller than ``min_volume_ml``."""
-    if not mask.any():
-        return mask.copy()
-    labels, counts = components(mask, connectivity=connectivity)
-    min_voxels = min_volume_ml * 1000.0 / float(np.prod(spacing))
-    keep = counts >= min_voxels
-    keep[0] = False
-    return keep[labels]
 
 
 def fill_holes_per_slice(mask: np.ndarray, axis: int) -> np.ndarray:

@@ -130,7 +130,9 @@ def load_path_model(path: Path, *, device: str = "auto", trust: bool = False,
                     engine: dict[str, Any] | None = None) -> Segmenter:
     """A user's own model given by path: an nnU-Net v2 trained-model folder (plans.json +
     dataset.json), an ``.onnx`` file with its sidecar, or a MONAI bundle folder (``trust`` needed)."""
-    if path.is_dir() and (path / "plans.json").is_file() and (path / "dataset.json").is_file():
+    from volseg.segmenters.backends.nnunet_folder import is_model_folder
+
+    if is_model_folder(path):
         from volseg.segmenters.backends.nnunet import load_folder
 
         log.info("loading the nnU-Net trained-model folder %s", path.name)

@@ -95,6 +95,7 @@ class BlastCTSegmenter:
                  settings=None, engine: dict | None = None):
         from volseg.segmenters.device import resolve_device
         from volseg.segmenters.engine.settings import EngineSettings
+        from volseg.segmenters.weights import weight_records
 
         self.name, self.version, self.labels = entry.name, entry.version, entry.label_table()
         self.entry, self.options = entry, options
@@ -106,6 +107,7 @@ class BlastCTSegmenter:
         self.settings = base.with_options(**_applicable(engine))
         self.window = tuple(sw.patch_size) if sw is not None and sw.patch_size else (110, 110, 110)
         self.weights = list(weights)
+        self.weight_records = weight_records(self.weights)
         self.nets = [self._load_net(path) for path in self.weights]
         self.tile = tuple(self.nets[0].output_size(w) for w in self.window)
         self.margin = tuple(self.nets[0].margin(t) for t in self.tile)
@@ -165,10 +167,8 @@ class BlastCTSegmenter:
 
     def provenance(self) -> dict[str, Any]:
         from volseg.segmenters.device import describe_device
-        from volseg.segmenters.weights import sha256_file
-
         return {"model": self.name, "version": self.version, "backend": "blast_ct",
-                "weights": [{"file": p.name, "sha256": sha256_file(p)} for p in self.weights],
+                "weights": self.weight_records,
                 "ensemble_size": len(self.weights), "device": describe_device(self.device),
                 "settings": self.settings.as_dict(), "window": list(self.window), "tile": list(self.tile),
                 "orientation": ORIENTATION, **self._last}

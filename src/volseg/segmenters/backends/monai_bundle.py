@@ -105,11 +105,13 @@ class MonaiBundleSegmenter:
 
         from volseg.segmenters.device import resolve_device
         from volseg.segmenters.engine.settings import EngineSettings
+        from volseg.segmenters.weights import weight_records
 
         self.root, self.spec, self.labels, self.name, self.version = root, spec, labels, name, version
         self.device = resolve_device(device)
         self.settings = settings or EngineSettings()
         self.checkpoint = checkpoint or root / "models" / "model.pt"
+        self.weight_records = weight_records([self.checkpoint])
         self.network = instantiate_network(read_config(root), root)
         try:
             state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
@@ -139,10 +141,9 @@ class MonaiBundleSegmenter:
 
     def provenance(self) -> dict[str, Any]:
         from volseg.segmenters.device import describe_device
-        from volseg.segmenters.weights import sha256_file
 
         return {"model": self.name, "version": self.version, "backend": "monai_bundle",
-                "weights": [{"file": self.checkpoint.name, "sha256": sha256_file(self.checkpoint)}],
+                "weights": self.weight_records,
                 "device": describe_device(self.device), "settings": self.settings.as_dict(),
                 "input": self.spec.model_dump(mode="json"), **self._last}
 

@@ -125,6 +125,7 @@ class OnnxSegmenter:
                  engine: dict | None = None):
         from volseg.segmenters.device import resolve_device
         from volseg.segmenters.engine.settings import EngineSettings
+        from volseg.segmenters.weights import weight_records
 
         self.path, self.meta = path, meta
         self.name = meta.name or path.stem
@@ -139,6 +140,7 @@ class OnnxSegmenter:
         # onnxruntime runs the graph in its own precision: autocast would only mislabel provenance
         self.settings = base.with_options(**engine).with_options(precision="fp32")
         self.session, self.providers = make_session(path, self.device)
+        self.weight_records = weight_records([path])
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise ModelError(f"ONNX model has {len(inputs)} inputs; volseg gives it one image", path=path)
@@ -159,10 +161,9 @@ class OnnxSegmenter:
 
     def provenance(self) -> dict[str, Any]:
         from volseg.segmenters.device import describe_device
-        from volseg.segmenters.weights import sha256_file
 
         return {"model": self.name, "version": self.version, "backend": "onnx",
-                "weights": [{"file": self.path.name, "sha256": sha256_file(self.path)}],
+                "weights": self.weight_records,
                 "device": describe_device(self.device), "providers": list(self.providers),
                 "settings": self.settings.as_dict(), "input": self.meta.input.model_dump(mode="json"),
                 **self._last}

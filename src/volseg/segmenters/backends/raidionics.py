@@ -272,6 +272,7 @@ class RaidionicsSegmenter:
     def __init__(self, root: Path, task: str, *, name: str, version: str, labels: LabelTable, device: str = "auto",
                  method: str = "thresholding", order: str = "resample_first"):
         from volseg.segmenters.device import resolve_device
+        from volseg.segmenters.weights import weight_records
 
         self.root, self.task, self.name, self.version, self.labels = Path(root), task, name, version, labels
         self.device = resolve_device(device)
@@ -282,6 +283,9 @@ class RaidionicsSegmenter:
             brain = RaidionicsPipeline(find_model_folder(self.root, BRAIN_TASK), device=self.device,
                                        method="thresholding", order="resample_first")
         self.pipeline = RaidionicsPipeline(folder, device=self.device, method=method, order=order, brain=brain)
+        pipes = [self.pipeline] + ([brain] if brain else [])
+        self.weight_records = weight_records([p for pipe in pipes for p in (pipe.network.path, pipe.folder / INI_NAME)],
+                                             relative_to=self.root)
         channels = config.nb_classes - config.first_label_channel()
         if len(labels) < channels:
             raise ModelError(f"model {name!r}: the network has {channels} classes but the catalogue names "
@@ -302,13 +306,8 @@ class RaidionicsSegmenter:
         from dataclasses import asdict
 
         from volseg.segmenters.device import describe_device
-        from volseg.segmenters.weights import sha256_file
-
-        pipes = [self.pipeline] + ([self.pipeline.brain] if self.pipeline.brain else [])
-        weights = [{"file": str(p.relative_to(self.root)), "sha256": sha256_file(p)}
-                   for pipe in pipes for p in (pipe.network.path, pipe.folder / INI_NAME)]
         settings = {"framework": "raidionics", "task": self.task, "reconstruction_method": self.pipeline.method,
                     "reconstruction_order": self.pipeline.order, "pre_processing": asdict(self.pipeline.config)}
-        return {"model": self.name, "version": self.version, "backend": "onnx", "weights": weights,
+        return {"model": self.name, "version": self.version, "backend": "onnx", "weights": self.weight_records,
                 "device": describe_device(self.device), "providers": list(self.pipeline.network.providers),
                 "settings": settings, **self._last}

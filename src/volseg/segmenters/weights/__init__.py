@@ -12,6 +12,7 @@ from volseg.segmenters.weights.cache import (
     read_manifest,
     sha256_file,
     volseg_home,
+    weight_records,
 )
 from volseg.segmenters.weights.download import DownloadResult, fetch
 from volseg.segmenters.weights.install import (
@@ -28,5 +29,5 @@ __all__ = [
     "ArchiveLimits", "DownloadResult", "FileCheck", "InstallResult", "LockFile", "Manifest", "VerifyReport",
     "download_model", "export_bundle", "fetch", "install_from_source", "install_hint", "installed_models",
     "installed_path", "model_dir", "offline_mode", "read_lock", "read_manifest", "require_installed",
-    "safe_extract", "sha256_file", "verify", "volseg_home", "write_lock",
+    "safe_extract", "sha256_file", "verify", "volseg_home", "weight_records", "write_lock",
 ]

@@ -52,11 +52,14 @@ def downloads_dir(name: str, version: str) -> Path:
 
 
 def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
+
+
+def weight_records(paths, *, relative_to: Path | None = None) -> list[dict[str, str]]:
+    """``[{"file", "sha256"}]`` of a loaded model's weight files, for its provenance. Segmenters hash
+    once when they load, not for every study they report."""
+    return [{"file": str(Path(p).relative_to(relative_to)) if relative_to else Path(p).name,
+             "sha256": sha256_file(p)} for p in paths]
 
 
 def file_digest(path: str | Path, algorithm: str) -> str:
