@@ -257,12 +257,6 @@ def list_series(folder: str | Path):
     return _list(folder)
 
 
-def list_models():
-    from volseg.segmenters.catalogue import load_catalogue
-
-    return list(load_catalogue().values())
-
-
 # ---- helpers ------------------------------------------------------------------------------
 def _measure_and_write(study_id: str, image: LoadedImage, labels: Volume, table: LabelTable,
                        out_dir: str | Path, *, model, options, timings, has_intensity: bool = True,

@@ -21,13 +21,14 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from volseg.batch.layout import LOGS
 from volseg.errors import UsageError
 from volseg.io import DICOM_SUFFIXES, ITK_SUFFIXES, NIFTI_SUFFIXES
 
 log = logging.getLogger(__name__)
 
 #: names a study folder may not take (they are the batch's own folders in the output)
-RESERVED_IDS = frozenset({"logs"})
+RESERVED_IDS = frozenset({LOGS})
 #: files that are never images (skipped without opening them)
 _NOT_IMAGES = (".json", ".csv", ".txt", ".md", ".html", ".pdf", ".png", ".jpg", ".jpeg", ".xml",
                ".log", ".py", ".sh", ".zip", ".gz", ".tar", ".raw", ".zraw", ".npy", ".npz", ".pkl")
@@ -43,10 +44,6 @@ class Study:
     rel_path: str  # POSIX path relative to the input folder ("." for the folder itself)
     kind: str  # "nifti", "itk" or "dicom"
     series: str | None = None  # DICOM SeriesInstanceUID to read from the folder
-
-    def to_dict(self) -> dict:
-        return {"study_id": self.study_id, "path": self.path, "rel_path": self.rel_path,
-                "kind": self.kind, "series": self.series}
 
 
 def discover_studies(input_dir: str | Path, *, exclude: str | Path | None = None) -> list[Study]:

@@ -123,24 +123,12 @@ def _collect(out: Path, options: BatchOptions, shard: Shard) -> dict[str, Path]:
         log.warning("cohort tables not written: they hold one model per study; run `volseg collect` "
                     "on a single model's outputs")
         return {}
-    try:
-        from volseg.api import collect
-    except ImportError:  # the cohort tables land with the reports work; until then, per-study files
-        log.debug("cohort tables not available in this version; skipping collect")
-        return {}
+    from volseg.api import collect
+
     try:
         result = collect(out, html=options.html)
     except Exception as exc:  # noqa: BLE001 - the studies are done; the tables can be made later
         log.warning("cohort tables not written (%s: %s); run `volseg collect %s`", type(exc).__name__,
                     " ".join(str(exc).split())[:200], out)
         return {}
-    return _as_paths(result)
-
-
-def _as_paths(result) -> dict[str, Path]:
-    if isinstance(result, dict):
-        return {str(k): Path(v) for k, v in result.items()}
-    outputs = getattr(result, "outputs", None)
-    if isinstance(outputs, dict):
-        return {str(k): Path(v) for k, v in outputs.items()}
-    return {}
+    return dict(result.outputs)

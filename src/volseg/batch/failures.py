@@ -41,7 +41,8 @@ def from_fields(stage: str, error_class: str, exit_code: int, message: str, hint
     return Failure(stage, error_class, exit_code, _volseg_line(message, hint, path, input_root))
 
 
-def crashed(stage: str, exitcode: int | None, what: str = "reader process") -> Failure:
+def crashed(stage: str, exitcode: int | None, what: str = "reader process", *, error_class: str = "ReaderCrash",
+            exit_code: int = InputError.exit_code) -> Failure:
     """A worker process that died: by a signal (segfault, OOM killer) or an abrupt exit."""
     if exitcode is not None and exitcode < 0:
         try:
@@ -49,8 +50,8 @@ def crashed(stage: str, exitcode: int | None, what: str = "reader process") -> F
         except ValueError:
             sig = f"signal {-exitcode}"
         extra = " (killed: out of memory?)" if sig == "SIGKILL" else ""
-        return Failure(stage, "ReaderCrash", InputError.exit_code, f"{what} crashed with {sig}{extra}")
-    return Failure(stage, "ReaderCrash", InputError.exit_code, f"{what} exited unexpectedly (code {exitcode})")
+        return Failure(stage, error_class, exit_code, f"{what} crashed with {sig}{extra}")
+    return Failure(stage, error_class, exit_code, f"{what} exited unexpectedly (code {exitcode})")
 
 
 def _volseg_line(message: str, hint: str | None, path: str | None, input_root) -> str:

@@ -21,7 +21,7 @@ from volseg.batch import failures
 from volseg.batch import study as study_work
 from volseg.batch.failures import Failure
 from volseg.batch.study import Emit, Job, RunContext
-from volseg.errors import DependencyError
+from volseg.errors import DependencyError, ModelError
 
 log = logging.getLogger(__name__)
 _PER_ACTOR = 2  # studies in flight per actor (one predicting, one reading or writing)
@@ -135,7 +135,8 @@ def _dispatch(ray, jobs: list[Job], ctx: RunContext, emit: Emit, actors: list, m
             if attempt < _ATTEMPTS:
                 pending.appendleft((job, attempt + 1))
             else:
-                study_work.fail(ctx, job, failures.crashed("segment", None, "Ray worker"), emit)
+                study_work.fail(ctx, job, failures.crashed("segment", None, "Ray worker", error_class="WorkerCrash",
+                                                           exit_code=ModelError.exit_code), emit)
             if _dead(ray, actors[i]):
                 actors[i] = make()
         except ray.exceptions.RayTaskError as exc:  # a bug outside the per-study guards

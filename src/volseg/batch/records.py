@@ -46,10 +46,6 @@ class StudyState:
     status: str  # "new" | "done" | "stale" | "partial" | "failed" | "failed_stale"
     reason: str = ""
 
-    @property
-    def to_run(self) -> bool:
-        return self.status in ("new", "stale", "partial", "failed_stale")
-
 
 # ---- fingerprints --------------------------------------------------------------------------
 def input_fingerprint(study: Study) -> dict:

@@ -12,6 +12,7 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
+from volseg.batch.layout import LOGS
 from volseg.errors import UsageError
 
 _SAFE = re.compile(r"^[A-Za-z0-9_.:,+\-=/]+$")
@@ -31,7 +32,7 @@ def slurm_script(input_dir: str | Path, out_dir: str | Path, *, models: Sequence
         if value is not None and value < 1:
             raise UsageError(f"--{name} must be at least 1, got {value}")
     inp, out = Path(input_dir).resolve(), Path(out_dir).resolve()
-    logs = out / "logs"
+    logs = out / LOGS
     q = shlex.quote
     batch = [volseg, "batch", str(inp), "-o", str(out)]
     if models:

@@ -26,6 +26,7 @@ import numpy as np
 from volseg.postprocess.airway_tree import AirwayTree, airway_tree
 from volseg.postprocess.burden import Burden, select_targets, tumour_burden
 from volseg.postprocess.instances import default_instance_classes
+from volseg.postprocess.landmarks import LUNG_NAME
 from volseg.postprocess.lesions import InstanceMeasurement, measure_instances
 from volseg.postprocess.measure import StructureMeasurement
 from volseg.postprocess.morphology import axial_axis
@@ -34,7 +35,6 @@ from volseg.postprocess.qc import QCResult, qc_structures
 AIRWAY_NAME = re.compile(
     r"^(lung_)?airways?$|^airway_tree$|^bronch(i|us|ial_tree)$|^lung_trachea_bronchia$|^trachea_and_bronchi$",
     re.IGNORECASE)
-LUNG_NAME = re.compile(r"^lung_(left|right|(upper|middle|lower)_lobe_(left|right))$|^lungs?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def clinical_measurements(labels: np.ndarray, affine: np.ndarray, names: Mapping
     instances = measure_instances(labels, affine, instance_labels, image=image, organ_map=organ_map,
                                   organ_names=organ_names, connectivity=connectivity,
                                   min_volume_mm3=min_instance_volume_mm3,
-                                  locate_node=_station_mapper(instance_labels, names, labels, organ_map, organ_names, affine))
+                                  locate_node=_station_mapper(instance_labels, organ_map, organ_names, affine))
     slice_mm = float(np.linalg.norm(affine[:3, axial_axis(affine)]))
     targets = select_targets(instances, slice_thickness_mm=slice_mm)
     chosen = set(targets)
@@ -80,7 +80,7 @@ def clinical_measurements(labels: np.ndarray, affine: np.ndarray, names: Mapping
     return ClinicalResult(list(instance_labels.values()), instances, burden, airway, airway_names, qc, notes)
 
 
-def _station_mapper(instance_labels, names, labels, organ_map, organ_names, affine):
+def _station_mapper(instance_labels, organ_map, organ_names, affine):
     """A node -> station function when there are lymph-node classes, else None."""
     from volseg.postprocess.instances import instance_kind
 

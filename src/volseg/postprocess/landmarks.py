@@ -33,7 +33,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "esophagus": ("esophagus", "oesophagus"),
     "pulmonary_vein": ("pulmonary_vein", "pulmonary_veins"),
 }
-_LUNG = re.compile(r"^lung_(left|right|(upper|middle|lower)_lobe_(left|right))$|^lungs?$", re.IGNORECASE)
+LUNG_NAME = re.compile(r"^lung_(left|right|(upper|middle|lower)_lobe_(left|right))$|^lungs?$", re.IGNORECASE)
 MIN_AIRWAY_AREA_MM2 = 20.0  # a cross-section smaller than this is noise, not a bronchus
 MIN_AORTA_AREA_MM2 = 100.0
 
@@ -98,7 +98,7 @@ def find_landmarks(organs: np.ndarray, affine: np.ndarray, names: Mapping[int, s
     axis = axial_axis(affine)
     by_name = {n.lower(): i for i, n in names.items()}
     masks = {key: _union(organs, [by_name[s] for s in syn if s in by_name]) for key, syn in SYNONYMS.items()}
-    lung_labels = [i for i, n in names.items() if _LUNG.match(n)]
+    lung_labels = [i for i, n in names.items() if LUNG_NAME.match(n)]
     lungs = _union(organs, lung_labels)
     points = {key: _world(m, affine) for key, m in masks.items() if m is not None}
     dz = 0.5 * max(float(np.abs(affine[2, :3]).max()), 1.0)

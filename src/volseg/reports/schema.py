@@ -64,16 +64,21 @@ def snapshots() -> dict[str, dict[str, Any]]:
 
 
 # ---- validation --------------------------------------------------------------------------------
-def validate_report(payload: dict[str, Any], *, path: str | Path | None = None) -> None:
-    """Raise :class:`InputError` unless ``payload`` (parsed report.json) satisfies the schema."""
+@lru_cache(maxsize=1)
+def _validator():
+    """The committed schema's validator, built once (collect validates every study's report)."""
     import jsonschema
 
+    return jsonschema.Draft202012Validator(committed_schema())
+
+
+def validate_report(payload: dict[str, Any], *, path: str | Path | None = None) -> None:
+    """Raise :class:`InputError` unless ``payload`` (parsed report.json) satisfies the schema."""
     given = str(payload.get("schema_version", "?")) if isinstance(payload, dict) else "?"
     if _version(given) and _version(given)[0] != _version(SCHEMA_VERSION)[0]:
         raise InputError(f"report schema {given} is not readable by this volseg (schema {SCHEMA_VERSION})",
                          path=path)
-    validator = jsonschema.Draft202012Validator(committed_schema())
-    errors = sorted(validator.iter_errors(payload), key=lambda e: list(e.absolute_path))
+    errors = sorted(_validator().iter_errors(payload), key=lambda e: list(e.absolute_path))
     if not errors:
         return
     shown = "; ".join(f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}"
