@@ -4,9 +4,10 @@
 #   tools/install.sh            # runtime only
 #   tools/install.sh test       # runtime + every optional backend + test tools
 #
-# PyTorch is installed first and then pinned, so no other package can swap it for another build:
-# on a machine without an NVIDIA driver it is the CPU build (never the multi-GB CUDA wheels);
-# with `nvidia-smi` present it is the default (CUDA) build. Override with VOLSEG_TORCH="torch==X".
+# PyTorch is installed first and then pinned, so no other package can swap it for another build.
+# tools/torch_spec.sh decides which build: without an NVIDIA driver the CPU build from PyTorch's CPU
+# wheel index (never the multi-GB CUDA wheels); with `nvidia-smi` working, the CUDA build.
+# Override with VOLSEG_TORCH="torch==X".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -18,16 +19,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 
-if [ -n "${VOLSEG_TORCH:-}" ]; then
-  TORCH_SPEC=$VOLSEG_TORCH
-elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-  TORCH_SPEC="torch"
-else
-  TORCH_SPEC="torch==2.13.0"            # resolves to the CPU wheel on CPU-only machines
-fi
 if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
-  echo "[volseg] installing PyTorch ($TORCH_SPEC)" >&2
-  "${PIP[@]}" install -q "$TORCH_SPEC"
+  mapfile -t TORCH_ARGS < <(PYTHON="$VENV/bin/python" tools/torch_spec.sh)
+  "${PIP[@]}" install -q "${TORCH_ARGS[@]}"
 fi
 TORCH_VERSION=$("$VENV/bin/python" -W ignore -c "import torch; print(torch.__version__.split('+')[0])" 2>/dev/null)
 echo "torch==$TORCH_VERSION" > "$VENV/constraints.txt"

@@ -128,7 +128,7 @@ def skeleton_graph(mask: np.ndarray, length_mm) -> SkeletonGraph:
         from skimage.morphology import skeletonize
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise DependencyError("airway tree metrics need skan and scikit-image",
-                              hint="pip install 'volseg[airway]'") from exc
+                              hint="reinstall volseg: pip install skan scikit-image") from exc
     skel = skeletonize(mask)
     graph = SkeletonGraph(length_mm)
     if np.count_nonzero(skel) < 2:
