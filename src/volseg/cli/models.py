@@ -18,12 +18,14 @@ _LOCK = typer.Option(None, "--lock",
 
 
 @app.command("list")
-def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables.")) -> None:
+def list_models(fmt: str = typer.Option("table", "--format", "-f",
+                                        help="table | tsv | json (whole names, for scripts)."),
+                as_json: bool = typer.Option(False, "--json", help="Same as --format json.")) -> None:
     """Every catalogued model, grouped by task, with licence, size and installed state."""
     from volseg import api
-    from volseg.cli.render import print_models
+    from volseg.cli.render import check_format, print_models
 
-    print_models(api.model_statuses(), as_json=as_json)
+    print_models(api.model_statuses(), fmt=check_format("json" if as_json else fmt))
 
 
 @app.command("show")
