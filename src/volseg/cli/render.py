@@ -21,9 +21,11 @@ def check_format(fmt: str) -> str:
 
 def print_tsv(header, rows) -> None:
     """Tab-separated values on stdout: a header line, then one line per row, nothing cut."""
+    stream = out.file  # raw: Rich would expand the tabs
     for row in [header, *rows]:
         cells = ("" if v is None else str(v).replace("\t", " ").replace("\n", " ") for v in row)
-        out.print("\t".join(cells), markup=False, highlight=False, soft_wrap=True, emoji=False)
+        stream.write("\t".join(cells) + "\n")
+    stream.flush()
 
 
 def _fmt(value, digits: int = 1) -> str:
@@ -84,7 +86,7 @@ def print_info(info, *, fmt: str = "table") -> None:
             print_tsv(_SERIES_COLUMNS, rows)
         if info.image is not None:
             if rows:
-                out.print()
+                out.file.write("\n")
             print_tsv(("key", "value"), _image_rows(_image_summary(info.image)))
         return
     if rows:
