@@ -167,3 +167,27 @@ def test_segment_json_log_reports_a_failed_study(tmp_path, capsys):
     failed = [e for e in events if e["event"] == "study_failed"]
     assert len(failed) == 1 and failed[0]["study_id"] == "bad" and failed[0]["exit_code"] == 3
     assert {"stage", "error_class", "error", "previous"} <= set(failed[0])
+
+
+def test_blast_ct_reports_preprocessing_windows_and_export(shared_data):
+    """The real BLAST-CT network (one member) on a small head-CT crop: every stage reports."""
+    import numpy as np
+
+    from volseg.io import read_image
+    from volseg.segmenters import catalogue
+    from volseg.segmenters.backends.blast_ct import BlastCTOptions, BlastCTSegmenter
+    from volseg.volume import Volume
+
+    entry = catalogue.load_catalogue()["blast-ct"]
+    options = BlastCTOptions.model_validate(entry.backend_options)
+    model = BlastCTSegmenter([shared_data / "blast-ct-v1" / "model_1.pt"], entry=entry, options=options,
+                             device="cpu")
+    head = read_image(shared_data / "head-ct" / "cranium_ct_0051.nii.gz").volume
+    crop = Volume(np.ascontiguousarray(head.array[104:136, 104:136, 50:62]), head.affine)
+    seen = []
+    model.predict(crop, progress=lambda *call: seen.append(call))
+    stages = [s for s, _, _ in seen]
+    assert stages[0] == "preprocessing" and stages[-1] == "export"
+    assert ("preprocessing", 1, 1) in seen and ("export", 0, 1) in seen and ("export", 1, 1) in seen
+    windows = [(d, t) for s, d, t in seen if s == "sliding window"]
+    assert windows[0][0] == 0 and windows[-1][0] == windows[-1][1] > 0
