@@ -191,3 +191,11 @@ def test_blast_ct_reports_preprocessing_windows_and_export(shared_data):
     assert ("preprocessing", 1, 1) in seen and ("export", 0, 1) in seen and ("export", 1, 1) in seen
     windows = [(d, t) for s, d, t in seen if s == "sliding window"]
     assert windows[0][0] == 0 and windows[-1][0] == windows[-1][1] > 0
+
+
+def test_quiet_silences_model_manager_messages(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VOLSEG_HOME", str(tmp_path / "home"))
+    assert main(["models", "verify"]) == 0
+    assert "no models installed" in capsys.readouterr().err
+    assert main(["models", "verify", "-q"]) == 0
+    assert capsys.readouterr().err == ""

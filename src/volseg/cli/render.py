@@ -5,7 +5,7 @@ import json
 
 from rich.table import Table
 
-from volseg.cli.console import err, out, verbosity
+from volseg.cli.console import err, note, out, verbosity
 
 FORMATS = ("table", "tsv", "json")
 
@@ -236,20 +236,19 @@ def print_model_detail(status, *, as_json: bool = False) -> None:
 def print_install_results(results) -> None:
     for r in results:
         if r.path is None:
-            err.print(f"{r.name}: built in, nothing to install", highlight=False)
+            note(f"{r.name}: built in, nothing to install")
         elif r.already_installed:
-            err.print(f"{r.name} {r.version}: already installed at {r.path}", highlight=False)
+            note(f"{r.name} {r.version}: already installed at {r.path}")
         else:
-            err.print(f"{r.name} {r.version}: installed {len(r.files)} verified file(s) at {r.path}",
-                      highlight=False)
+            note(f"{r.name} {r.version}: installed {len(r.files)} verified file(s) at {r.path}")
         if r.recorded:
-            err.print(f"  sha256 of {len(r.recorded)} unpinned file(s) recorded in the lock file "
-                      "(`volseg models lock` exports it)", highlight=False)
+            note(f"  sha256 of {len(r.recorded)} unpinned file(s) recorded in the lock file "
+                 "(`volseg models lock` exports it)")
 
 
 def print_verify_reports(reports) -> None:
     if not reports:
-        err.print("no models installed", highlight=False)
+        note("no models installed")
         return
     table = Table(title="verification", title_justify="left")
     for col in ("model", "version", "files", "result"):
