@@ -39,7 +39,7 @@ def print_volumetry(report) -> None:
     table = Table(title=f"{report.study_id}: volumes", title_justify="left")
     for col, justify in (("structure", "left"), ("volume_ml", "right"), ("mean_hu", "right"),
                          ("components", "right"), ("flags", "left")):
-        table.add_column(col, justify=justify)
+        table.add_column(col, justify=justify, overflow="fold")  # whole names, folded when narrow
     for s in report.structures:
         flags = ", ".join(f for f, on in (("empty", s.empty), ("cut by FOV", s.touches_fov)) if on)
         table.add_row(s.name, _fmt(s.volume_ml, 2), _fmt(s.mean_hu), str(s.n_components), flags)
@@ -252,7 +252,7 @@ def print_verify_reports(reports) -> None:
         return
     table = Table(title="verification", title_justify="left")
     for col in ("model", "version", "files", "result"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in reports:
         more = f" (+{len(r.problems) - 1})" if len(r.problems) > 1 else ""
         result = "ok" if r.ok else f"FAILED: {r.problems[0]}{more}"
