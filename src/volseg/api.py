@@ -64,7 +64,9 @@ def segment(input: str | Path, out_dir: str | Path, *, options: SegmentOptions =
     ensure_writable_dir(out_dir)
     timings: dict[str, float] = {}
     t = time.perf_counter()
+    progress("read", 0, 1)
     image = read_image(input, series=options.series)
+    progress("read", 1, 1)
     timings["read"] = time.perf_counter() - t
     if segmenter is None:
         t = time.perf_counter()
@@ -76,7 +78,7 @@ def segment(input: str | Path, out_dir: str | Path, *, options: SegmentOptions =
     labels = segmenter.predict(image.volume, modality=image.source.modality, progress=progress)
     timings["segment"] = time.perf_counter() - t
     return write_outputs(image, labels, out_dir, study_id=study_name(input), segmenter=segmenter,
-                         options=options, timings=timings, warnings=warnings, input=input)
+                         options=options, timings=timings, warnings=warnings, input=input, progress=progress)
 
 
 def check_outputs(image: LoadedImage, segmenter: Segmenter, *,
@@ -88,7 +90,7 @@ def check_outputs(image: LoadedImage, segmenter: Segmenter, *,
 def write_outputs(image: LoadedImage, labels: Volume, out_dir: str | Path, *, study_id: str,
                   segmenter: Segmenter, options: SegmentOptions = SegmentOptions(),
                   timings: dict[str, float] | None = None, warnings: Iterable[str] = (),
-                  input: str | Path | None = None) -> StudyResult:
+                  input: str | Path | None = None, progress: ProgressCallback = no_progress) -> StudyResult:
     """Measure ``labels`` (``segmenter``'s prediction for ``image``) and write what :func:`segment` writes.
 
     The second half of :func:`segment`, for callers that read and predict themselves (``volseg batch``).
@@ -104,7 +106,7 @@ def write_outputs(image: LoadedImage, labels: Volume, out_dir: str | Path, *, st
                                                **(_input_path(input, options) if input is not None else {})},
         timings=dict(timings or {}), extra_warnings=warnings,
         outputs={"html": options.html, "dicom": options.dicom, "keep_phi": options.keep_phi},
-        instance_classes=_catalogue_instance_classes(segmenter),
+        instance_classes=_catalogue_instance_classes(segmenter), progress=progress,
     )
 
 
@@ -264,7 +266,7 @@ def _measure_and_write(study_id: str, image: LoadedImage, labels: Volume, table:
                        extra_warnings: Iterable[str] = (), outputs: dict | None = None,
                        instance_classes: Sequence[str] | None = None, organs: Volume | None = None,
                        organ_table: LabelTable | None = None, min_instance_volume_mm3: float = 0.0,
-                       ) -> StudyResult:
+                       progress: ProgressCallback = no_progress) -> StudyResult:
     from volseg.postprocess.clinical import clinical_measurements
     from volseg.postprocess.intensity import looks_like_ct
     from volseg.postprocess.measure import measure_structures, outside_fov_mask
@@ -272,6 +274,7 @@ def _measure_and_write(study_id: str, image: LoadedImage, labels: Volume, table:
     from volseg.reports.outputs import write_study
 
     t = time.perf_counter()
+    progress("measuring", 0, 1)
     warnings: list[str] = list(extra_warnings)
     hu = None
     if has_intensity:
@@ -285,7 +288,9 @@ def _measure_and_write(study_id: str, image: LoadedImage, labels: Volume, table:
         outside_fov=outside_fov_mask(hu) if hu is not None else None, connectivity=connectivity,
     )
     timings["measure"] = time.perf_counter() - t
+    progress("measuring", 1, 1)
     t = time.perf_counter()
+    progress("clinical measurements", 0, 1)
     clinical = clinical_measurements(
         labels.array, labels.affine, table.names(), measurements, image=hu, instance_classes=instance_classes,
         organ_map=organs.array if organs is not None else None,
@@ -293,11 +298,12 @@ def _measure_and_write(study_id: str, image: LoadedImage, labels: Volume, table:
         connectivity=connectivity, min_instance_volume_mm3=min_instance_volume_mm3,
     )
     timings["clinical"] = time.perf_counter() - t
+    progress("clinical measurements", 1, 1)
     prov = provenance(model=model, options=options, timings_s=timings)
     report = build_report(study_id=study_id, image=image, measurements=measurements, labels=table,
                           provenance=prov, warnings=warnings, clinical=clinical)
     written = write_study(out_dir, report, table, labels if write_segmentation else None, label_map=labels,
-                          image=image if has_intensity else None, **(outputs or {}))
+                          image=image if has_intensity else None, progress=progress, **(outputs or {}))
     return StudyResult(study_id, report, written)
 
 

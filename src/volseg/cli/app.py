@@ -28,8 +28,10 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _global(
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-vv: debug)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors on stderr."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True,
+                                help="More log output (debug); anywhere on the line."),
+    quiet: bool = typer.Option(False, "--quiet", "-q",
+                               help="Only errors: no progress, messages or volume tables; anywhere on the line."),
     version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
                                            help="Print the version and exit."),
 ) -> None:

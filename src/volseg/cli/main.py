@@ -1,7 +1,24 @@
-"""Console-script entry point: runs the Typer app and turns expected errors into one stderr line."""
+"""Console-script entry point: runs the Typer app and turns expected errors into one stderr line.
+
+``-q``/``--quiet`` and ``-v``/``--verbose`` are global options that may stand anywhere on the line
+(``volseg segment ct.nii.gz -o out -q``): they are moved before the subcommand before Typer parses.
+"""
 from __future__ import annotations
 
+import re
 import sys
+
+_GLOBAL_FLAGS = re.compile(r"-q|--quiet|-v+|--verbose")
+
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """``args`` with the verbosity flags moved to the front (nothing after a ``--`` is touched)."""
+    args = [str(a) for a in args]
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if _GLOBAL_FLAGS.fullmatch(a)]
+    if not flags:
+        return args
+    return flags + [a for a in args[:end] if not _GLOBAL_FLAGS.fullmatch(a)] + args[end:]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -9,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     from volseg.errors import VolsegError
 
     try:
-        app(args=argv, prog_name="volseg", standalone_mode=True)
+        args = hoist_global_flags(sys.argv[1:] if argv is None else argv)
+        app(args=args, prog_name="volseg", standalone_mode=True)
     except SystemExit as exc:  # Typer/Click finish with SystemExit(code)
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         return _finish(code, argv)

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from volseg.cli.console import err, out, progress_bar
+from volseg.cli.console import note, out, progress_bar
 
 app = typer.Typer(help="List, inspect, download, install, export and verify pretrained models.",
                   no_args_is_help=True)
@@ -18,12 +18,14 @@ _LOCK = typer.Option(None, "--lock",
 
 
 @app.command("list")
-def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables.")) -> None:
+def list_models(fmt: str = typer.Option("table", "--format", "-f",
+                                        help="table | tsv | json (whole names, for scripts)."),
+                as_json: bool = typer.Option(False, "--json", help="Same as --format json.")) -> None:
     """Every catalogued model, grouped by task, with licence, size and installed state."""
     from volseg import api
-    from volseg.cli.render import print_models
+    from volseg.cli.render import check_format, print_models
 
-    print_models(api.model_statuses(), as_json=as_json)
+    print_models(api.model_statuses(), fmt=check_format("json" if as_json else fmt))
 
 
 @app.command("show")
@@ -70,8 +72,8 @@ def export(names: List[str] = typer.Argument(..., help="Installed models to expo
     from volseg import api
 
     path = api.export_models(names, output)
-    err.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); on the offline machine run "
-              f"`volseg models install {path.name}`", highlight=False)
+    note(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); on the offline machine run "
+         f"`volseg models install {path.name}`")
 
 
 @app.command("verify")
@@ -97,4 +99,4 @@ def lock(output: Optional[Path] = typer.Option(
     if output is None:
         out.print(result.to_json(), end="", markup=False, highlight=False, soft_wrap=True)
     else:
-        err.print(f"wrote {output} ({len(result.models)} models)", highlight=False)
+        note(f"wrote {output} ({len(result.models)} models)")

@@ -5,7 +5,27 @@ import json
 
 from rich.table import Table
 
-from volseg.cli.console import err, out
+from volseg.cli.console import err, note, out, verbosity
+
+FORMATS = ("table", "tsv", "json")
+
+
+def check_format(fmt: str) -> str:
+    """``fmt`` if it is one of :data:`FORMATS`, else a usage error naming the choices."""
+    from volseg.errors import UsageError, unknown_choice_hint
+
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown output format {fmt!r}", hint=unknown_choice_hint(fmt, FORMATS))
+    return fmt
+
+
+def print_tsv(header, rows) -> None:
+    """Tab-separated values on stdout: a header line, then one line per row, nothing cut."""
+    stream = out.file  # raw: Rich would expand the tabs
+    for row in [header, *rows]:
+        cells = ("" if v is None else str(v).replace("\t", " ").replace("\n", " ") for v in row)
+        stream.write("\t".join(cells) + "\n")
+    stream.flush()
 
 
 def _fmt(value, digits: int = 1) -> str:
@@ -13,10 +33,13 @@ def _fmt(value, digits: int = 1) -> str:
 
 
 def print_volumetry(report) -> None:
+    """The study's volumes as a table on stdout (not with -q: report.json and the CSVs hold them)."""
+    if verbosity.quiet:
+        return
     table = Table(title=f"{report.study_id}: volumes", title_justify="left")
     for col, justify in (("structure", "left"), ("volume_ml", "right"), ("mean_hu", "right"),
                          ("components", "right"), ("flags", "left")):
-        table.add_column(col, justify=justify)
+        table.add_column(col, justify=justify, overflow="fold")  # whole names, folded when narrow
     for s in report.structures:
         flags = ", ".join(f for f, on in (("empty", s.empty), ("cut by FOV", s.touches_fov)) if on)
         table.add_row(s.name, _fmt(s.volume_ml, 2), _fmt(s.mean_hu), str(s.n_components), flags)
@@ -43,22 +66,35 @@ def print_demo(demo) -> None:
     out.print(table)
 
 
-def print_info(info, *, as_json: bool) -> None:
+_SERIES_COLUMNS = ("number", "modality", "images", "rows×columns", "description", "uid")
+
+
+def print_info(info, *, fmt: str = "table") -> None:
+    """Series found and the image read: a table, TSV (series rows, then key/value rows) or JSON."""
     from dataclasses import asdict
 
-    if as_json:
+    if fmt == "json":
         payload = {"series": [asdict(s) for s in info.series]}
         if info.image is not None:
             payload["image"] = _image_summary(info.image)
         out.print_json(json.dumps(payload))
         return
-    if len(info.series) > 1:
+    rows = [(s.number or "", s.modality or "", s.n_images, f"{s.rows}×{s.columns}", s.description or "", s.uid)
+            for s in info.series] if len(info.series) > 1 else []
+    if fmt == "tsv":
+        if rows:
+            print_tsv(_SERIES_COLUMNS, rows)
+        if info.image is not None:
+            if rows:
+                out.file.write("\n")
+            print_tsv(("key", "value"), _image_rows(_image_summary(info.image)))
+        return
+    if rows:
         table = Table(title="DICOM series (choose one with --series UID-or-number)", title_justify="left")
-        for col in ("number", "modality", "images", "rows×columns", "description", "uid"):
-            table.add_column(col)
-        for s in info.series:
-            table.add_row(str(s.number or ""), s.modality or "", str(s.n_images), f"{s.rows}×{s.columns}",
-                          s.description or "", s.uid)
+        for col in _SERIES_COLUMNS:
+            table.add_column(col, overflow="fold", no_wrap=col != "description")
+        for row in rows:
+            table.add_row(*(str(v) for v in row))
         out.print(table)
     if info.image is not None:
         _print_image(_image_summary(info.image))
@@ -73,14 +109,24 @@ def _image_summary(image) -> dict:
     return summary
 
 
-def _print_image(summary: dict) -> None:
-    table = Table(show_header=False, title=summary["file_name"], title_justify="left")
+def _image_rows(summary: dict) -> list[tuple[str, str]]:
+    rows = []
     for key, value in summary.items():
-        if key == "file_name" or value in (None, [], ()):
+        if value in (None, [], ()):
             continue
         if isinstance(value, (tuple, list)) and value and isinstance(value[0], float):
             value = " × ".join(f"{v:.4g}" for v in value)
-        table.add_row(key, str(value))
+        rows.append((key, str(value)))
+    return rows
+
+
+def _print_image(summary: dict) -> None:
+    table = Table(show_header=False, title=summary["file_name"], title_justify="left")
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    for key, value in _image_rows(summary):
+        if key != "file_name":
+            table.add_row(key, value)
     out.print(table)
 
 
@@ -100,11 +146,25 @@ def _commercial(flag) -> str:
     return {True: "yes", False: "no", None: "unknown"}[flag]
 
 
-def print_models(statuses, *, as_json: bool = False) -> None:
+_MODEL_COLUMNS = ("name", "title", "modality", "classes", "licence", "commercial", "size", "installed")
+
+
+def _model_row(s) -> tuple[str, ...]:
+    e = s.entry
+    installed = "built-in" if not e.needs_weights else ("yes" if s.installed else "no")
+    return (e.name, e.title, e.modality, str(len(e.classes)), e.licence, _commercial(e.commercial_use),
+            human_size(e.size_bytes, needs_weights=e.needs_weights), installed)
+
+
+def print_models(statuses, *, fmt: str = "table") -> None:
     """Every model grouped by task: licence, commercial use, download size, installed state."""
     from volseg.segmenters.catalogue import TASK_GROUPS
 
-    if as_json:
+    if fmt == "tsv":
+        print_tsv(("task", *_MODEL_COLUMNS), [(s.entry.task, *_model_row(s))
+                                              for s in sorted(statuses, key=lambda s: (s.entry.task, s.entry.name))])
+        return
+    if fmt == "json":
         rows = [{"name": s.entry.name, "version": s.entry.version, "task": s.entry.task,
                  "modality": s.entry.modality, "classes": len(s.entry.classes), "licence": s.entry.licence,
                  "commercial_use": s.entry.commercial_use, "size_bytes": s.entry.size_bytes,
@@ -117,16 +177,13 @@ def print_models(statuses, *, as_json: bool = False) -> None:
         groups.setdefault(s.entry.task, []).append(s)
     for task in [t for t in TASK_GROUPS if t in groups]:
         table = Table(title=task.replace("_", " "), title_justify="left")
-        table.add_column("name", no_wrap=True)
+        table.add_column("name", no_wrap=True, min_width=max(len(s.entry.name) for s in groups[task]))
         table.add_column("title", overflow="fold")
-        for col in ("modality", "classes", "licence", "commercial", "size", "installed"):
-            table.add_column(col, justify="right" if col in ("classes", "size") else "left", no_wrap=True)
+        for col in _MODEL_COLUMNS[2:]:
+            table.add_column(col, justify="right" if col in ("classes", "size") else "left", no_wrap=True,
+                             overflow="fold")
         for s in sorted(groups[task], key=lambda s: s.entry.name):
-            e = s.entry
-            installed = "built-in" if not e.needs_weights else ("yes" if s.installed else "no")
-            table.add_row(e.name, e.title, e.modality, str(len(e.classes)), e.licence,
-                          _commercial(e.commercial_use),
-                          human_size(e.size_bytes, needs_weights=e.needs_weights), installed)
+            table.add_row(*_model_row(s))
         out.print(table)
 
 
@@ -179,24 +236,23 @@ def print_model_detail(status, *, as_json: bool = False) -> None:
 def print_install_results(results) -> None:
     for r in results:
         if r.path is None:
-            err.print(f"{r.name}: built in, nothing to install", highlight=False)
+            note(f"{r.name}: built in, nothing to install")
         elif r.already_installed:
-            err.print(f"{r.name} {r.version}: already installed at {r.path}", highlight=False)
+            note(f"{r.name} {r.version}: already installed at {r.path}")
         else:
-            err.print(f"{r.name} {r.version}: installed {len(r.files)} verified file(s) at {r.path}",
-                      highlight=False)
+            note(f"{r.name} {r.version}: installed {len(r.files)} verified file(s) at {r.path}")
         if r.recorded:
-            err.print(f"  sha256 of {len(r.recorded)} unpinned file(s) recorded in the lock file "
-                      "(`volseg models lock` exports it)", highlight=False)
+            note(f"  sha256 of {len(r.recorded)} unpinned file(s) recorded in the lock file "
+                 "(`volseg models lock` exports it)")
 
 
 def print_verify_reports(reports) -> None:
     if not reports:
-        err.print("no models installed", highlight=False)
+        note("no models installed")
         return
     table = Table(title="verification", title_justify="left")
     for col in ("model", "version", "files", "result"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in reports:
         more = f" (+{len(r.problems) - 1})" if len(r.problems) > 1 else ""
         result = "ok" if r.ok else f"FAILED: {r.problems[0]}{more}"

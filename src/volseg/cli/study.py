@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from volseg.cli import flags
-from volseg.cli.console import err, progress_bar
+from volseg.cli.console import note, progress_bar
 
 
 def register(app: typer.Typer) -> None:
@@ -30,6 +30,8 @@ def segment(
     keep_phi: Optional[bool] = typer.Option(None, "--keep-phi", help="Copy patient/study identifiers into the DICOM outputs and record the input path (default: placeholders, no path)."),
     trust_bundle: bool = typer.Option(False, "--trust-bundle", help="Run a custom MONAI bundle's config "
                                       "(it can execute code): only for bundles you trust."),
+    json_log: bool = typer.Option(False, "--json-log", help="Progress and outcomes as one JSON object per "
+                                  "line on stderr (the events of `volseg batch --json-log`)."),
     step: Optional[float] = flags.STEP,
     tta: Optional[bool] = flags.TTA,
     precision: Optional[str] = flags.PRECISION,
@@ -43,17 +45,35 @@ def segment(
     options = with_overrides(SegmentOptions(), model=model, device=device, series=series, html=html,
                              dicom=dicom, keep_phi=keep_phi, trust_bundle=trust_bundle or None,
                              step=step, tta=tta, precision=precision, export=export)
-    with progress_bar() as progress:
-        results = api.segment_many(inputs, output, options=options, progress=progress)
+    if json_log:
+        results = _segment_json_log(inputs, output, options)
+    else:
+        with progress_bar() as progress:
+            results = api.segment_many(inputs, output, options=options, progress=progress)
     done = [r for r in results if isinstance(r, api.StudyResult)]
     for result in done:
         print_volumetry(result.report)
-        err.print(f"wrote {', '.join(p.name for p in result.outputs.values())} to "
-                  f"{next(iter(result.outputs.values())).parent}", highlight=False)
+        if not json_log:
+            note(f"wrote {', '.join(p.name for p in result.outputs.values())} to "
+                 f"{next(iter(result.outputs.values())).parent}")
     failed = [r for r in results if not isinstance(r, api.StudyResult)]
     if failed:
-        print_failures(failed, total=len(results))
+        if not json_log:
+            print_failures(failed, total=len(results))
         raise typer.Exit(code=max(f.error.exit_code for f in failed))
+
+
+def _segment_json_log(inputs, output, options):
+    """segment_many with batch's JSON events (and JSON log records) on stderr."""
+    from volseg import api
+    from volseg.cli.batch import _console_logs
+    from volseg.cli.progress import JsonStudies
+
+    events = JsonStudies(api._unique_study_names([Path(p) for p in inputs]))
+    with _console_logs(json_lines=True):
+        events.start_next()
+        return api.segment_many(inputs, output, options=options, progress=events.progress,
+                                on_done=events.on_done)
 
 
 def measure(
@@ -82,19 +102,21 @@ def measure(
     result = api.measure(segmentation, output, image=image, labels=labels, options=options,
                          instances=classes, organs=organs, organ_labels=organ_labels)
     print_volumetry(result.report)
-    err.print(f"wrote {', '.join(p.name for p in result.outputs.values())} to {output}", highlight=False)
+    note(f"wrote {', '.join(p.name for p in result.outputs.values())} to {output}")
 
 
 def info(
     input: Path = typer.Argument(..., help="Image file or DICOM folder."),
     series: Optional[str] = typer.Option(None, "--series", help="DICOM SeriesInstanceUID or SeriesNumber."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | tsv | json (whole values, for scripts)."),
+    as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
 ) -> None:
     """Geometry, intensity range, DICOM series found and warnings (no patient identifiers)."""
     from volseg import api
-    from volseg.cli.render import print_info
+    from volseg.cli.render import check_format, print_info
 
-    print_info(api.info(input, series=series), as_json=as_json)
+    fmt = check_format("json" if as_json else fmt)
+    print_info(api.info(input, series=series), fmt=fmt)
 
 
 def demo(
@@ -104,9 +126,8 @@ def demo(
     from volseg import api
     from volseg.cli.render import print_demo
 
-    err.print("volseg demo: synthetic chest/abdomen CT phantom → classic-ct → measurements → report",
-              highlight=False)
+    note("volseg demo: synthetic chest/abdomen CT phantom → classic-ct → measurements → report")
     with progress_bar() as progress:
         result = api.demo(output, progress=progress)
     print_demo(result)
-    err.print(f"outputs in {result.result.outputs['report'].parent}", highlight=False)
+    note(f"outputs in {result.result.outputs['report'].parent}")

@@ -8,6 +8,7 @@ is written last, so its presence means the others are complete.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from volseg.io.atomic import ensure_writable_dir, write_text
@@ -28,10 +29,15 @@ REPORT = "report.json"
 
 def write_study(out_dir: str | Path, report: Report, labels: LabelTable, segmentation: Volume | None, *,
                 image: LoadedImage | None = None, label_map: Volume | None = None, html: bool = True,
-                dicom: bool = False, keep_phi: bool = False) -> dict[str, Path]:
+                dicom: bool = False, keep_phi: bool = False,
+                progress: Callable[[str, int, int], None] | None = None) -> dict[str, Path]:
     """Write the study's files. ``segmentation`` is written as segmentation.nii.gz; ``label_map``
     (default: ``segmentation``) is what pictures and DICOM outputs draw from when it is not written.
-    ``image`` (the input) gives the pictures their background and the DICOM outputs their source."""
+    ``image`` (the input) gives the pictures their background and the DICOM outputs their source.
+    ``progress(stage, done, total)`` hears of the stages: writing (NIfTI, tables), DICOM outputs,
+    pictures (report.json, written last, is quick)."""
+    progress = progress or _no_progress
+    progress("writing", 0, 1)
     out = ensure_writable_dir(out_dir)
     written: dict[str, Path] = {}
     label_map = label_map if label_map is not None else segmentation
@@ -43,17 +49,26 @@ def write_study(out_dir: str | Path, report: Report, labels: LabelTable, segment
     written["volumetry"] = write_volumetry_csv(report, out / VOLUMETRY)
     if report.instances or report.lesion_classes:
         written["lesions"] = write_lesions_csv(report, out / LESIONS)
+    progress("writing", 1, 1)
     if dicom and label_map is not None and image is not None and image.source.kind == "dicom" \
             and label_map.array.any():  # a SEG needs one segment at least (api warns when empty)
         from volseg.reports.dicom_outputs import write_dicom_outputs
         from volseg.reports.html import instances
 
+        progress("DICOM outputs", 0, 1)
         written.update(write_dicom_outputs(out, report, labels, label_map, image.source, keep_phi=keep_phi,
                                            instances=instances(report)))
+        progress("DICOM outputs", 1, 1)
     if html and label_map is not None:
         from volseg.reports.html import write_report_html
 
+        progress("pictures", 0, 1)
         written["html"] = write_report_html(out, report, labels, label_map,
                                             image.volume if image is not None else None)
+        progress("pictures", 1, 1)
     written["report"] = write_text(out / REPORT, report.to_json())
     return written
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    """No one listens."""

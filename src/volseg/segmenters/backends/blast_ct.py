@@ -140,6 +140,7 @@ class BlastCTSegmenter:
         from volseg.segmenters.engine.valid_windows import run_valid_windows
 
         t0 = time.perf_counter()
+        progress("preprocessing", 0, 1)
         work = reorient(volume, ORIENTATION)
         spacing = tuple(float(s) for s in (self.entry.input.spacing_mm or (1.0, 1.0, 1.0)))
         zyx = resample_linear_itk(work.array, work.spacing, spacing)  # (k, j, i) on the model grid
@@ -147,16 +148,19 @@ class BlastCTSegmenter:
         lower, upper = self.entry.input.intensity.window or (-15.0, 100.0)
         out_lo, out_hi = self.entry.input.intensity.output_range or (-1.0, 1.0)
         window_normalize(x, lower=lower, upper=upper, out_lower=out_lo, out_upper=out_hi)
+        progress("preprocessing", 1, 1)
         t1 = time.perf_counter()
         run = run_valid_windows(x, EnsemblePredictor(self.nets), channels=self.options.num_classes,
                                 tile=self.tile, margin=self.margin, settings=self.settings,
                                 constant=out_lo, progress=progress)
         del x
         t2 = time.perf_counter()
+        progress("export", 0, 1)
         codes = model_grid_codes(run.blend, run.keep, LabelDecoder(tuple(range(self.options.num_classes))))
         model_labels = codes.to(torch.uint8).cpu().numpy().transpose(2, 1, 0)  # back to (i, j, k)
         on_input = nearest_labels(model_labels, work.shape, work.spacing, spacing)
         out = undo_reorient(on_input, volume, ORIENTATION)
+        progress("export", 1, 1)
         self._last = {"windows": run.blend.windows, "windows_reused": run.skipped, "precision": run.precision,
                       "window_batch": run.window_batch, "fallbacks": run.fallbacks,
                       "model_grid_shape": list(model_labels.shape),
