@@ -82,6 +82,9 @@ def load(entry, *, device: str = "auto", model_dir: str | Path | None = None,
     labels = entry.label_table()
     parts = options.parts or _entry_parts(entry, options, labels) or (options,)
     if classes is not None:
+        from volseg.segmenters.subset import check_roi_subset
+
+        check_roi_subset(list(classes), labels, model=entry.name)
         parts = select_parts(parts, [labels.index_of(name) for name in classes], model=entry.name)
     folders = [(read_part(p, root), p.label_map) for p in parts]
     orientation = options.reorient_to or getattr(getattr(entry, "input", None), "orientation", None)
