@@ -66,7 +66,8 @@ def parse_roi_subset(names) -> tuple[str, ...]:
             if name.strip() and name.strip() not in found:
                 found.append(name.strip())
     if not found:
-        raise UsageError("--roi-subset names no class", hint="give class names, e.g. --roi-subset liver,spleen")
+        raise UsageError("--roi-subset names no class",
+                         hint="give class names, e.g. --roi-subset liver,spleen")
     return tuple(found)
 
 

@@ -18,7 +18,8 @@ def register(app: typer.Typer) -> None:
 
 
 def segment(
-    inputs: Optional[List[Path]] = typer.Argument(None, help="NIfTI/NRRD/MHA files or DICOM folders (or -i)."),
+    inputs: Optional[List[Path]] = typer.Argument(None, help="NIfTI/NRRD/MHA files or DICOM folders "
+                                                  "(or -i)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder (one sub-folder per study when several "
                                 "inputs), or the label map's file name X.nii.gz (other outputs beside it)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Catalogue model name (see `volseg models list`), "
@@ -35,9 +36,10 @@ def segment(
     tta: Optional[bool] = flags.TTA,
     precision: Optional[str] = flags.PRECISION,
     export: Optional[str] = flags.EXPORT,
-    input_option: Optional[List[Path]] = typer.Option(None, "--input", "-i", help="An input, as TotalSegmentator "
-                                                      "takes it (repeatable; adds to the positional inputs)."),
-    fast: bool = typer.Option(False, "--fast", help="Run the model's fast variant (e.g. total → total-fast)."),
+    input_option: Optional[List[Path]] = typer.Option(
+        None, "--input", "-i", help="An input, as TotalSegmentator takes it (repeatable; adds to the "
+                                    "positional inputs)."),
+    fast: bool = typer.Option(False, "--fast", help="Run the model's fast variant (total → total-fast)."),
     roi_subset: Optional[str] = typer.Option(None, "--roi-subset", "--roi_subset", help="Only these classes, "
                                              "NAME[,NAME...]: written, measured, and only the model parts "
                                              "that predict them are run."),
@@ -65,7 +67,8 @@ def segment(
         files = [p.name for k, p in result.outputs.items() if not k.startswith("mask:")]
         n_masks = len(result.outputs) - len(files)
         files += [f"segmentations/ ({n_masks} masks)"] if n_masks else []
-        err.print(f"wrote {', '.join(files)} to {next(iter(result.outputs.values())).parent}", highlight=False)
+        folder = next(iter(result.outputs.values())).parent
+        err.print(f"wrote {', '.join(files)} to {folder}", highlight=False)
     failed = [r for r in results if not isinstance(r, api.StudyResult)]
     if failed:
         print_failures(failed, total=len(results))
@@ -73,8 +76,9 @@ def segment(
 
 
 def measure(
-    segmentation: Path = typer.Argument(..., help="Label map (NIfTI/NRRD/MHA), or a folder of per-class masks "
-                                        "<name>.nii.gz (TotalSegmentator's output; names from the files)."),
+    segmentation: Path = typer.Argument(..., help="Label map (NIfTI/NRRD/MHA), or a folder of per-class "
+                                        "masks <name>.nii.gz (TotalSegmentator's output; names from the "
+                                        "files)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder."),
     image: Optional[Path] = typer.Option(None, "--image", "-i", help="The image the labels belong to (for HU statistics)."),
     labels: Optional[Path] = typer.Option(None, "--labels", "-l", help="labels.json or a plain {index: name} JSON object."),

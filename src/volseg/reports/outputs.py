@@ -1,9 +1,10 @@
 """Write one study's files; every file renders the one Report.
 
-segmentation.nii.gz (or the ``.nii.gz`` file ``out_dir`` names, see :func:`output_target`), labels.json, segmentation.ctbl + segmentation.itksnap.txt (colour tables for
-3D Slicer / ITK-SNAP), volumetry.csv, lesions.csv (whenever the report has instances or declares
-lesion classes; a header alone when those classes are empty), optionally ``segmentations/<class>.nii.gz``
-(``masks``: one 0/1 mask per class, TotalSegmentator's layout), the DICOM SEG + SR
+segmentation.nii.gz (or the ``.nii.gz`` file ``out_dir`` names, see :func:`output_target`), labels.json,
+segmentation.ctbl + segmentation.itksnap.txt (colour tables for 3D Slicer / ITK-SNAP), volumetry.csv,
+lesions.csv (whenever the report has instances or declares lesion classes; a header alone when those
+classes are empty), optionally ``segmentations/<class>.nii.gz`` (``masks``: one 0/1 mask per class,
+TotalSegmentator's layout), the DICOM SEG + SR
 (``dicom``), report.html (``html``) and report.json. Each file is written atomically; report.json
 is written last, so its presence means the others are complete.
 """

@@ -141,7 +141,8 @@ def parts_for_classes(produced: Sequence[Iterable[int] | None], wanted: Iterable
     return [i for i, labels in enumerate(produced) if labels is None or wanted & {int(v) for v in labels}]
 
 
-def select_parts(parts: Sequence[PartOptions], wanted: Sequence[int], *, model: str) -> tuple[PartOptions, ...]:
+def select_parts(parts: Sequence[PartOptions], wanted: Sequence[int], *,
+                 model: str) -> tuple[PartOptions, ...]:
     """The parts that predict one of the ``wanted`` labels (the others are neither loaded nor run)."""
     keep = parts_for_classes([set(p.label_map.values()) if p.label_map is not None else None for p in parts],
                              wanted)
