@@ -23,6 +23,7 @@ from volseg.labels import LabelTable, read_labels
 from volseg.options import MeasureOptions, SegmentOptions
 from volseg.reports.model import Report
 from volseg.segmenters.base import ProgressCallback, Segmenter, no_progress
+from volseg.segmenters.subset import keep_classes, load_for
 from volseg.volume import Volume
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,13 @@ def load_model(model: str | None = None, *, device: str = "auto", trust: bool = 
 
 def segment(input: str | Path, out_dir: str | Path, *, options: SegmentOptions = SegmentOptions(),
             segmenter: Segmenter | None = None, progress: ProgressCallback = no_progress) -> StudyResult:
-    """Segment one study; writes segmentation.nii.gz, labels.json, colour tables, volumetry.csv,
-    report.html (``options.html``), DICOM SEG + SR (``options.dicom``, DICOM inputs) and report.json."""
+    """Segment one study; writes segmentation.nii.gz (or ``out_dir`` when it names ``X.nii.gz``),
+    labels.json, colour tables, volumetry.csv, report.html (``options.html``), DICOM SEG + SR
+    (``options.dicom``, DICOM inputs), per-class masks (``options.masks``) and report.json."""
     from volseg.io.atomic import ensure_writable_dir
+    from volseg.reports.outputs import output_folder
 
-    ensure_writable_dir(out_dir)
+    ensure_writable_dir(output_folder(out_dir))
     timings: dict[str, float] = {}
     t = time.perf_counter()
     progress("read", 0, 1)
@@ -70,8 +73,7 @@ def segment(input: str | Path, out_dir: str | Path, *, options: SegmentOptions =
     timings["read"] = time.perf_counter() - t
     if segmenter is None:
         t = time.perf_counter()
-        segmenter = load_model(options.model, device=options.device, trust=options.trust_bundle,
-                               engine=options.engine)
+        segmenter = load_for(options)  # --fast, --roi-subset
         timings["load_model"] = time.perf_counter() - t
     warnings = check_outputs(image, segmenter, options=options)
     t = time.perf_counter()
@@ -95,17 +97,21 @@ def write_outputs(image: LoadedImage, labels: Volume, out_dir: str | Path, *, st
 
     The second half of :func:`segment`, for callers that read and predict themselves (``volseg batch``).
     """
+    labels, table = keep_classes(labels, segmenter.labels, options.roi_subset, model=segmenter.name)
     warnings = list(warnings)
     if options.dicom and image.source.kind == "dicom" and not labels.array.any():
         warnings.append("--dicom: nothing was segmented, so no DICOM SEG/SR was written")
     return _measure_and_write(
-        study_id, image, labels, segmenter.labels, out_dir,
+        study_id, image, labels, table, out_dir,
         model=segmenter.provenance(), options={"model": segmenter.name, "device": options.device,
                                                "series": options.series, "html": options.html,
                                                "dicom": options.dicom, "keep_phi": options.keep_phi,
+                                               "fast": options.fast, "masks": options.masks,
+                                               "roi_subset": list(options.roi_subset or []) or None,
                                                **(_input_path(input, options) if input is not None else {})},
         timings=dict(timings or {}), extra_warnings=warnings,
-        outputs={"html": options.html, "dicom": options.dicom, "keep_phi": options.keep_phi},
+        outputs={"html": options.html, "dicom": options.dicom, "keep_phi": options.keep_phi,
+                 "masks": options.masks},
         instance_classes=_catalogue_instance_classes(segmenter), progress=progress,
     )
 
@@ -116,14 +122,14 @@ def segment_many(inputs: Iterable[str | Path], out_dir: str | Path, *,
                  ) -> list[StudyResult | StudyFailure]:
     """Segment several studies with one loaded model; a failing study is recorded, the rest go on.
 
-    One input writes into ``out_dir``; several write into ``out_dir/<study name>/``.
+    One input writes into ``out_dir`` (a folder, or ``X.nii.gz``); several into ``out_dir/<study name>/``.
     """
     from volseg.io.atomic import ensure_writable_dir
+    from volseg.reports.outputs import output_folder
 
     inputs = [Path(p) for p in inputs]
-    ensure_writable_dir(out_dir)
-    segmenter = load_model(options.model, device=options.device, trust=options.trust_bundle,
-                           engine=options.engine)
+    ensure_writable_dir(output_folder(out_dir, studies=len(inputs)))
+    segmenter = load_for(options)
     results: list[StudyResult | StudyFailure] = []
     names = _unique_study_names(inputs)
     for path, name in zip(inputs, names):
@@ -144,7 +150,7 @@ def measure(segmentation: str | Path, out_dir: str | Path, *, image: str | Path 
             labels: str | Path | None = None, options: MeasureOptions = MeasureOptions(),
             instances: Sequence[str] | None = None, organs: str | Path | None = None,
             organ_labels: str | Path | None = None) -> StudyResult:
-    """Report and CSVs for an existing label map (and its image, for HU statistics).
+    """Report and CSVs for an existing label map or masks folder (and its image, for HU statistics).
 
     ``instances`` names the lesion-type classes to split into lesions/nodes (default: classes whose
     names say tumour, lesion, nodule, metastasis, cyst or lymph node); they go to lesions.csv.
@@ -153,11 +159,12 @@ def measure(segmentation: str | Path, out_dir: str | Path, *, image: str | Path 
     segmentation's own other classes).
     """
     from volseg.io.atomic import ensure_writable_dir
+    from volseg.io.masks import read_segmentation
 
     ensure_writable_dir(out_dir)
     t = time.perf_counter()
-    seg = read_image(segmentation)
-    table = read_labels(labels) if labels else _labels_from_map(seg.volume)
+    seg, named, warnings = read_segmentation(segmentation)  # a label map, or a folder of masks
+    table = read_labels(labels) if labels else named or _labels_from_map(seg.volume)
     source = read_image(image) if image else None
     if source is not None and not source.volume.same_grid(seg.volume, atol_mm=1e-2):
         raise GeometryError(
@@ -176,6 +183,7 @@ def measure(segmentation: str | Path, out_dir: str | Path, *, image: str | Path 
                              "organs": Path(organs).name if organs else None,
                              "min_instance_volume_mm3": options.min_instance_volume_mm3},
         timings=timings, has_intensity=source is not None, connectivity=options.connectivity,
+        extra_warnings=warnings,
         write_segmentation=False, instance_classes=instances, organs=organ_volume, organ_table=organ_table,
         min_instance_volume_mm3=options.min_instance_volume_mm3,
     )

@@ -27,11 +27,17 @@ class SegmentOptions:
     tta: bool | None = None  # mirroring test-time augmentation (8× the work in 3-D)
     precision: str | None = None  # auto | fp32 | bf16 | fp16
     export: str | None = None  # exact | nearest: how labels return to the input grid
+    # TotalSegmentator habits
+    fast: bool = False  # run the model's catalogued fast variant (e.g. total -> total-fast)
+    roi_subset: tuple[str, ...] | None = None  # only these classes are predicted, written and measured
+    masks: bool = False  # also write segmentations/<class>.nii.gz, one 0/1 mask per class
 
     def __post_init__(self) -> None:
         if not _DEVICE_RE.match(self.device):
             raise UsageError(f"invalid device {self.device!r}", hint="use auto, cpu, cuda, cuda:N or mps")
         check_engine(self.engine)
+        if self.roi_subset is not None:
+            object.__setattr__(self, "roi_subset", parse_roi_subset(self.roi_subset))
 
     @property
     def engine(self) -> dict[str, Any]:
@@ -49,6 +55,20 @@ class MeasureOptions:
             raise UsageError(f"connectivity must be 6, 18 or 26, got {self.connectivity}")
         if not self.min_instance_volume_mm3 >= 0:
             raise UsageError(f"minimum instance volume must be >= 0 mm³, got {self.min_instance_volume_mm3}")
+
+
+def parse_roi_subset(names) -> tuple[str, ...]:
+    """Class names from ``"a,b"`` or a sequence of names (each may hold commas), duplicates dropped."""
+    parts = [names] if isinstance(names, str) else list(names)
+    found: list[str] = []
+    for part in parts:
+        for name in str(part).split(","):
+            if name.strip() and name.strip() not in found:
+                found.append(name.strip())
+    if not found:
+        raise UsageError("--roi-subset names no class",
+                         hint="give class names, e.g. --roi-subset liver,spleen")
+    return tuple(found)
 
 
 def engine_overrides(*, step: float | None = None, tta: bool | None = None, precision: str | None = None,

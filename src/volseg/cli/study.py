@@ -18,8 +18,10 @@ def register(app: typer.Typer) -> None:
 
 
 def segment(
-    inputs: List[Path] = typer.Argument(..., help="NIfTI/NRRD/MHA files or DICOM folders."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output folder (one sub-folder per study when several inputs)."),
+    inputs: Optional[List[Path]] = typer.Argument(None, help="NIfTI/NRRD/MHA files or DICOM folders "
+                                                  "(or -i)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder (one sub-folder per study when several "
+                                "inputs), or the label map's file name X.nii.gz (other outputs beside it)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Catalogue model name (see `volseg models list`), "
                                         "or a path: nnU-Net trained-model folder, .onnx file with its "
                                         "sidecar, MONAI bundle folder."),
@@ -36,15 +38,29 @@ def segment(
     tta: Optional[bool] = flags.TTA,
     precision: Optional[str] = flags.PRECISION,
     export: Optional[str] = flags.EXPORT,
+    input_option: Optional[List[Path]] = typer.Option(
+        None, "--input", "-i", help="An input, as TotalSegmentator takes it (repeatable; adds to the "
+                                    "positional inputs)."),
+    fast: bool = typer.Option(False, "--fast", help="Run the model's fast variant (total → total-fast)."),
+    roi_subset: Optional[str] = typer.Option(None, "--roi-subset", "--roi_subset", help="Only these classes, "
+                                             "NAME[,NAME...]: written, measured, and only the model parts "
+                                             "that predict them are run."),
+    masks: bool = typer.Option(False, "--masks", help="Also write segmentations/<class>.nii.gz, one 0/1 mask "
+                               "per class (TotalSegmentator's layout)."),
 ) -> None:
     """Segment studies: segmentation.nii.gz, colour tables, volumetry.csv, report.html, report.json."""
     from volseg import api
     from volseg.cli.render import print_failures, print_volumetry
+    from volseg.errors import UsageError
     from volseg.options import SegmentOptions, with_overrides
 
+    inputs = [*(inputs or []), *(input_option or [])]
+    if not inputs:
+        raise UsageError("no input given", hint="name the image as an argument or with -i/--input")
     options = with_overrides(SegmentOptions(), model=model, device=device, series=series, html=html,
                              dicom=dicom, keep_phi=keep_phi, trust_bundle=trust_bundle or None,
-                             step=step, tta=tta, precision=precision, export=export)
+                             step=step, tta=tta, precision=precision, export=export,
+                             fast=fast or None, roi_subset=roi_subset, masks=masks or None)
     if json_log:
         results = _segment_json_log(inputs, output, options)
     else:
@@ -54,8 +70,11 @@ def segment(
     for result in done:
         print_volumetry(result.report)
         if not json_log:
-            note(f"wrote {', '.join(p.name for p in result.outputs.values())} to "
-                 f"{next(iter(result.outputs.values())).parent}")
+            files = [p.name for k, p in result.outputs.items() if not k.startswith("mask:")]
+            n_masks = len(result.outputs) - len(files)
+            files += [f"segmentations/ ({n_masks} masks)"] if n_masks else []
+            folder = next(iter(result.outputs.values())).parent
+            note(f"wrote {', '.join(files)} to {folder}")
     failed = [r for r in results if not isinstance(r, api.StudyResult)]
     if failed:
         if not json_log:
@@ -77,7 +96,9 @@ def _segment_json_log(inputs, output, options):
 
 
 def measure(
-    segmentation: Path = typer.Argument(..., help="Label map (NIfTI/NRRD/MHA)."),
+    segmentation: Path = typer.Argument(..., help="Label map (NIfTI/NRRD/MHA), or a folder of per-class "
+                                        "masks <name>.nii.gz (TotalSegmentator's output; names from the "
+                                        "files)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder."),
     image: Optional[Path] = typer.Option(None, "--image", "-i", help="The image the labels belong to (for HU statistics)."),
     labels: Optional[Path] = typer.Option(None, "--labels", "-l", help="labels.json or a plain {index: name} JSON object."),

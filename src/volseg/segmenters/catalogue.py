@@ -175,6 +175,9 @@ class ModelEntry(_Strict):
     notes: str = ""
     # lesion-type classes split into instances (lesions.csv); empty: the naming rule decides
     instance_classes: tuple[str, ...] = ()
+    fast_variant: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9_\-]*$",
+        description="catalogue entry run for --fast (a faster, coarser model of the same family)")
 
     @field_validator("classes")
     @classmethod
@@ -226,6 +229,8 @@ class ModelEntry(_Strict):
                 raise ValueError(f"parts leave classes unmapped: {sorted(names - covered)[:5]}")
         if self.cascade is not None and self.cascade.model == self.name:
             raise ValueError("a model cannot crop to its own output")
+        if self.fast_variant == self.name:
+            raise ValueError("a model cannot be its own fast variant")
         return self
 
     # ---- derived ------------------------------------------------------------------------
@@ -272,6 +277,7 @@ def load_catalogue() -> dict[str, ModelEntry]:
             raise ModelError(f"catalogue entry {entry.name!r} is defined twice")
         entries[entry.name] = entry
     _check_cascades(entries)
+    _check_fast_variants(entries)
     return entries
 
 
@@ -292,6 +298,25 @@ def _check_cascades(entries: dict[str, ModelEntry]) -> None:
         missing = set(entry.cascade.classes) - {c.name for c in parent.classes}
         if missing:
             raise ModelError(f"{entry.name}: cascade classes {sorted(missing)} not in {parent.name}")
+
+
+def _check_fast_variants(entries: dict[str, ModelEntry]) -> None:
+    for entry in entries.values():
+        if entry.fast_variant is not None and entry.fast_variant not in entries:
+            raise ModelError(f"{entry.name}: fast variant {entry.fast_variant!r} is not catalogued",
+                             hint=unknown_choice_hint(entry.fast_variant, entries))
+
+
+def fast_variant(name: str) -> str:
+    """The catalogue entry ``--fast`` runs instead of model ``name``; UsageError when it has none."""
+    from volseg.errors import UsageError
+
+    entry = get_entry(name)
+    if entry.fast_variant is None:
+        having = sorted(e.name for e in load_catalogue().values() if e.fast_variant)
+        raise UsageError(f"model {name!r} has no fast variant, so --fast cannot apply",
+                         hint=f"models with one: {', '.join(having)}" if having else None)
+    return entry.fast_variant
 
 
 def get_entry(name: str) -> ModelEntry:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,14 +65,15 @@ class NnUNetOptions(PartOptions):
 
 
 def load(entry, *, device: str = "auto", model_dir: str | Path | None = None,
-         engine: dict[str, Any] | None = None) -> NnUNetSegmenter:
+         engine: dict[str, Any] | None = None, classes: Iterable[str] | None = None) -> NnUNetSegmenter:
     """Factory for catalogue entries (``BACKENDS["nnunet"]``).
 
     The weights folder is ``model_dir``, else ``backend_options.model_dir``, else the weights
     manager's installed folder. Parts come from ``backend_options.parts`` or the entry's ``parts``
     (each naming its ``model_folder`` and its labels by class name); sliding-window settings from
     ``backend_options.engine`` and the entry's ``sliding_window``, then the user's ``engine``
-    overrides; orientation from ``input``.
+    overrides; orientation from ``input``. ``classes`` (names; TotalSegmentator's ``--roi_subset``)
+    loads and runs only the parts that predict one of them.
     """
     options = parse_options(entry.backend_options)
     root = Path(model_dir or options.model_dir or _installed_folder(entry))
@@ -79,6 +81,11 @@ def load(entry, *, device: str = "auto", model_dir: str | Path | None = None,
         raise ModelError(f"the weights folder of model {entry.name!r} does not exist", path=root)
     labels = entry.label_table()
     parts = options.parts or _entry_parts(entry, options, labels) or (options,)
+    if classes is not None:
+        from volseg.segmenters.subset import check_roi_subset
+
+        check_roi_subset(list(classes), labels, model=entry.name)
+        parts = select_parts(parts, [labels.index_of(name) for name in classes], model=entry.name)
     folders = [(read_part(p, root), p.label_map) for p in parts]
     orientation = options.reorient_to or getattr(getattr(entry, "input", None), "orientation", None)
     return NnUNetSegmenter(folders, name=entry.name, version=entry.version, labels=labels, device=device,
@@ -125,6 +132,25 @@ def read_part(part: PartOptions, root: Path) -> ModelFolder:
         path = root
     return read_model_folder(path, folds=part.folds, checkpoint=part.checkpoint,
                              configuration=part.configuration if part.dataset else None)
+
+
+def parts_for_classes(produced: Sequence[Iterable[int] | None], wanted: Iterable[int]) -> list[int]:
+    """Positions of the parts to run for the ``wanted`` output labels: those whose output labels
+    (``None``: not known before loading, so kept) hold one of them, in their original order."""
+    wanted = {int(w) for w in wanted}
+    return [i for i, labels in enumerate(produced) if labels is None or wanted & {int(v) for v in labels}]
+
+
+def select_parts(parts: Sequence[PartOptions], wanted: Sequence[int], *,
+                 model: str) -> tuple[PartOptions, ...]:
+    """The parts that predict one of the ``wanted`` labels (the others are neither loaded nor run)."""
+    keep = parts_for_classes([set(p.label_map.values()) if p.label_map is not None else None for p in parts],
+                             wanted)
+    if not keep:
+        raise ModelError(f"no part of model {model!r} predicts labels {sorted(wanted)}")
+    if len(keep) < len(parts):
+        log.info("%s: running %d of its %d parts for the classes asked", model, len(keep), len(parts))
+    return tuple(parts[i] for i in keep)
 
 
 def _installed_folder(entry) -> Path:
