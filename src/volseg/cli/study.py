@@ -34,6 +34,8 @@ def segment(
     tta: Optional[bool] = flags.TTA,
     precision: Optional[str] = flags.PRECISION,
     export: Optional[str] = flags.EXPORT,
+    force: bool = typer.Option(False, "--force", help="Run the model even on an input it was not made for "
+                               "(other modality, not CT in HU, other body region)."),
 ) -> None:
     """Segment studies: segmentation.nii.gz, colour tables, volumetry.csv, report.html, report.json."""
     from volseg import api
@@ -42,7 +44,7 @@ def segment(
 
     options = with_overrides(SegmentOptions(), model=model, device=device, series=series, html=html,
                              dicom=dicom, keep_phi=keep_phi, trust_bundle=trust_bundle or None,
-                             step=step, tta=tta, precision=precision, export=export)
+                             step=step, tta=tta, precision=precision, export=export, force=force or None)
     with progress_bar() as progress:
         results = api.segment_many(inputs, output, options=options, progress=progress)
     done = [r for r in results if isinstance(r, api.StudyResult)]
