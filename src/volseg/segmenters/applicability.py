@@ -116,9 +116,9 @@ def check_applicable(volume: Volume, scope: ModelScope, *, modality: str | None 
     """Survey ``volume`` and raise ModelError (naming ``path`` and the model) when ``scope`` does not fit."""
     if scope.modality is None and scope.region is None:
         return survey(volume, modality=modality, anatomy=False)
-    found = survey(volume, modality=modality, anatomy=scope.region is not None)
+    found = survey(volume, modality=modality, anatomy=bool(REGION_RULES.get(scope.region or "")))
     reason = refusal(scope, found)
-    log.info("applicability of %s: %s (%.2f s)", scope.name, reason or "fits", found.seconds)
+    log.debug("applicability of %s: %s (%.2f s)", scope.name, reason or "fits", found.seconds)
     if reason:
         raise ModelError(f"model {scope.name!r} not run: {reason}", path=path, hint=FORCE_HINT)
     return found
@@ -131,7 +131,8 @@ def refusal(scope: ModelScope, found: InputSurvey) -> str | None:
     if scope.modality and tag and tag != scope.modality:
         return f"this image is {tag} (DICOM Modality); {made_for}"
     if scope.modality == "CT" and found.units == "hu+1024":
-        return f"values look like CT stored without RescaleIntercept (HU+1024); {made_for} in HU"
+        return (f"values do not look like CT in HU: they look like CT stored without RescaleIntercept "
+                f"(HU+1024); {made_for} in HU")
     if scope.modality == "CT" and found.units != "hu":
         return (f"values do not look like CT in HU (1st/99th percentile {found.p1:.0f}/{found.p99:.0f}); "
                 f"{made_for} in HU")
@@ -173,7 +174,8 @@ def survey(volume: Volume, *, modality: str | None = None, anatomy: bool = True)
         body = _body_mask(hu, ct=units != "other", p99=p99)
         body_mm = _body_extent(body, ras.spacing)
         if units == "hu":  # thin bone (temporal squama) survives block-max pooling, not striding
-            bone = reorient(small.with_array(_block_any(np.asarray(volume.array) > BONE_HU, steps)), "RAS")
+            pooled = _block_any_above(np.asarray(volume.array), BONE_HU, steps)
+            bone = reorient(small.with_array(pooled), "RAS")
             skull_slices = _skull_slices(hu, bone.array, ras.spacing)
             lung_ml = _lung_ml(hu, body, ras.spacing)
     return InputSurvey(modality, units, p1, p99, fov_extent_mm(volume), body_mm, skull_slices, lung_ml,
@@ -210,12 +212,13 @@ def _subsample(volume: Volume) -> tuple[Volume, tuple[int, int, int]]:
     return Volume(array, affine), steps  # type: ignore[return-value]
 
 
-def _block_any(mask: np.ndarray, steps) -> np.ndarray:
-    """True where any voxel of a steps-sized block is True (the grid of :func:`_subsample`)."""
-    pad = [(0, -n % s) for n, s in zip(mask.shape, steps)]
-    mask = np.pad(mask, pad)
-    a, b, c = (n // s for n, s in zip(mask.shape, steps))
-    return mask.reshape(a, steps[0], b, steps[1], c, steps[2]).any(axis=(1, 3, 5))
+def _block_any_above(array: np.ndarray, threshold: float, steps) -> np.ndarray:
+    """True where any voxel of a steps-sized block exceeds ``threshold`` (the grid of :func:`_subsample`)."""
+    mask = array > threshold
+    for axis, step in enumerate(steps):
+        if step > 1:
+            mask = np.logical_or.reduceat(mask, np.arange(0, mask.shape[axis], step), axis=axis)
+    return mask
 
 
 def _body_mask(image: np.ndarray, *, ct: bool, p99: float) -> np.ndarray:

@@ -53,7 +53,8 @@ def check_ct(image: np.ndarray, modality: str | None) -> None:
                          hint="use a model made for this modality (volseg models list)")
     if not looks_like_ct(image):
         if classify_units(np.asarray(image)[::4, ::4, ::4])[0] == "hu+1024":
-            raise ModelError("values look like CT stored without RescaleIntercept (HU+1024)",
+            raise ModelError("values do not look like CT in HU: they look like CT stored without "
+                             "RescaleIntercept (HU+1024)",
                              hint="classic-ct needs CT in Hounsfield units: restore the rescale tags")
         s = hu_summary(image)
         raise ModelError(
