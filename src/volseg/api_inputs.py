@@ -41,7 +41,8 @@ class ModelLoader:
 
             t, o = time.perf_counter(), self.options
             try:
-                self.segmenter = load_segmenter(o.model, device=o.device, trust=o.trust_bundle, engine=o.engine)
+                self.segmenter = load_segmenter(o.model, device=o.device, trust=o.trust_bundle,
+                                                engine=o.engine)
             except VolsegError:
                 self.failed = True  # no study of the run can be done
                 raise

@@ -114,13 +114,29 @@ def test_modality_tag_and_shifted_ct_messages():
 
 
 def test_check_names_file_model_and_reason():
-    with pytest.raises(ModelError, match=r"^scan\.nii\.gz: model 'blast-ct' not run: no skull.*--force") as info:
+    match = r"^scan\.nii\.gz: model 'blast-ct' not run: no skull.*--force"
+    with pytest.raises(ModelError, match=match) as info:
         check_applicable(trunk_phantom(lungs=True), BLAST, path="scan.nii.gz")
     assert info.value.exit_code == 7
 
 
 def test_path_models_without_declared_modality_are_not_checked():
     assert check_applicable(trunk_phantom(lungs=False), ModelScope("my-model")).units == "hu"
+
+
+def test_scope_of_path_models_is_the_modality_they_declare():
+    from types import SimpleNamespace
+
+    from volseg.segmenters.applicability import scope_of_segmenter
+
+    onnx_like = SimpleNamespace(name="mine", meta=SimpleNamespace(modality="MR"))
+    nnunet_like = SimpleNamespace(name="Dataset1_x", parts=[SimpleNamespace(scheme="CTNormalization")])
+    silent = SimpleNamespace(name="Dataset2_y", parts=[SimpleNamespace(scheme="ZScoreNormalization")])
+    assert scope_of_segmenter(onnx_like) == ModelScope("mine", "MR")
+    assert scope_of_segmenter(nnunet_like) == ModelScope("Dataset1_x", "CT")
+    assert scope_of_segmenter(silent) == ModelScope("Dataset2_y")
+    classic = ModelScope("classic-ct", "CT", "whole body")
+    assert scope_of_segmenter(SimpleNamespace(name="classic-ct")) == classic
 
 
 def test_api_refuses_before_loading_weights_and_force_runs(tmp_path, monkeypatch):
@@ -134,8 +150,9 @@ def test_api_refuses_before_loading_weights_and_force_runs(tmp_path, monkeypatch
     with pytest.raises(ModelError, match=r"mr_like\.nii\.gz: model 'classic-ct' not run: values do not look"):
         api.segment(path, tmp_path / "out", options=SegmentOptions(model="classic-ct", html=False))
     assert loads == []  # refused before the model was loaded
-    with pytest.raises(ModelError, match=r"mr_like\.nii\.gz: .*values do not look like CT"):  # classic's own check
-        api.segment(path, tmp_path / "out", options=SegmentOptions(model="classic-ct", html=False, force=True))
+    forced = SegmentOptions(model="classic-ct", html=False, force=True)
+    with pytest.raises(ModelError, match=r"mr_like\.nii\.gz: .*values do not look like CT"):  # classic's own
+        api.segment(path, tmp_path / "out", options=forced)
     assert len(loads) == 1
 
 
@@ -143,7 +160,8 @@ def test_loaded_model_is_checked_before_predicting(tmp_path):
     seg = api.load_model("classic-ct")
     shifted = trunk_phantom(lungs=True)
     shifted = shifted.with_array(shifted.array.astype(np.int32) + 1024)
-    with pytest.raises(ModelError, match=r"^shifted: model 'classic-ct' not run: .*RescaleIntercept \(HU\+1024\)"):
+    match = r"^shifted: model 'classic-ct' not run: .*RescaleIntercept \(HU\+1024\)"
+    with pytest.raises(ModelError, match=match):
         api.segment(shifted, tmp_path / "out", segmenter=seg, study_id="shifted")
 
 
@@ -179,7 +197,8 @@ def test_blast_ct_takes_the_head_and_refuses_mr_and_abdomen(shared_data):
     scope = ModelScope.of_entry(load_catalogue()["blast-ct"])
     head = read_image(shared_data / "head-ct/cranium_ct_0051.nii.gz")
     check_applicable(head.volume, scope)
-    for name, why in [("example_mr_sm.nii.gz", "do not look like CT in HU"), ("example_ct.nii.gz", "no skull")]:
+    refused = [("example_mr_sm.nii.gz", "do not look like CT in HU"), ("example_ct.nii.gz", "no skull")]
+    for name, why in refused:
         image = read_image(shared_data / "totalseg-example" / name)
         with pytest.raises(ModelError, match=why):
             check_applicable(image.volume, scope, path=name)

@@ -93,7 +93,8 @@ def test_segment_refuses_arrays(tmp_path):
 def test_predict_takes_images_and_refuses_arrays(phantom, tmp_path):
     seg = api.load_model("classic-ct")
     want = seg.predict(phantom).array
-    np.testing.assert_array_equal(seg.predict(nib.Nifti1Image(np.asarray(phantom.array), phantom.affine)).array, want)
+    in_memory = nib.Nifti1Image(np.asarray(phantom.array), phantom.affine)
+    np.testing.assert_array_equal(seg.predict(in_memory).array, want)
     np.testing.assert_array_equal(seg.predict(write_nifti(phantom, tmp_path / "p.nii.gz")).array, want)
     with pytest.raises(TypeError, match="affine"):
         seg.predict(np.asarray(phantom.array))

@@ -107,8 +107,18 @@ def scope_of_segmenter(segmenter) -> ModelScope:
     entry = entry if isinstance(entry, ModelEntry) else load_catalogue().get(name)
     if entry is not None:
         return ModelScope.of_entry(entry)
-    declared = getattr(segmenter, "modality", None)
-    return ModelScope(name, _modality_name(declared) if isinstance(declared, str) else None)
+    return ModelScope(name, declared_modality(segmenter))
+
+
+def declared_modality(segmenter) -> str | None:
+    """The modality a model given by path declares: an ONNX sidecar's ``modality``, or CT for an
+    nnU-Net folder whose every part normalises as CT (its dataset.json names the channel "CT")."""
+    meta = getattr(segmenter, "meta", None)
+    declared = getattr(segmenter, "modality", None) or getattr(meta, "modality", None)
+    if isinstance(declared, str):
+        return _modality_name(declared)
+    schemes = {getattr(part, "scheme", None) for part in getattr(segmenter, "parts", ())}
+    return "CT" if schemes == {"CTNormalization"} else None
 
 
 def check_applicable(volume: Volume, scope: ModelScope, *, modality: str | None = None,
@@ -155,7 +165,8 @@ def _region_refusal(rule: str, scope: ModelScope, found: InputSurvey, *, ct: boo
         return (f"the body is {width / 10:.0f} cm wide (field of view {_cm(found.fov_mm)}): not a head; "
                 f"{scope.name} is made for {region}")
     if rule == "lungs" and ct and found.lung_ml < MIN_LUNG_ML:
-        return f"no lungs in the field of view ({found.lung_ml:.0f} mL of lung); {scope.name} is made for {region}"
+        return (f"no lungs in the field of view ({found.lung_ml:.0f} mL of lung); "
+                f"{scope.name} is made for {region}")
     if rule == "not_head" and ct and found.skull and width is not None and width < HEAD_WIDTH_MM:
         return (f"this looks like a head (skull, body {width / 10:.0f} cm wide); "
                 f"{scope.name} is made for {region}")

@@ -62,7 +62,8 @@ def accepting_images(segmenter):
         return segmenter
 
     @functools.wraps(predict)
-    def predict_image(image, *, modality: str | None = None, progress: ProgressCallback = no_progress) -> Volume:
+    def predict_image(image, *, modality: str | None = None,
+                      progress: ProgressCallback = no_progress) -> Volume:
         from volseg.io.convert import as_volume
 
         volume = as_volume(image)
