@@ -5,8 +5,9 @@
 >>> result = api.segment("ct.nii.gz", "out/", segmenter=seg)  # ... predict many
 >>> result.report.structure("lung_left").volume_ml
 
-Every function takes keyword options, raises :class:`~volseg.errors.VolsegError` subclasses for
-expected problems, logs (never prints) and reports progress through a callback.
+Images are paths, nibabel or SimpleITK images or Volumes. Every function takes keyword options,
+raises :class:`~volseg.errors.VolsegError` subclasses for expected problems, logs (never prints)
+and reports progress through a callback.
 """
 from __future__ import annotations
 
@@ -17,27 +18,46 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from volseg.api_inputs import ModelLoader, fitting_segmenter, input_names, naming
 from volseg.errors import GeometryError, InputError, ModelError, UsageError, VolsegError, unknown_choice_hint
 from volseg.io import LoadedImage, read_image, study_name
 from volseg.labels import LabelTable, read_labels
 from volseg.options import MeasureOptions, SegmentOptions
 from volseg.reports.model import Report
 from volseg.segmenters.base import ProgressCallback, Segmenter, no_progress
-from volseg.segmenters.subset import keep_classes, load_for
+from volseg.segmenters.subset import keep_classes
 from volseg.volume import Volume
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "StudyResult", "StudyFailure", "DemoResult", "ImageInfo", "ModelStatus", "load_model", "segment",
+    "check_outputs", "write_outputs", "segment_many", "measure", "demo", "batch", "render_report", "collect",
+    "info", "list_series", "download_models", "export_lock", "export_models", "install_models",
+    "model_statuses", "show_model", "verify_models",
+]
 
 @dataclass(frozen=True)
 class StudyResult:
+    """One segmented or measured study: its report and the files written (name → path)."""
+
     study_id: str
     report: Report
     outputs: dict[str, Path] = field(default_factory=dict)
 
+    def labels_nifti(self):
+        """The label map written (segmentation.nii.gz) as a nibabel image."""
+        import nibabel as nib
+
+        if "segmentation" not in self.outputs:
+            raise UsageError(f"study {self.study_id!r} wrote no label map (measure writes none)")
+        return nib.load(str(self.outputs["segmentation"]))
+
 
 @dataclass(frozen=True)
 class StudyFailure:
+    """A study that could not be done, with the error saying why."""
+
     study_id: str
     input: str
     error: VolsegError
@@ -56,31 +76,43 @@ def load_model(model: str | None = None, *, device: str = "auto", trust: bool = 
     return load_segmenter(model, device=device, trust=trust, engine=engine)
 
 
-def segment(input: str | Path, out_dir: str | Path, *, options: SegmentOptions = SegmentOptions(),
-            segmenter: Segmenter | None = None, progress: ProgressCallback = no_progress) -> StudyResult:
+def segment(input: Any, out_dir: str | Path, *, options: SegmentOptions = SegmentOptions(),
+            segmenter: Segmenter | None = None, progress: ProgressCallback = no_progress,
+            study_id: str | None = None) -> StudyResult:
     """Segment one study; writes segmentation.nii.gz (or ``out_dir`` when it names ``X.nii.gz``),
     labels.json, colour tables, volumetry.csv, report.html (``options.html``), DICOM SEG + SR
-    (``options.dicom``, DICOM inputs), per-class masks (``options.masks``) and report.json."""
+    (``options.dicom``, DICOM inputs), per-class masks (``options.masks``) and report.json.
+
+    ``input`` is a path, a nibabel or SimpleITK image or a Volume (study id: ``study_id``, else the
+    file name, else "study"). The model must fit the input (modality, HU, body region) unless
+    ``options.force``: checked before its weights are loaded, else before it predicts.
+    """
+    return _segment(input, out_dir, options, ModelLoader(options, segmenter), progress, study_id)
+
+
+def _segment(input, out_dir, options: SegmentOptions, loader: ModelLoader, progress: ProgressCallback,
+             study_id: str | None) -> StudyResult:
     from volseg.io.atomic import ensure_writable_dir
+    from volseg.io.convert import as_loaded_image, is_path
     from volseg.reports.outputs import output_folder
 
     ensure_writable_dir(output_folder(out_dir))
     timings: dict[str, float] = {}
+    study_id, about = input_names(input, study_id)
     t = time.perf_counter()
     progress("read", 0, 1)
-    image = read_image(input, series=options.series)
+    image = as_loaded_image(input, series=options.series, name=study_id)
     progress("read", 1, 1)
     timings["read"] = time.perf_counter() - t
-    if segmenter is None:
+    with naming(about):
+        segmenter = fitting_segmenter(image, loader, about=about, timings=timings)
+        warnings = check_outputs(image, segmenter, options=options)
         t = time.perf_counter()
-        segmenter = load_for(options)  # --fast, --roi-subset
-        timings["load_model"] = time.perf_counter() - t
-    warnings = check_outputs(image, segmenter, options=options)
-    t = time.perf_counter()
-    labels = segmenter.predict(image.volume, modality=image.source.modality, progress=progress)
-    timings["segment"] = time.perf_counter() - t
-    return write_outputs(image, labels, out_dir, study_id=study_name(input), segmenter=segmenter,
-                         options=options, timings=timings, warnings=warnings, input=input, progress=progress)
+        labels = segmenter.predict(image.volume, modality=image.source.modality, progress=progress)
+        timings["segment"] = time.perf_counter() - t
+    return write_outputs(image, labels, out_dir, study_id=study_id, segmenter=segmenter, options=options,
+                         timings=timings, warnings=warnings, input=input if is_path(input) else None,
+                         progress=progress)
 
 
 def check_outputs(image: LoadedImage, segmenter: Segmenter, *,
@@ -129,15 +161,16 @@ def segment_many(inputs: Iterable[str | Path], out_dir: str | Path, *,
 
     inputs = [Path(p) for p in inputs]
     ensure_writable_dir(output_folder(out_dir, studies=len(inputs)))
-    segmenter = load_for(options)
+    loader = ModelLoader(options)  # loaded once, after the first input is checked against the model
     results: list[StudyResult | StudyFailure] = []
     names = _unique_study_names(inputs)
     for path, name in zip(inputs, names):
         target = Path(out_dir) if len(inputs) == 1 else Path(out_dir) / name
         try:
-            outcome: StudyResult | StudyFailure = segment(path, target, options=options,
-                                                          segmenter=segmenter, progress=progress)
+            outcome: StudyResult | StudyFailure = _segment(path, target, options, loader, progress, None)
         except (InputError, ModelError) as exc:  # this study cannot be done: record it, go on
+            if loader.failed:  # the model itself cannot be loaded: no study can be done
+                raise
             log.debug("study %s failed: %s", name, exc.one_line())  # the caller reports it
             outcome = StudyFailure(name, str(path), exc)
         results.append(outcome)
@@ -241,30 +274,6 @@ def collect(out_dir: str | Path, *, html: bool = True):
     from volseg.reports.cohort import collect as _collect
 
     return _collect(out_dir, html=html)
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    """What ``volseg info`` shows: the DICOM series found (if any) and the image read (if one)."""
-
-    series: list = field(default_factory=list)
-    image: LoadedImage | None = None
-
-
-def info(input: str | Path, *, series: str | None = None) -> ImageInfo:
-    """Describe an input: every DICOM series in a folder, and the image when one is chosen."""
-    from volseg.io import image_kind
-
-    found = list_series(input) if Path(input).is_dir() and image_kind(input) == "dicom" else []
-    if len(found) > 1 and series is None:
-        return ImageInfo(series=found)
-    return ImageInfo(series=found, image=read_image(input, series=series))
-
-
-def list_series(folder: str | Path):
-    from volseg.io.dicom import list_series as _list
-
-    return _list(folder)
 
 
 # ---- helpers ------------------------------------------------------------------------------
@@ -403,3 +412,4 @@ from volseg.api_models import (  # noqa: E402,F401  (re-exported: one API namesp
     show_model,
     verify_models,
 )
+from volseg.api_inputs import ImageInfo, info, list_series  # noqa: E402,F401  (re-exported)

@@ -22,6 +22,7 @@ class SegmentOptions:
     dicom: bool = False  # DICOM SEG + SR next to the NIfTI outputs (DICOM series inputs only)
     keep_phi: bool = False  # copy patient/study identifiers into the DICOM outputs (default: placeholders)
     trust_bundle: bool = False  # allow a custom MONAI bundle's config (it can run code) to be instantiated
+    force: bool = False  # run the model even on an input it was not made for (modality, HU, body region)
     # sliding-window engine overrides; None keeps the model's catalogue/tested defaults
     step: float | None = None  # window step as a fraction of the patch (0.5 = 50 % overlap)
     tta: bool | None = None  # mirroring test-time augmentation (8× the work in 3-D)

@@ -132,7 +132,9 @@ def test_real_model_via_cli_on_a_head_ct_crop(shared_data, volseg_home, tmp_path
         **entries["blast-ct"].backend_options, "ensemble": ["model_1.pt"]}})
     monkeypatch.setattr(catalogue, "load_catalogue", lambda: {**entries, "blast-ct": one})
     capsys.readouterr()
-    assert main(["segment", str(path), "--model", "blast-ct", "--device", "cpu", "-o", str(tmp_path / "out")]) == 0
+    # --force: a crop inside the brain has neither air nor skull, so the applicability check refuses it
+    assert main(["segment", str(path), "--model", "blast-ct", "--device", "cpu", "-o", str(tmp_path / "out"),
+                 "--force"]) == 0
     labels = read_image(tmp_path / "out" / "segmentation.nii.gz").volume
     assert labels.shape == crop.shape and np.allclose(labels.affine, crop.affine, atol=1e-4)
     lesion_ml = float((labels.array > 0).sum()) * crop.voxel_volume_mm3 / 1000.0

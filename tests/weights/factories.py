@@ -41,7 +41,7 @@ def make_entry(*, pin: bool, name: str = "testnet") -> dict:
                for m in ("dataset.json", "plans.json", "fold_0/checkpoint_final.pth")]
     return {
         "name": name, "version": "1.0.0", "title": "test network", "task": "other", "modality": "CT",
-        "region": "test", "classes": [{"index": 1, "name": "a"}, {"index": 2, "name": "b"}],
+        "region": "whole body", "classes": [{"index": 1, "name": "a"}, {"index": 2, "name": "b"}],
         "input": {"intensity": {"kind": "none"}}, "backend": "nnunet",
         "weights": [
             {"name": "weights_a.pt", "url": "https://example.invalid/weights_a.pt",

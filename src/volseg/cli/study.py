@@ -47,6 +47,8 @@ def segment(
                                              "that predict them are run."),
     masks: bool = typer.Option(False, "--masks", help="Also write segmentations/<class>.nii.gz, one 0/1 mask "
                                "per class (TotalSegmentator's layout)."),
+    force: bool = typer.Option(False, "--force", help="Run the model even on an input it was not made for "
+                               "(other modality, not CT in HU, other body region)."),
 ) -> None:
     """Segment studies: segmentation.nii.gz, colour tables, volumetry.csv, report.html, report.json."""
     from volseg import api
@@ -60,7 +62,8 @@ def segment(
     options = with_overrides(SegmentOptions(), model=model, device=device, series=series, html=html,
                              dicom=dicom, keep_phi=keep_phi, trust_bundle=trust_bundle or None,
                              step=step, tta=tta, precision=precision, export=export,
-                             fast=fast or None, roi_subset=roi_subset, masks=masks or None)
+                             fast=fast or None, roi_subset=roi_subset, masks=masks or None,
+                             force=force or None)
     if json_log:
         results = _segment_json_log(inputs, output, options)
     else:

@@ -28,6 +28,13 @@ def read_itk(path: str | Path) -> LoadedImage:
     except RuntimeError as exc:
         first = next((ln for ln in str(exc).splitlines() if ln.strip()), "unreadable")
         raise InputError(f"cannot read image ({first.strip()[:160]})", path=path) from exc
+    return from_sitk(image, path=path)
+
+
+def from_sitk(image, *, path: str | Path, kind: str = "itk") -> LoadedImage:
+    """A SimpleITK image (read from ``path`` or built in memory): z, y, x and LPS to i, j, k and RAS."""
+    import SimpleITK as sitk
+
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(
             f"{image.GetNumberOfComponentsPerPixel()}-component pixels; volseg needs scalar images",
@@ -42,7 +49,8 @@ def read_itk(path: str | Path) -> LoadedImage:
         volume = Volume(array, affine)
     except GeometryError as exc:
         raise GeometryError(exc.message, path=path) from exc
-    return LoadedImage(volume, ImageSource(kind="itk", path=str(path)))
+    modality = image.GetMetaData("0008|0060").strip() if image.HasMetaDataKey("0008|0060") else None
+    return LoadedImage(volume, ImageSource(kind=kind, path=str(path), modality=modality or None))
 
 
 def affine_from_itk(direction, spacing, origin) -> np.ndarray:

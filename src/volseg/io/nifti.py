@@ -50,20 +50,27 @@ def read_nifti(path: str | Path) -> LoadedImage:
         raise InputError(f"not a readable NIfTI file ({_short(exc)})", path=path) from exc
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise InputError(f"not a NIfTI image (got {type(img).__name__})", path=path)
+    return from_nibabel(img, path=path)
+
+
+def from_nibabel(img, *, path: str | Path, kind: str = "nifti") -> LoadedImage:
+    """A nibabel NIfTI image (read from ``path``, or built in memory) under the reading rules above;
+    in-memory voxel data is taken as it is (nibabel applies scl_slope/scl_inter only on saving)."""
+    import nibabel as nib
 
     warnings: list[str] = []
-    raw = _read_voxels(img, path)
-    raw = _to_3d(raw, path)
-    data = _apply_scaling(raw, img.dataobj)
+    in_memory = not nib.is_proxy(img.dataobj)
+    raw = _to_3d(np.asanyarray(img.dataobj) if in_memory else _read_voxels(img, path), path)
+    data = raw if in_memory else _apply_scaling(raw, img.dataobj)
     affine = _choose_affine(img.header, warnings)
     _check_pixdim(img.header, affine, warnings)
     for w in warnings:
-        log.warning("%s: %s", path.name, w)
+        log.warning("%s: %s", Path(path).name, w)
     try:
         volume = Volume(data, affine)
     except GeometryError as exc:
         raise GeometryError(exc.message, path=path) from exc
-    source = ImageSource(kind="nifti", path=str(path), warnings=tuple(warnings))
+    source = ImageSource(kind=kind, path=str(path), warnings=tuple(warnings))
     return LoadedImage(volume, source)
 
 

@@ -3,9 +3,14 @@
 A segmenter is loaded once (its constructor loads weights and picks the device) and then predicts
 many volumes. ``predict`` returns a label :class:`~volseg.volume.Volume` on **exactly** the input
 grid: same shape, same affine. Classes are described by ``labels`` (index → name, colour, codes).
+
+Backends implement ``predict`` for a :class:`~volseg.volume.Volume`; the registry passes every
+segmenter it loads through :func:`accepting_images`, so that ``predict`` also takes a path, a
+nibabel or a SimpleITK image (converted once, by :func:`volseg.io.convert.as_volume`).
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -27,7 +32,8 @@ class Segmenter(Protocol):
 
     def predict(self, volume: Volume, *, modality: str | None = None,
                 progress: ProgressCallback = no_progress) -> Volume:
-        """Segment ``volume``; returns a label map on exactly its grid."""
+        """Segment ``volume`` (once loaded by the registry: or a path, nibabel or SimpleITK image);
+        returns a label map on exactly its grid."""
         ...
 
     def provenance(self) -> dict[str, Any]:
@@ -44,3 +50,25 @@ def check_on_grid(labels: Volume, volume: Volume, model: str) -> Volume:
             f"model {model!r} returned labels of shape {labels.shape} off the input grid {volume.shape}"
         )
     return labels
+
+
+def accepting_images(segmenter):
+    """``segmenter`` with a ``predict`` that also takes what :func:`volseg.io.convert.as_volume` takes.
+
+    The conversion (and a TypeError naming what is accepted) happens here, once, for every backend.
+    """
+    predict = segmenter.predict
+    if getattr(predict, "accepts_images", False):
+        return segmenter
+
+    @functools.wraps(predict)
+    def predict_image(image, *, modality: str | None = None,
+                      progress: ProgressCallback = no_progress) -> Volume:
+        from volseg.io.convert import as_volume
+
+        volume = as_volume(image)
+        return predict(volume, modality=modality or volume.meta.get("modality"), progress=progress)
+
+    predict_image.accepts_images = True  # type: ignore[attr-defined]
+    segmenter.predict = predict_image
+    return segmenter

@@ -25,6 +25,9 @@ CATALOGUE_SCHEMA_VERSION = "2.0.0"
 SCHEMA_PATH = Path(__file__).with_name("catalogue.schema.json")
 TaskGroup = Literal["organs", "tumours", "airways", "lymph_nodes", "other"]
 TASK_GROUPS: tuple[str, ...] = ("organs", "tumours", "airways", "lymph_nodes", "other")
+#: the body region a model was made for; ``segmenters/applicability.py`` holds each one's input checks
+Region = Literal["head", "brain", "neck", "thorax", "abdomen", "pelvis", "thorax and abdomen",
+                 "thorax, abdomen and pelvis", "whole body"]
 _SHA256 = r"^[0-9a-f]{64}$"
 _CODE = r"^[A-Z][A-Z0-9-]*:[0-9A-Za-z.\-]+$"  # "SCT:123037004"
 _FILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
@@ -158,7 +161,7 @@ class ModelEntry(_Strict):
     description: str = ""
     task: TaskGroup
     modality: Literal["CT", "MR", "PET"]
-    region: str
+    region: Region
     classes: tuple[ClassEntry, ...]
     input: InputSpec
     backend: str

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from volseg.errors import DependencyError, ModelError
+from volseg.segmenters.base import accepting_images
 
 if TYPE_CHECKING:
     from volseg.segmenters.base import Segmenter
@@ -111,7 +112,8 @@ def load_segmenter(model: str | None = None, *, device: str = "auto", trust: boo
     from volseg.segmenters.catalogue import get_entry
 
     if model is not None and is_model_path(model):
-        return load_path_model(Path(model).expanduser(), device=device, trust=trust, engine=engine)
+        return accepting_images(load_path_model(Path(model).expanduser(), device=device, trust=trust,
+                                                engine=engine))
     if model is not None and ("/" in model or model.endswith(".onnx")):
         raise ModelError("no such model file or folder", path=model)
     if model is None:
@@ -123,7 +125,7 @@ def load_segmenter(model: str | None = None, *, device: str = "auto", trust: boo
             log.info("no model named; using %s, the preferred installed model", model)
     entry: ModelEntry = get_entry(model)
     log.info("loading model %s %s (backend %s)", entry.name, entry.version, entry.backend)
-    return backend_factory(entry.backend)(entry, device=device, engine=engine)
+    return accepting_images(backend_factory(entry.backend)(entry, device=device, engine=engine))
 
 
 def load_path_model(path: Path, *, device: str = "auto", trust: bool = False,

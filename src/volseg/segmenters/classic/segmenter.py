@@ -19,6 +19,7 @@ import numpy as np
 
 from volseg.errors import ModelError
 from volseg.postprocess.intensity import hu_summary, looks_like_ct
+from volseg.segmenters.applicability import classify_units
 from volseg.segmenters.base import ProgressCallback, check_on_grid, no_progress
 from volseg.segmenters.classic import airways as airway_steps
 from volseg.segmenters.classic.body import segment_body
@@ -45,11 +46,16 @@ def load(entry, *, device: str = "auto", engine: dict | None = None) -> ClassicC
 
 
 def check_ct(image: np.ndarray, modality: str | None) -> None:
-    """Refuse input that is not CT in Hounsfield units, with the reason."""
+    """Refuse input that is not CT in Hounsfield units, with the reason (``volseg.api`` adds the
+    input's name to these errors; ``segmenters/applicability.py`` checks the same before loading)."""
     if modality and modality.upper() not in ("CT", "OT"):
         raise ModelError(f"classic-ct segments CT only; this image is {modality}",
                          hint="use a model made for this modality (volseg models list)")
     if not looks_like_ct(image):
+        if classify_units(np.asarray(image)[::4, ::4, ::4])[0] == "hu+1024":
+            raise ModelError("values do not look like CT in HU: they look like CT stored without "
+                             "RescaleIntercept (HU+1024)",
+                             hint="classic-ct needs CT in Hounsfield units: restore the rescale tags")
         s = hu_summary(image)
         raise ModelError(
             "values do not look like CT in HU (1st/99th percentile "
