@@ -61,7 +61,7 @@ def test_sigkill_midway_then_rerun_gives_the_uninterrupted_result(tmp_path):
     assert cohort_table(out) == cohort_table(tmp_path / "reference")  # the cohort CSV, but for its dates
     assert leftovers(out) == []
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith("case_")) == [
-        "cohort_lesions.csv", "cohort_volumetry.csv", "logs"]
+        "cohort_failures.csv", "cohort_lesions.csv", "cohort_volumetry.csv", "logs"]
 
 
 def test_a_bad_study_in_the_middle_is_reported_and_retried(tmp_path):

@@ -49,7 +49,7 @@ def test_batch_writes_what_segment_writes(cohort, segmented, reference, tmp_path
     assert sorted(summary.done) == IDS4
     assert volumetry(tmp_path / "out") == reference  # byte-identical per-study tables
     assert cohort_table(tmp_path / "out") == cohort_table(segmented)  # and the cohort table
-    assert sorted(summary.cohort) == ["cohort_lesions", "cohort_volumetry", "index"]
+    assert sorted(summary.cohort) == ["cohort_failures", "cohort_lesions", "cohort_volumetry", "index"]
     for study_id in IDS4:
         folder = tmp_path / "out" / study_id
         alone = sorted(p.name for p in (segmented / study_id).iterdir())

@@ -52,7 +52,9 @@ def test_wide_csv_columns(cohort):
     assert [c for c in header if c.endswith("_volume_ml")] == [f"{s}_volume_ml" for s in structures]
     assert "lung_left_qc_flags" in header and "n_warnings" in header
     wide = _read_csv(cohort / COHORT_VOLUMETRY)
-    assert all("truncated" in r["body_qc_flags"].split(";") for r in wide)  # the phantom is cut by the FOV
+    assert all(r["body_touches_fov"] == "1" for r in wide)  # the phantom is cut by the FOV ...
+    assert all("truncated" not in r["body_qc_flags"].split(";") for r in wide)  # ... but the body always is
+    assert all("truncated" in r["bone_qc_flags"].split(";") for r in wide)  # other classes still are
     assert (cohort / COHORT_LESIONS).read_text().splitlines()[0].startswith("study_id")
 
 

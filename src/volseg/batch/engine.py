@@ -9,6 +9,7 @@ from volseg.batch import layout, records
 from volseg.batch.discover import Study, discover_studies
 from volseg.batch.events import BatchSummary, EventCallback, Tally
 from volseg.batch.logfile import log_path, run_log
+from volseg.batch.models import model_source
 from volseg.batch.options import BatchOptions, worker_devices
 from volseg.batch.shard import Shard, resolve_shard
 from volseg.batch.study import Job, RunContext, run_key
@@ -29,9 +30,14 @@ def run_batch(input_dir: str | Path, out_dir: str | Path, *, options: BatchOptio
     from volseg.segmenters.registry import default_model
 
     start = time.perf_counter()
+    if options.executor == "ray":
+        from volseg.batch.ray_executor import preflight
+
+        preflight(options.address)
     input_root = Path(input_dir).resolve()
     out = ensure_writable_dir(out_dir).resolve()
-    key = run_key(options.models or (default_model(),), options.output_options())
+    models = options.models or (default_model(),)
+    key = run_key(models, options.output_options())
     shard = resolve_shard(options.shard)
     found = discover_studies(input_root, exclude=out)
     if not found:
@@ -40,7 +46,8 @@ def run_batch(input_dir: str | Path, out_dir: str | Path, *, options: BatchOptio
     selected = shard.select(found)
     layout.clean_work(out, [s.study_id for s in selected])
     tally = Tally(on_event)
-    ctx = RunContext(input_root=str(input_root), out_dir=str(out), key=key)
+    ctx = RunContext(input_root=str(input_root), out_dir=str(out), key=key,
+                     sources=tuple(model_source(m) for m in models), trust_bundle=options.trust_bundle)
     with run_log(log_path(out, shard) if options.log_file else None) as log_file:
         jobs, skips, previous = _plan(selected, out, key, retry_failed=options.retry_failed)
         devices = worker_devices(options.gpus) if options.executor == "local" and jobs else []

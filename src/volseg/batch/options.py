@@ -26,6 +26,7 @@ class BatchOptions:
     html: bool = True  # per-study report.html, as `volseg segment`
     dicom: bool = False  # DICOM SEG + SR for DICOM inputs, as `volseg segment --dicom`
     keep_phi: bool = False  # copy identifiers into the DICOM outputs, as `volseg segment --keep-phi`
+    trust_bundle: bool = False  # a custom MONAI bundle folder's config may run, as `volseg segment --trust-bundle`
     log_file: bool = True  # OUT/logs/batch-<time>.log
     # sliding-window overrides as `volseg segment` takes them; None keeps each model's defaults
     step: float | None = None

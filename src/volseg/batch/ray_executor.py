@@ -21,7 +21,7 @@ from volseg.batch import failures
 from volseg.batch import study as study_work
 from volseg.batch.failures import Failure
 from volseg.batch.study import Emit, Job, RunContext
-from volseg.errors import DependencyError, ModelError
+from volseg.errors import DependencyError, ModelError, UsageError
 
 log = logging.getLogger(__name__)
 _PER_ACTOR = 2  # studies in flight per actor (one predicting, one reading or writing)
@@ -79,8 +79,7 @@ def run_ray(jobs: list[Job], ctx: RunContext, emit: Emit, *, address: str | None
     ray = import_ray()
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
-                 log_to_driver=False)
+        connect(ray, address)
     actors: list = []
     try:
         make = _actor_factory(ray, ctx, reader)
@@ -91,6 +90,69 @@ def run_ray(jobs: list[Job], ctx: RunContext, emit: Emit, *, address: str | None
             ray.kill(actor)
         if started_here:
             ray.shutdown()
+
+
+def connect(ray, address: str | None) -> None:
+    """``ray.init``; a cluster that cannot be reached is one :class:`UsageError` line, at once.
+
+    Ray itself waits minutes for an unreachable head node and then raises with a long traceback,
+    so an explicit ``host:port`` (also ``ray://``, or what ``auto`` finds) is probed first.
+    """
+    preflight(address, ray=ray)
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    except ConnectionError as exc:
+        raise UsageError(f"--address {address}: no Ray cluster reachable ({_first_line(exc)})",
+                         hint=NO_CLUSTER_HINT) from None
+
+
+def preflight(address: str | None, *, ray=None) -> None:
+    """Before anything is written: Ray is installed and the named cluster answers (one-line errors)."""
+    ray = ray or import_ray()
+    target = _bootstrap_address(ray, address)
+    if target is not None:
+        _probe(target, given=address)
+
+
+NO_CLUSTER_HINT = ("start one with `ray start --head` (then --address auto), give the head node's host:port, "
+                   "or leave out --address to run Ray on this machine")
+
+
+def _bootstrap_address(ray, address: str | None) -> str | None:
+    """The host:port a connection will go to, when one is named or found; None for a local Ray."""
+    if address in (None, "", "local"):
+        return None
+    if address.startswith("ray://"):
+        return address[len("ray://"):]
+    if address == "auto":
+        try:
+            from ray._private.services import canonicalize_bootstrap_address
+
+            return canonicalize_bootstrap_address(address)
+        except ConnectionError as exc:
+            raise UsageError(f"--address auto: no Ray cluster found ({_first_line(exc)})",
+                             hint=NO_CLUSTER_HINT) from None
+        except Exception:  # noqa: BLE001 - a private helper of Ray's: let ray.init decide
+            return None
+    return address
+
+
+def _probe(target: str, *, given: str | None, timeout_s: float = 5.0) -> None:
+    import socket
+
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--address {given}: expected host:port (e.g. 10.0.0.1:6379), auto, or ray://host:port")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise UsageError(f"--address {given}: no Ray cluster reachable at {target} "
+                         f"({exc.strerror or type(exc).__name__})", hint=NO_CLUSTER_HINT) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:160]
 
 
 def _actor_count(ray) -> int:

@@ -18,6 +18,34 @@ from volseg.errors import UsageError
 _SAFE = re.compile(r"^[A-Za-z0-9_.:,+\-=/]+$")
 
 
+def batch_args(options, *, json_log: bool = False) -> list[str]:
+    """``volseg batch`` flags reproducing ``options`` (a :class:`~volseg.batch.BatchOptions`), as the
+    array tasks will run it; fields at their defaults are left out. Models are passed separately;
+    the shard comes from the array, and the cohort tables from the collect job."""
+    from dataclasses import fields
+
+    from volseg.batch.options import BatchOptions
+
+    default = BatchOptions()
+    changed = {f.name for f in fields(options) if getattr(options, f.name) != getattr(default, f.name)}
+    args: list[str] = []
+    for name, flag in (("retry_failed", "--retry-failed"), ("keep_phi", "--keep-phi"), ("dicom", "--dicom"),
+                       ("trust_bundle", "--trust-bundle")):
+        if getattr(options, name):
+            args.append(flag)
+    if not options.html:
+        args.append("--no-html")
+    for name, flag in (("gpus", "--gpus"), ("reader", "--reader"), ("step", "--step"),
+                       ("precision", "--precision"), ("export", "--export")):
+        if name in changed:
+            args += [flag, str(getattr(options, name))]
+    if options.tta is not None:
+        args.append("--tta" if options.tta else "--no-tta")
+    if json_log:
+        args.append("--json-log")
+    return args
+
+
 def slurm_script(input_dir: str | Path, out_dir: str | Path, *, models: Sequence[str] = (), array: int,
                  partition: str | None = None, gpus_per_task: int | None = None, time: str | None = None,
                  mem: str | None = None, cpus_per_task: int | None = None, job_name: str = "volseg-batch",

@@ -40,23 +40,32 @@ class RunContext:
     input_root: str
     out_dir: str
     key: RunKey
+    sources: tuple[str, ...] = ()  # what to load per model (catalogue name or absolute path); () = names
+    trust_bundle: bool = False  # a custom MONAI bundle's config may be instantiated (--trust-bundle)
 
     @property
     def model_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.key.models)
 
+    @property
+    def model_sources(self) -> dict[str, str]:
+        """Model name (records, events, sub-folders) → what to load."""
+        return dict(zip(self.model_names, self.sources or self.model_names))
+
     def segment_options(self, model: str, device: str):
         """The options ``volseg segment`` would run this model with (outputs as in the key)."""
         from volseg.options import SegmentOptions
 
-        return SegmentOptions(model=model, device=device, **dict(self.key.options))
+        source = self.model_sources.get(model, model)
+        return SegmentOptions(model=source, device=device, trust_bundle=self.trust_bundle, **dict(self.key.options))
 
 
 def run_key(models: Sequence[str], options: dict[str, Any] | None = None) -> RunKey:
-    """Models (name, catalogue version) in run order and the output options; unknown models fail here."""
-    from volseg.segmenters.catalogue import get_entry
+    """Models (name, version) in run order and the output options; unknown models and paths that
+    are no model fail here (see :func:`volseg.batch.models.resolve_model` for a path's key)."""
+    from volseg.batch.models import resolve_models
 
-    return RunKey(models=tuple((name, get_entry(name).version) for name in models),
+    return RunKey(models=tuple(spec.key for spec in resolve_models(models)),
                   options=tuple(sorted((options or {}).items())))
 
 
@@ -64,8 +73,11 @@ def load_models(ctx: RunContext, device: str) -> dict[str, Segmenter]:
     """Every model of the run, loaded once on ``device`` with the run's engine settings."""
     from volseg import api
 
-    return {name: api.load_model(name, device=device, engine=ctx.segment_options(name, device).engine)
-            for name in ctx.model_names}
+    loaded = {}
+    for name, source in ctx.model_sources.items():
+        options = ctx.segment_options(name, device)
+        loaded[name] = api.load_model(source, device=device, trust=options.trust_bundle, engine=options.engine)
+    return loaded
 
 
 def segment(ctx: RunContext, models: dict[str, Segmenter], image, *, device: str,

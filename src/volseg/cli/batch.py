@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
 def batch(
     input_dir: Path = typer.Argument(..., help="Folder of studies: NIfTI/NRRD/MHA files and DICOM series, searched recursively."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder: one sub-folder per study, logs/, cohort tables."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name(s), comma-separated; each runs on every study."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name(s) or path(s) (nnU-Net folder, .onnx with sidecar, MONAI bundle), comma-separated; each runs on every study."),
     shard: Optional[str] = typer.Option(None, "--shard", help="i/n: this job's share of the studies (0-based). Default: from the SLURM array variables, else all."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run only the studies a previous run recorded as failed."),
     gpus: Optional[str] = typer.Option(None, "--gpus", help="all (default: one worker per visible GPU, else one CPU worker) | none | 0,1"),
@@ -33,6 +33,7 @@ def batch(
     html: Optional[bool] = typer.Option(None, "--html/--no-html", help="Write each study's report.html with QC pictures (default: on)."),
     dicom: Optional[bool] = typer.Option(None, "--dicom", help="Also write DICOM SEG + SR for DICOM studies."),
     keep_phi: Optional[bool] = typer.Option(None, "--keep-phi", help="Copy patient/study identifiers into the DICOM outputs (default: placeholders)."),
+    trust_bundle: bool = typer.Option(False, "--trust-bundle", help="Run a custom MONAI bundle's config (it can execute code): only for bundles you trust."),
     json_log: bool = typer.Option(False, "--json-log", help="One JSON object per event on stderr, instead of progress bars."),
     step: Optional[float] = flags.STEP,
     tta: Optional[bool] = flags.TTA,
@@ -48,7 +49,8 @@ def batch(
     options = with_overrides(BatchOptions(), models=parse_models(model) or None, shard=shard,
                              retry_failed=retry_failed or None, gpus=gpus, executor=executor,
                              address=address, reader=reader, collect=collect, html=html, dicom=dicom,
-                             keep_phi=keep_phi, step=step, tta=tta, precision=precision, export=export)
+                             keep_phi=keep_phi, trust_bundle=trust_bundle or None, step=step, tta=tta,
+                             precision=precision, export=export)
     view = _JsonView() if json_log else _RichView()
     with _console_logs(json_lines=json_log), view:
         summary = api.batch(input_dir, output, options=options, on_event=view)
@@ -61,29 +63,53 @@ def batch(
 def slurm_script(
     input_dir: Path = typer.Argument(..., help="Folder of studies (as for `volseg batch`)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder shared by every array task."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name(s), comma-separated."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name(s) or path(s), comma-separated (as for `volseg batch`)."),
     array: int = typer.Option(..., "--array", help="Number of array tasks (shards)."),
     partition: Optional[str] = typer.Option(None, "--partition", help="SLURM partition."),
     gpus_per_task: Optional[int] = typer.Option(None, "--gpus-per-task", help="GPUs per array task."),
     time: Optional[str] = typer.Option(None, "--time", help="Time limit per task, e.g. 04:00:00."),
     mem: Optional[str] = typer.Option(None, "--mem", help="Memory per task, e.g. 32G."),
     cpus_per_task: Optional[int] = typer.Option(None, "--cpus-per-task", help="CPU cores per task."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Passed to `volseg batch`."),
+    gpus: Optional[str] = typer.Option(None, "--gpus", help="Passed to `volseg batch`: all | none | 0,1."),
+    reader: Optional[str] = typer.Option(None, "--reader", help="Passed to `volseg batch`."),
     html: Optional[bool] = typer.Option(None, "--html/--no-html", help="Passed to `volseg batch` (default: on)."),
     dicom: Optional[bool] = typer.Option(None, "--dicom", help="Passed to `volseg batch`."),
+    keep_phi: Optional[bool] = typer.Option(None, "--keep-phi", help="Passed to `volseg batch`."),
+    trust_bundle: bool = typer.Option(False, "--trust-bundle", help="Passed to `volseg batch`: run a custom MONAI bundle's config (it can execute code)."),
+    json_log: bool = typer.Option(False, "--json-log", help="Passed to `volseg batch`: JSON events in the SLURM logs."),
+    step: Optional[float] = flags.STEP,
+    tta: Optional[bool] = flags.TTA,
+    precision: Optional[str] = flags.PRECISION,
+    export: Optional[str] = flags.EXPORT,
 ) -> None:
-    """Print a ready sbatch job-array script (run it with bash to also queue `volseg collect` after it)."""
+    """Print a ready sbatch job-array script (run it with bash to also queue `volseg collect` after it).
+
+    Every option and model is checked here, before anything is written: a typo fails now, not on the cluster.
+    """
+    from volseg.batch import BatchOptions
     from volseg.batch import slurm_script as make_script
+    from volseg.batch.models import resolve_models
     from volseg.batch.options import parse_models
+    from volseg.batch.slurm import batch_args
+    from volseg.errors import ModelError, UsageError
+    from volseg.options import with_overrides
 
     if not Path(input_dir).is_dir():
-        from volseg.errors import UsageError
-
         raise UsageError(f"{input_dir}: not a folder", hint="give the folder of studies")
+    options = with_overrides(BatchOptions(), models=parse_models(model) or None, retry_failed=retry_failed or None,
+                             gpus=gpus, reader=reader, html=html, dicom=dicom, keep_phi=keep_phi,
+                             trust_bundle=trust_bundle or None, step=step, tta=tta, precision=precision,
+                             export=export)
+    try:
+        specs = resolve_models(options.models, trust_bundle=options.trust_bundle)
+    except ModelError as exc:  # the script would fail on every array task: a usage error here
+        raise UsageError(exc.message, path=exc.path, hint=exc.hint) from None
     exe = shutil.which("volseg") or "volseg"
-    extra = (["--no-html"] if html is False else []) + (["--dicom"] if dicom else [])
-    text = make_script(input_dir, output, models=parse_models(model), array=array, partition=partition,
-                       gpus_per_task=gpus_per_task, time=time, mem=mem, cpus_per_task=cpus_per_task,
-                       volseg=exe, extra_args=extra, collect_args=["--no-html"] if html is False else [])
+    text = make_script(input_dir, output, models=[spec.source for spec in specs], array=array,
+                       partition=partition, gpus_per_task=gpus_per_task, time=time, mem=mem,
+                       cpus_per_task=cpus_per_task, volseg=exe, extra_args=batch_args(options, json_log=json_log),
+                       collect_args=[] if options.html else ["--no-html"])
     sys.stdout.write(text)  # byte-exact: a script, not a rendering
     sys.stdout.flush()
     err.print("save it, then `bash it` to submit the array and its collect job (or `sbatch it`)",

@@ -4,7 +4,9 @@ Flags (``QC_FLAGS``):
 
 * ``empty``: the structure has no voxel.
 * ``truncated``: it reaches the edge of the scanned field of view (array boundary or the padding
-  outside a CT's reconstruction circle): its volume is a lower bound.
+  outside a CT's reconstruction circle): its volume is a lower bound. Never for the body and
+  leftover-tissue classes (:data:`FOV_EXEMPT_CLASSES`): a scan is a slab of the body, so they
+  always reach the edge and the flag would say nothing.
 * ``fragmented``: more connected components than the structure has anatomically
   (:func:`expected_max_components`; unlimited for bowel, lesions, nodes, tissue classes, ...).
 * ``laterality_mismatch``: a paired structure named left (right) whose centroid lies on the
@@ -26,6 +28,19 @@ from volseg.postprocess.measure import StructureMeasurement
 QC_FLAGS = ("truncated", "empty", "fragmented", "laterality_mismatch", "volume_out_of_range")
 ANATOMICAL_MARGIN_MM = 5.0  # a centroid must lie this far across an anatomical midline to be flagged
 FOV_MARGIN_MM = 20.0  # ... and this far across the field-of-view centre (a cruder reference)
+
+#: the body and leftover-tissue classes (TotalSegmentator's body and tissue_types tasks, volseg's
+#: classic-ct): they always reach the edge of a scan, so touching it does not make them truncated
+FOV_EXEMPT_CLASSES: frozenset[str] = frozenset({
+    "body", "body_trunc", "body_extremities", "body_outline", "skin", "subcutaneous_fat", "torso_fat",
+    "intermuscular_fat", "skeletal_muscle",
+})
+
+
+def is_fov_exempt(name: str) -> bool:
+    """True for a class whose touching the field of view is no truncation (see FOV_EXEMPT_CLASSES)."""
+    return name.lower() in FOV_EXEMPT_CLASSES
+
 
 # (name pattern, expected maximum number of connected components); first match wins; None =
 # any number. Names follow TotalSegmentator v2 and volseg's built-in classes.
@@ -158,7 +173,7 @@ def qc_structure(m: StructureMeasurement, line: Midline | None) -> QCResult:
     notes: list[str] = []
     if m.empty:
         return QCResult(("empty",), (f"{m.name}: no voxel in this label map",))
-    if m.touches_fov:
+    if m.touches_fov and not is_fov_exempt(m.name):
         flags.append("truncated")
         notes.append(f"{m.name} reaches the edge of the field of view; volume_ml is a lower bound")
     limit = expected_max_components(m.name)

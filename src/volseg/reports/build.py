@@ -14,6 +14,7 @@ from volseg import __version__
 from volseg.io.types import LoadedImage
 from volseg.labels import LabelTable
 from volseg.postprocess.measure import StructureMeasurement
+from volseg.postprocess.qc import is_fov_exempt
 from volseg.reports.model import (
     AirwayBranch,
     AirwayMetrics,
@@ -167,7 +168,7 @@ def build_report(*, study_id: str, image: LoadedImage, measurements: Sequence[St
     for m in measurements:
         if m.empty:
             all_warnings.append(f"{m.name}: empty (not found in this image)")
-        elif m.touches_fov:
+        elif m.touches_fov and not is_fov_exempt(m.name):
             all_warnings.append(f"{m.name}: cut by the field of view; volume_ml is a lower bound")
     if clinical is not None:
         all_warnings.extend(clinical.notes)

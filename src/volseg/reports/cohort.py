@@ -5,7 +5,10 @@
   ``n_warnings``, model, schema version. Cells are the per-study volumetry.csv cells, rendered by the
   same function (:func:`volseg.reports.tables.volumetry_rows`), so the numbers are equal as text.
 * ``cohort_lesions.csv``: every lesion / lymph-node instance of every study, with its study_id.
-* ``index.html``: links to every study page, distribution plots per structure with outliers
+* ``cohort_failures.csv``: every study whose latest ``volseg batch`` run failed (its failure record):
+  study_id, folder, model, stage, error class, exit code, one-line error, time. Always written
+  (a header only when nothing failed).
+* ``index.html``: failed studies with their errors first, then links to every study page, distribution plots per structure with outliers
   (beyond 1.5 IQR) and QC-flagged studies marked (:mod:`volseg.reports.cohort_html`).
 
 Reports are found recursively, so the outputs of several shards or run folders merge. The same study
@@ -31,6 +34,9 @@ log = logging.getLogger(__name__)
 
 COHORT_VOLUMETRY = "cohort_volumetry.csv"
 COHORT_LESIONS = "cohort_lesions.csv"
+COHORT_FAILURES = "cohort_failures.csv"
+FAILURE_COLUMNS = ("study_id", "folder", "model", "model_version", "stage", "error_class", "exit_code", "error",
+                   "time")
 INDEX_HTML = "index.html"
 REPORT_JSON = "report.json"
 STUDY_COLUMNS = ("study_id", "report", "schema_version", "model", "model_version", "device", "created_utc",
@@ -50,6 +56,7 @@ class CohortResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
     notes: list[str] = field(default_factory=list)
     outputs: dict[str, Path] = field(default_factory=dict)
+    failures: list = field(default_factory=list)  # volseg.batch.failures.RecordedFailure, by study id
 
 
 def find_reports(out_dir: str | Path) -> list[Path]:
@@ -138,13 +145,27 @@ def collect(out_dir: str | Path, *, html: bool = True) -> CohortResult:
     outputs = {"cohort_volumetry": write_text(root / COHORT_VOLUMETRY, tables.to_csv(rows, columns))}
     lcolumns, lrows = lesion_table(studies)
     outputs["cohort_lesions"] = write_text(root / COHORT_LESIONS, tables.to_csv(lrows, lcolumns))
-    result = CohortResult(studies, skipped, notes, outputs)
+    failures = _failures(root)
+    outputs["cohort_failures"] = write_text(root / COHORT_FAILURES, tables.to_csv(failure_rows(failures),
+                                                                                 list(FAILURE_COLUMNS)))
+    result = CohortResult(studies, skipped, notes, outputs, failures)
     if html:
         from volseg.reports.cohort_html import render_index
 
         outputs["index"] = write_text(root / INDEX_HTML, render_index(result, root))
-    log.info("collected %d studies (%d skipped)", len(studies), len(skipped))
+    log.info("collected %d studies (%d skipped, %d failed)", len(studies), len(skipped), len(failures))
     return result
+
+
+def _failures(root: Path) -> list:
+    from volseg.batch.failures import find_failures
+
+    return find_failures(root)
+
+
+def failure_rows(failures: Sequence) -> list[dict[str, object]]:
+    """cohort_failures.csv rows: one per study whose latest batch run failed."""
+    return [{c: getattr(f, c) for c in FAILURE_COLUMNS} for f in failures]
 
 
 def study_page(study: CohortStudy, root: Path) -> str | None:

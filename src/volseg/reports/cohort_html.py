@@ -1,4 +1,4 @@
-"""index.html of a cohort: every study linked, distribution plots per structure, outliers listed.
+"""index.html of a cohort: failed studies with their one-line errors, every study linked, distribution plots per structure, outliers listed.
 
 Plots: one panel per structure (24 per picture): a box plot of volume_ml over the studies where the
 structure is not empty, every study a dot (deterministic jitter); dots beyond 1.5 IQR of the box are
@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from volseg import __version__
-from volseg.reports.cohort import CohortResult, structure_names, study_page
+from volseg.reports.cohort import COHORT_FAILURES, CohortResult, structure_names, study_page
 from volseg.reports.html import DISCLAIMER, escape, flag_badges, html_table, instances, qc_flags
+from volseg.reports.warning_folds import summary as warning_summary
 
 PANELS_PER_PICTURE = 24
 PANEL_COLUMNS = 4
@@ -28,7 +29,8 @@ padding:10px 16px}h2{font-size:17px}table{border-collapse:collapse;font-size:13p
 padding:3px 8px;text-align:left}th{background:#eef1f5}td.num{text-align:right}tr.qc td{background:#fff4e0}
 .flag{display:inline-block;background:#c0392b;color:#fff;border-radius:3px;padding:0 5px;margin:1px 2px;
 font-size:11px;font-weight:bold}.flag.soft{background:#d68910}.note{color:#55606e;font-size:12px}
-.warnings{background:#fff8e1;border-color:#f0c36d}img{max-width:100%}footer{color:#55606e;font-size:12px;
+.warnings{background:#fff8e1;border-color:#f0c36d}.failed{background:#fdecea;border-color:#e6a19a}
+tr.qc td{background:#fff4e0}.failed tr.qc td{background:#fdecea}img{max-width:100%}footer{color:#55606e;font-size:12px;
 padding:0 24px 24px}"""
 
 
@@ -67,13 +69,29 @@ def distribution_points(result: CohortResult) -> dict[str, list[Point]]:
 
 def render_index(result: CohortResult, root: Path) -> str:
     points = distribution_points(result)
-    body = [_problems_section(result), _studies_section(result, root), _plots_section(points),
-            _outliers_section(points)]
+    body = [_failures_section(result), _problems_section(result), _studies_section(result, root),
+            _plots_section(points), _outliers_section(points)]
     now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    failed = f", {len(result.failures)} failed" if result.failures else ""
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>volseg cohort</title>'
-            f"<style>{_STYLE}</style></head><body><header><h1>volseg cohort: {len(result.studies)} studies</h1>"
+            f"<style>{_STYLE}</style></head><body><header><h1>volseg cohort: {len(result.studies)} studies"
+            f"{failed}</h1>"
             f'<div class="note" style="color:#c9d3df">collected {escape(now)} UTC by volseg {escape(__version__)}'
             f"</div></header><main>{''.join(body)}</main><footer>{escape(DISCLAIMER)}</footer></body></html>\n")
+
+
+def _failures_section(result: CohortResult) -> str:
+    """Studies whose latest batch run failed: not in the tables below, listed here with their error."""
+    if not result.failures:
+        return ""
+    head = ["Study", "Model", "Stage", "Error", "Exit code", "Failed at (UTC)"]
+    rows = [([escape(f.study_id), escape(f.model or "—"), escape(f.stage),
+              f"<b>{escape(f.error_class)}</b>: {escape(f.error)}", str(f.exit_code), escape(f.time)], True)
+            for f in result.failures]
+    return (f'<section class="failed" id="failed"><h2>Failed studies ({len(result.failures)})</h2>'
+            + html_table(head, rows, numeric={4}) +
+            f'<div class="note">Not measured, so absent from the tables and plots below; also in '
+            f"{escape(COHORT_FAILURES)}. Fix the inputs, then rerun the batch with --retry-failed.</div></section>")
 
 
 def _problems_section(result: CohortResult) -> str:
@@ -94,9 +112,9 @@ def _studies_section(result: CohortResult, root: Path) -> str:
         flagged = [f"{row.name}: {flag_badges(qc_flags(row))}" for row in r.structures if qc_flags(row)]
         model = r.provenance.model
         rows.append(([name, escape(f"{model.name} {model.version}" if model else "—"), str(len(r.structures)),
-                      "<br>".join(flagged), str(len(instances(r))), str(len(r.warnings)),
+                      "<br>".join(flagged), str(len(instances(r))), escape(warning_summary(r.warnings)),
                       escape(r.provenance.created_utc)], bool(flagged)))
-    return "<section><h2>Studies</h2>" + html_table(head, rows, numeric={2, 4, 5}) + "</section>"
+    return "<section><h2>Studies</h2>" + html_table(head, rows, numeric={2, 4}) + "</section>"
 
 
 def _plots_section(points: dict[str, list[Point]]) -> str:

@@ -2,8 +2,8 @@
 
 The page is filled from ``templates/report.html`` with :class:`string.Template`; every value from
 the report is escaped with :func:`html.escape`. Sections: study summary (input geometry, model,
-device, timings, options, fallbacks), warnings, pictures, structures (volumes, HU statistics, QC
-flags highlighted), lesions/lymph nodes with their pictures and burden, airway metrics.
+device, timings, options, fallbacks), pictures, warnings (folded by kind), structures (volumes, HU
+statistics, QC flags highlighted), lesions/lymph nodes with their pictures and burden, airway metrics.
 
 Fields added by later schema minor versions (``instances``, ``burden``, ``airway``, ``qc_flags``)
 are read defensively: a report without them renders without those sections.
@@ -23,7 +23,9 @@ from volseg import __version__
 from volseg.io.atomic import write_text
 from volseg.labels import LabelTable
 from volseg.reports.model import Report
+from volseg.postprocess.qc import is_fov_exempt
 from volseg.reports.pictures import DisplayVolumes, Picture, airway_picture, lesion_picture, overview_pictures
+from volseg.reports.warning_folds import WarningGroup, fold_warnings
 from volseg.volume import Volume
 
 REPORT_HTML = "report.html"
@@ -48,9 +50,12 @@ def instances(report: Report) -> list[dict[str, Any]]:
 
 
 def qc_flags(row: Any) -> list[str]:
-    """A structure's QC flags: its ``qc_flags`` plus those implied by ``touches_fov``/``empty``."""
+    """A structure's QC flags: its ``qc_flags`` plus those implied by ``touches_fov``/``empty``
+    (never ``truncated`` for the body and leftover-tissue classes: they always reach the edge)."""
     flags = list(row.qc_flags)
-    if row.touches_fov and "truncated" not in flags:
+    if is_fov_exempt(row.name):
+        flags = [f for f in flags if f != "truncated"]
+    elif row.touches_fov and "truncated" not in flags:
         flags.append("truncated")
     if row.empty and "empty" not in flags:
         flags.append("empty")
@@ -87,7 +92,7 @@ def write_report_html(out_dir: str | Path, report: Report, labels: LabelTable, s
 def render_html(report: Report, *, labels: LabelTable | None = None, pictures: Sequence[Picture] = (),
                 lesion_pictures: Sequence[Picture] = (), notes: Sequence[str] = ()) -> str:
     template = Template((resources.files("volseg.reports") / "templates" / "report.html").read_text("utf-8"))
-    n_warn = len(report.warnings)
+    n_warn = len(fold_warnings(report.warnings))
     n_flagged = sum(1 for s in report.structures if qc_flags(s))
     badge = (f'<span class="badge">{n_warn} warning(s)</span>' if n_warn else '<span class="badge ok">no warnings</span>')
     badge += f'<span class="badge">{n_flagged} structure(s) QC-flagged</span>' if n_flagged else ""
@@ -95,9 +100,9 @@ def render_html(report: Report, *, labels: LabelTable | None = None, pictures: S
     subtitle = (f"{escape(report.input.file_name)} · model {escape(model.name + ' ' + model.version) if model else '—'}"
                 f" · created {escape(report.provenance.created_utc)} UTC {badge}")
     body = "\n".join([
-        _warnings_section(report.warnings, notes),
         _summary_section(report),
         _pictures_section("Pictures", pictures),
+        _warnings_section(report.warnings, notes),
         _structures_section(report, labels),
         _lesions_section(report, lesion_pictures),
         _airway_section(report),
@@ -141,9 +146,18 @@ def _summary_section(report: Report) -> str:
 def _warnings_section(warnings: Sequence[str], notes: Sequence[str]) -> str:
     if not warnings and not notes:
         return ""
-    items = "".join(f"<li>{escape(w)}</li>" for w in warnings)
+    groups = fold_warnings(warnings)
+    items = "".join(_warning_item(g) for g in groups)
     items += "".join(f'<li class="note">{escape(n)}</li>' for n in notes)
-    return f'<section class="warnings"><h2>Warnings ({len(warnings)})</h2><ul>{items}</ul></section>'
+    count = f"{len(groups)}" + (f", folded from {len(warnings)}" if len(groups) != len(warnings) else "")
+    return f'<section class="warnings"><h2>Warnings ({count})</h2><ul>{items}</ul></section>'
+
+
+def _warning_item(group: WarningGroup) -> str:
+    if not group.folded:
+        return f"<li>{escape(group.text)}</li>"
+    return (f"<li><details><summary>{escape(group.text)}</summary>"
+            f'<span class="note">{escape(", ".join(group.names))}</span></details></li>')
 
 
 def _pictures_section(title: str, pictures: Sequence[Picture]) -> str:
