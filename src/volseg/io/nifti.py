@@ -52,6 +52,8 @@ def read_nifti(path: str | Path) -> LoadedImage:
     except FileNotFoundError as exc:
         raise InputError("no such file", path=path) from exc
     except (ImageFileError, OSError, EOFError, ValueError, zlib.error) as exc:
+        if path.name.lower().endswith(".gz"):  # small files are inflated whole while nibabel sniffs
+            _raise_gzip_mismatch(path)
         raise InputError(f"not a readable NIfTI file ({_short(exc)})", path=path) from exc
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise InputError(f"not a NIfTI image (got {type(img).__name__})", path=path)
@@ -159,6 +161,15 @@ def read_gzip_block(path: Path, offset: int, out: memoryview) -> None:
         raise InputError(f"truncated or corrupt voxel data ({_short(exc)})", path=path) from exc
 
 
+def _raise_gzip_mismatch(path: Path) -> None:
+    """Raise the CRC/length error of a gzip file whose trailer does not match, if it has one."""
+    try:
+        read_gzip_block(path, 0, memoryview(bytearray(0)))
+    except InputError as exc:
+        if exc.message.startswith("gzip"):
+            raise
+
+
 def _fill(fh, out: memoryview, path: Path) -> None:
     done = 0
     while done < len(out):
@@ -219,13 +230,26 @@ def _choose_affine(header, warnings: list[str], path: Path) -> np.ndarray:
         return np.asarray(sform, dtype=np.float64)
     if qform_code and qform_code > 0:
         return np.asarray(qform, dtype=np.float64)
-    zooms = [float(z) for z in header["pixdim"][1:4]]
+    zooms = _stored_pixdim(header, path)
     if not all(np.isfinite(z) and z != 0.0 for z in zooms):
         raise GeometryError(
             f"no usable voxel spacing: sform and qform codes are 0 and pixdim is {_fmt(zooms)}",
             path=path, hint="volseg never assumes 1 mm voxels; fix the header (e.g. set pixdim or an sform)")
     warnings.append("no sform or qform: orientation unknown, using pixdim spacing with RAS axes")
     return np.diag([*np.abs(zooms), 1.0])
+
+
+def _stored_pixdim(header, path: Path) -> list[float]:
+    """pixdim[1:4] as the file stores it (nibabel's load-time checks turn a 0 into 1 mm)."""
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            raw = type(header).from_fileobj(fh, check=False)
+    except (OSError, EOFError, ValueError, zlib.error):  # pragma: no cover - nibabel read it already
+        raw = header
+    return [float(z) for z in raw["pixdim"][1:4]]
 
 
 def _check_pixdim(header, affine: np.ndarray, warnings: list[str]) -> None:
