@@ -62,3 +62,20 @@ def test_tampered_installed_weights_fail_at_load_exit_7(tmp_path, monkeypatch):
     weights.write_bytes(bytes(data))
     with pytest.raises(Exception, match="does not match its install record"):
         require_installed("testnet")
+
+
+def test_segment_with_tampered_blast_ct_weights_exits_7_at_load(shared_data, tmp_path, monkeypatch, capsys):
+    """The issue's case: real weights installed, one byte flipped at the same size; segment must stop
+    at load (before predicting), naming the file."""
+    weights, image = shared_data / "blast-ct-v1", shared_data / "head-ct" / "cranium_ct_0051.nii.gz"
+    if not weights.is_dir() or not image.is_file():
+        pytest.skip("blast-ct weights or head CT not in the shared data")
+    monkeypatch.setenv("VOLSEG_HOME", str(tmp_path / "home"))
+    assert main(["models", "install", str(weights)]) == 0
+    tampered = tmp_path / "home" / "models" / "blast-ct" / "1.0.0" / "model_7.pt"
+    tampered.chmod(0o644)
+    tampered.write_bytes(flip_bit(tampered.read_bytes(), tampered.stat().st_size // 2, bit=3))
+    assert main(["segment", str(image), "--model", "blast-ct", "-o", str(tmp_path / "out")]) == 7
+    err = capsys.readouterr().err
+    assert f"{tampered}: installed weight file does not match its install record" in err
+    assert not (tmp_path / "out" / "report.json").exists()
