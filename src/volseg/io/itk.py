@@ -61,10 +61,10 @@ def _check_claim(sitk, path: Path) -> None:
         check_stored_size(shape=size, itemsize=itemsize, file_bytes=data_bytes, path=path,
                           compressed=encoding == "deflate", what="image header")
     # SimpleITK's array plus volseg's transposed copy
-    check_memory(prod_bytes(size, itemsize), path=path, copies=2.0)
+    check_memory(_nbytes(size, itemsize), path=path, copies=2.0)
 
 
-def prod_bytes(shape, itemsize: int) -> int:
+def _nbytes(shape, itemsize: int) -> int:
     out = int(itemsize)
     for n in shape:
         out *= int(n)
