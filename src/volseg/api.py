@@ -373,7 +373,7 @@ def _catalogue_instance_classes(segmenter: Segmenter) -> list[str] | None:
 def _labels_from_map(volume: Volume) -> LabelTable:
     import numpy as np
 
-    present = [int(v) for v in np.unique(volume.array) if v != 0]
+    present = [int(v) for v in np.unique(volume.array) if v > 0]  # negatives: _as_labels refuses them
     return LabelTable.from_names({i: f"label_{i}" for i in present})
 
 

@@ -227,8 +227,10 @@ def test_verify_detects_changed_and_missing_files(volseg_home, catalogue, mirror
                                                  f"got {sha256(b'changed')}"]
     original = (folder / "weights_a.pt").read_bytes()
     (folder / "weights_a.pt").write_bytes(bytes([original[0] ^ 1]) + original[1:])  # same size, new bytes
-    assert require_installed("testnet") == folder  # the cheap check sees sizes only ...
-    with pytest.raises(ModelError, match="fails verification"):  # ... export re-hashes
+    with pytest.raises(ModelError, match="does not match its install record") as info:  # load re-hashes
+        require_installed("testnet")
+    assert info.value.path == str(folder / "weights_a.pt") and info.value.exit_code == 7
+    with pytest.raises(ModelError, match="fails verification"):  # ... and so does export
         export_bundle(["testnet"], folder.parent / "x.zip")
     (folder / "weights_a.pt").unlink()
     assert "weights_a.pt: missing" in verify("testnet").problems

@@ -13,10 +13,12 @@ is the output folder when it lies inside the input folder.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
 import re
+import stat
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,14 +48,36 @@ class Study:
     series: str | None = None  # DICOM SeriesInstanceUID to read from the folder
 
 
+@dataclass(frozen=True)
+class SkippedInput:
+    """An input file left out of the batch: a symlink loop, a dangling link or an alias."""
+
+    rel_path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Discovery:
+    studies: tuple[Study, ...]
+    skipped: tuple[SkippedInput, ...] = ()
+
+
 def discover_studies(input_dir: str | Path, *, exclude: str | Path | None = None) -> list[Study]:
     """Every study under ``input_dir``, sorted by study id (a deterministic order)."""
+    return list(discover(input_dir, exclude=exclude).studies)
+
+
+def discover(input_dir: str | Path, *, exclude: str | Path | None = None) -> Discovery:
+    """The studies under ``input_dir`` (sorted by id) and the image files skipped, each with a
+    warning: symbolic-link loops, dangling links and aliases (a second path to a file already
+    found, through a symbolic or hard link). One bad entry never stops the batch."""
     root = Path(input_dir)
     if not root.is_dir():
         raise UsageError(f"{root}: not a folder", hint="volseg batch takes a folder of studies")
     root = root.resolve()
     skip = Path(exclude).resolve() if exclude is not None else None
     files, dicom_dirs = _walk(root, skip)
+    files, skipped = _usable_files(root, files)
     found: list[tuple[str, str, str, str | None, str]] = []  # (raw id, path, rel, series, kind)
     for path in files:
         rel = path.relative_to(root).as_posix()
@@ -65,7 +89,40 @@ def discover_studies(input_dir: str | Path, *, exclude: str | Path | None = None
                for i, (_, p, rel, series, kind) in zip(ids, found)]
     studies.sort(key=lambda s: s.study_id)
     log.debug("found %d studies under %s", len(studies), root.name)
-    return studies
+    return Discovery(tuple(studies), tuple(skipped))
+
+
+def _usable_files(root: Path, files: list[Path]) -> tuple[list[Path], list[SkippedInput]]:
+    """``files`` without link loops, dangling links and aliases (plain files win over links)."""
+    seen: dict[tuple[int, int], str] = {}
+    reasons: dict[Path, str] = {}
+    for path in sorted(files, key=lambda p: (p.is_symlink(), str(p))):
+        rel = path.relative_to(root).as_posix()
+        try:
+            st = path.stat()
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                reasons[path] = "symbolic link loop"
+            elif path.is_symlink():
+                reasons[path] = "dangling symbolic link"
+            else:
+                reasons[path] = f"cannot be read ({exc.strerror})"
+            continue
+        except RuntimeError:  # pragma: no cover - older Pythons report some loops this way
+            reasons[path] = "symbolic link loop"
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            reasons[path] = "not a regular file"
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            reasons[path] = f"alias of {seen[key]} (the same file)"
+            continue
+        seen[key] = rel
+    skipped = [SkippedInput(p.relative_to(root).as_posix(), r) for p, r in sorted(reasons.items())]
+    for item in skipped:
+        log.warning("%s: skipped: %s", item.rel_path, item.reason)
+    return [p for p in files if p not in reasons], skipped
 
 
 def assign_ids(raw_names: list[str]) -> list[str]:

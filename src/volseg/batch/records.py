@@ -1,7 +1,7 @@
 """Completion and failure records: what makes a study count as done, and what a rerun trusts.
 
 ``<OUT>/<study>/.volseg-done.json`` is written last, atomically, once every output of the study is
-in place. It holds the input's fingerprint (size and modification time of each input file), the
+in place. It holds the input's fingerprint (path, size, mtime and sha256 of each input file), the
 models (name, version) and options, and the size and SHA-256 of every output file. A rerun skips
 a study only when the record parses and all of that still holds; otherwise the study is redone.
 A folder without a record is a partial study (a killed run) and is redone from scratch.
@@ -49,15 +49,18 @@ class StudyState:
 
 # ---- fingerprints --------------------------------------------------------------------------
 def input_fingerprint(study: Study) -> dict:
-    """Size and mtime (ns) of every file the study is read from, hashed (no header is read)."""
+    """The content of every file the study is read from: each file's relative path, size, mtime
+    and streamed sha256, hashed together (for a DICOM folder, the sorted file list with their hashes).
+    Size and mtime alone are not trusted: a file replaced by another of the same size with its
+    mtime restored must make the study be redone."""
     digest = hashlib.sha256()
     n_files = n_bytes = 0
-    for rel, size, mtime in _input_files(study):
-        digest.update(f"{rel}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
-        n_files, n_bytes = n_files + 1, n_bytes + size
+    for rel, size, content in _input_files(study):
+        digest.update(f"{rel}\0{size}\0{content}\n".encode("utf-8", "surrogateescape"))
+        n_files, n_bytes = n_files + 1, n_bytes + max(size, 0)
     series = hashlib.sha256(study.series.encode()).hexdigest()[:16] if study.series else None
     return {"kind": study.kind, "rel_path": study.rel_path, "series_sha256_16": series,
-            "n_files": n_files, "n_bytes": n_bytes, "stat_sha256": digest.hexdigest()}
+            "n_files": n_files, "n_bytes": n_bytes, "content_sha256": digest.hexdigest()}
 
 
 def _input_files(study: Study):
@@ -77,12 +80,14 @@ def _input_files(study: Study):
     yield _stat(path, path.parent)
 
 
-def _stat(path: Path, base: Path) -> tuple[str, int, int]:
+def _stat(path: Path, base: Path) -> tuple[str, int, str]:
+    """(relative path, size, "mtime sha256") of one input file; size -1 when it cannot be read."""
+    rel = path.relative_to(base).as_posix()
     try:
         st = path.stat()
+        return rel, st.st_size, f"{st.st_mtime_ns} {sha256_file(path)}"
     except OSError:
-        return path.relative_to(base).as_posix(), -1, -1
-    return path.relative_to(base).as_posix(), st.st_size, st.st_mtime_ns
+        return rel, -1, "unreadable"
 
 
 def hash_outputs(folder: str | Path) -> dict[str, dict]:

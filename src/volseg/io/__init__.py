@@ -39,8 +39,33 @@ def image_kind(path: str | Path) -> str | None:
 
 
 def read_image(path: str | Path, *, series: str | None = None) -> LoadedImage:
-    """Read one 3-D image from a file or a DICOM folder."""
-    path = Path(path)
+    """Read one 3-D image from a file or a DICOM folder (NaN/±Inf voxels counted in a warning)."""
+    return _note_nonfinite(_read(Path(path), series))
+
+
+def _note_nonfinite(image: LoadedImage) -> LoadedImage:
+    """Add a warning counting NaN and ±Inf voxels; measurements leave them out of statistics."""
+    import dataclasses
+    import logging
+
+    import numpy as np
+
+    array = image.volume.array
+    if array.dtype.kind != "f":
+        return image
+    finite = np.isfinite(array)
+    bad = int(array.size - np.count_nonzero(finite))
+    if not bad:
+        return image
+    nan = int(np.count_nonzero(np.isnan(array)))
+    text = (f"{bad} voxels are not finite ({nan} NaN, {bad - nan} ±Inf): left out of intensity "
+            "statistics and never taken as the edge of the field of view")
+    logging.getLogger(__name__).warning("%s: %s", Path(image.source.path).name, text)
+    source = dataclasses.replace(image.source, warnings=(*image.source.warnings, text))
+    return LoadedImage(image.volume, source)
+
+
+def _read(path: Path, series: str | None) -> LoadedImage:
     if not path.exists():
         raise InputError("no such file or folder", path=path)
     kind = image_kind(path)

@@ -20,6 +20,9 @@ decoding in :mod:`volseg.io.dicom_pixels`):
   groups (position, orientation, pixel spacing, rescale); other multi-frame files are skipped.
 * Intensities: RescaleSlope/RescaleIntercept per slice (or frame). The result is int16 when every
   slope is 1, every intercept an integer and the values fit; float32 otherwise.
+* Before any pixel array is made, each uncompressed file must be large enough for the
+  Rows×Columns×frames its header claims, and the whole stack must fit in the memory available
+  (:mod:`volseg.io.limits`); otherwise an :class:`InputError` with the numbers.
 * Pixel data is decoded once per file. A missing decoder for a compressed transfer syntax, or
   pixel data that is truncated or corrupt, is an :class:`InputError` naming the file; never zeros.
 """
@@ -35,8 +38,9 @@ import numpy as np
 
 from volseg.errors import AmbiguousInputError, GeometryError, InputError
 from volseg.io import dicom_geometry as geom
-from volseg.io.dicom_pixels import decode_frames
+from volseg.io.dicom_pixels import check_pixel_claims, decode_frames, pixel_claim
 from volseg.io.dicom_pixels import short_message as _short
+from volseg.io.limits import check_memory
 from volseg.io.types import ImageSource, LoadedImage
 from volseg.volume import Volume
 
@@ -95,6 +99,8 @@ class _Slice:  # one frame of one file, as its header describes it
     slope: float
     intercept: float
     tilt: float | None
+    stored_bytes: int = 0  # the whole file's pixel data as the header describes it (all frames)
+    encapsulated: bool = False  # compressed transfer syntax: the file size bounds nothing
 
 
 @dataclass
@@ -265,6 +271,7 @@ def _slices_from(ds, path: Path) -> tuple[list[_Slice], str | None]:
         if sop in _VOLUME_SOP:
             raise _Corrupt("incomplete header (truncated?): no rows/columns or slice position")
         return [], "images without slice geometry"
+    stored, encapsulated = pixel_claim(ds, int(rows), int(cols), n_frames)
     out = []
     for f, attrs in enumerate(frames):
         if attrs.pop("localizer"):
@@ -273,7 +280,8 @@ def _slices_from(ds, path: Path) -> tuple[list[_Slice], str | None]:
             path=path, frame=f, sop_uid=_text(ds.get("SOPInstanceUID")) or "", series_uid=uid,
             series_number=_int(ds.get("SeriesNumber")), modality=modality,
             description=_text(ds.get("SeriesDescription")), rows=int(rows), columns=int(cols),
-            tilt=geom.to_float(ds.get("GantryDetectorTilt")), **attrs,
+            tilt=geom.to_float(ds.get("GantryDetectorTilt")), stored_bytes=stored,
+            encapsulated=encapsulated, **attrs,
         ))
     return out, ("localisers" if len(out) < len(frames) else None)
 
@@ -330,6 +338,9 @@ def _read_pixels(ordered: list[_Slice], folder: Path) -> np.ndarray:
     """(i, j, k) array of rescaled values; each file is read and decoded once."""
     n, rows, cols = len(ordered), ordered[0].rows, ordered[0].columns
     integral = all(s.slope == 1.0 and float(s.intercept).is_integer() for s in ordered)
+    check_pixel_claims({s.path: (s.stored_bytes, s.encapsulated) for s in ordered}, folder)
+    largest = max(s.stored_bytes for s in ordered)  # one file decoded at a time, as float64 at worst
+    check_memory(n * rows * cols * (2 if integral else 4) + 5 * largest, path=folder)
     stack = np.empty((n, rows, cols), dtype=np.int16 if integral else np.float32)
     by_file: dict[Path, list[tuple[int, _Slice]]] = {}
     for k, s in enumerate(ordered):

@@ -53,6 +53,33 @@ def decode_frames(path: Path, folder: Path, rows: int, cols: int) -> np.ndarray:
     return pixels
 
 
+def pixel_claim(ds, rows: int, cols: int, n_frames: int) -> tuple[int, bool]:
+    """(bytes of pixel data the header claims for the whole file, whether it is encapsulated)."""
+    bits = int(ds.get("BitsAllocated") or 16)
+    meta = getattr(ds, "file_meta", None)
+    ts = meta.get("TransferSyntaxUID") if meta else None
+    encapsulated = bool(ts is not None and getattr(ts, "is_compressed", False))
+    samples = max(int(ds.get("SamplesPerPixel") or 1), 1)
+    return rows * cols * max(n_frames, 1) * samples * max(bits, 1) // 8, encapsulated
+
+
+def check_pixel_claims(files: dict[Path, tuple[int, bool]], folder: Path) -> None:
+    """An InputError naming the file whose uncompressed pixel data cannot fit in its size."""
+    from volseg.io.limits import human_bytes
+
+    for path, (stored, encapsulated) in files.items():
+        if encapsulated:
+            continue
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise InputError(f"file {path.name}: cannot be read ({short_message(exc)})", path=folder) from exc
+        if stored > size:
+            raise InputError(f"file {path.name}: header claims {human_bytes(stored)} of pixel data "
+                             f"(Rows×Columns×frames) but the file is {size} bytes: truncated file or "
+                             "corrupt header", path=folder)
+
+
 def _missing_decoder(ts) -> str | None:
     """Name of the transfer syntax when no installed decoder handles it, else None."""
     try:

@@ -3,7 +3,8 @@
 Reading rules (decided once, here):
 
 * **Affine**: the sform when ``sform_code > 0``; else the qform when ``qform_code > 0``; else the
-  NIfTI "method 1" scaling ``diag(pixdim)`` with a warning that the orientation is unknown.
+  NIfTI "method 1" scaling ``diag(pixdim)`` with a warning that the orientation is unknown; with
+  a zero or non-finite pixdim as well there is no spacing at all: a GeometryError (never 1 mm).
   When both sform and qform are set and disagree by more than 0.01 mm, the sform wins and a
   warning says so (nibabel does the same; ITK may not).
 * **pixdim** that disagrees with the chosen affine's voxel sizes: the affine wins (it places every
@@ -12,7 +13,10 @@ Reading rules (decided once, here):
   (1, 0). The result keeps an integer type when slope and inter are integers and the range fits,
   else it is float32 (float64 for float64 data). A zero or NaN slope means "no scaling" (standard).
 * The whole voxel block is read at load: a truncated or corrupt file is an
-  :class:`~volseg.errors.InputError`, never zeros.
+  :class:`~volseg.errors.InputError`, never zeros. Before anything is allocated, the header's
+  claim is checked against the file's size (deflate cannot exceed 1032:1) and the memory available
+  (:mod:`volseg.io.limits`). A ``.nii.gz`` is streamed to its end so that the gzip CRC-32 and length
+  are verified on the one reading pass ("gzip CRC mismatch: file corrupt").
 * 4-D data with one volume is squeezed to 3-D; more volumes, vector or complex data are refused.
 
 Writing: label maps and images are written with the volume's affine as both sform and qform
@@ -29,6 +33,7 @@ import numpy as np
 
 from volseg.errors import GeometryError, InputError
 from volseg.io.atomic import atomic_path
+from volseg.io.limits import check_memory, check_stored_size
 from volseg.io.types import ImageSource, LoadedImage
 from volseg.volume import Volume
 
@@ -47,6 +52,8 @@ def read_nifti(path: str | Path) -> LoadedImage:
     except FileNotFoundError as exc:
         raise InputError("no such file", path=path) from exc
     except (ImageFileError, OSError, EOFError, ValueError, zlib.error) as exc:
+        if path.name.lower().endswith(".gz"):  # small files are inflated whole while nibabel sniffs
+            _raise_gzip_mismatch(path)
         raise InputError(f"not a readable NIfTI file ({_short(exc)})", path=path) from exc
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise InputError(f"not a NIfTI image (got {type(img).__name__})", path=path)
@@ -60,9 +67,9 @@ def from_nibabel(img, *, path: str | Path, kind: str = "nifti") -> LoadedImage:
 
     warnings: list[str] = []
     in_memory = not nib.is_proxy(img.dataobj)
-    raw = _to_3d(np.asanyarray(img.dataobj) if in_memory else _read_voxels(img, path), path)
+    raw = _to_3d(np.asanyarray(img.dataobj) if in_memory else _read_voxels(img, Path(path)), path)
     data = raw if in_memory else _apply_scaling(raw, img.dataobj)
-    affine = _choose_affine(img.header, warnings)
+    affine = _choose_affine(img.header, warnings, Path(path))
     _check_pixdim(img.header, affine, warnings)
     for w in warnings:
         log.warning("%s: %s", Path(path).name, w)
@@ -106,16 +113,77 @@ def label_dtype(max_label: int) -> type:
 
 # ---- reading helpers ---------------------------------------------------------------------
 def _read_voxels(img, path: Path) -> np.ndarray:
+    """The stored voxel block, read once after the header's claim is checked against the file's
+    size and the memory available; a gzip file is streamed to its end so that its CRC-32 and
+    length are verified on the same pass."""
+    proxy = img.dataobj  # nibabel's proxy knows the real data offset (the header may say 0)
+    dtype = np.dtype(proxy.dtype)
+    if dtype.kind not in "biuf" or dtype.names:
+        raise InputError(f"unsupported voxel type {dtype} (need scalar numbers)", path=path)
+    shape = tuple(int(n) for n in proxy.shape)
+    offset = int(proxy.offset)
+    compressed = path.name.lower().endswith(".gz")
+    nbytes = check_stored_size(shape=shape, itemsize=dtype.itemsize, file_bytes=path.stat().st_size,
+                               path=path, compressed=compressed, header_bytes=offset, what="NIfTI header")
+    scaled = _scaling(proxy) != (1.0, 0.0)
+    check_memory(nbytes, path=path, copies=1.0 + (12.0 / dtype.itemsize if scaled else 0.0))
+    block = np.empty(nbytes, dtype=np.uint8)
     try:
-        raw = np.asanyarray(img.dataobj.get_unscaled())
-    except (EOFError, OSError, ValueError, zlib.error) as exc:
+        if compressed:
+            read_gzip_block(path, offset, memoryview(block))
+        else:
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                _fill(fh, memoryview(block), path)
+    except OSError as exc:
         raise InputError(f"truncated or corrupt voxel data ({_short(exc)})", path=path) from exc
-    expected = int(np.prod(img.shape))
-    if raw.size != expected:  # pragma: no cover - nibabel raises first in practice
-        raise InputError(f"truncated voxel data: {raw.size} of {expected} voxels", path=path)
-    if raw.dtype.kind not in "biuf" or raw.dtype.names:
-        raise InputError(f"unsupported voxel type {raw.dtype} (need scalar numbers)", path=path)
-    return raw
+    return block.view(dtype).reshape(shape, order="F")
+
+
+def read_gzip_block(path: Path, offset: int, out: memoryview) -> None:
+    """Fill ``out`` with the bytes from ``offset`` of a gzip file, then read on to its end so that
+    Python's gzip checks every member's CRC-32 and length (nibabel and ITK never do)."""
+    import gzip
+
+    try:
+        with gzip.open(path, "rb") as fh:
+            while offset > 0:
+                skipped = len(fh.read(min(offset, 1 << 20)))
+                if not skipped:
+                    raise EOFError("file ends inside the header")
+                offset -= skipped
+            _fill(fh, out, path)
+            while fh.read(1 << 20):  # the trailer is checked when the stream ends
+                pass
+    except gzip.BadGzipFile as exc:
+        text = str(exc)
+        if "CRC" in text:
+            raise InputError("gzip CRC mismatch: file corrupt", path=path) from exc
+        if "length" in text.lower():
+            raise InputError("gzip length mismatch: file corrupt", path=path) from exc
+        raise InputError(f"truncated or corrupt voxel data ({_short(exc)})", path=path) from exc
+    except EOFError as exc:
+        raise InputError(f"truncated or corrupt voxel data ({_short(exc)})", path=path) from exc
+    except zlib.error as exc:
+        raise InputError(f"truncated or corrupt voxel data ({_short(exc)})", path=path) from exc
+
+
+def _raise_gzip_mismatch(path: Path) -> None:
+    """Raise the CRC/length error of a gzip file whose trailer does not match, if it has one."""
+    try:
+        read_gzip_block(path, 0, memoryview(bytearray(0)))
+    except InputError as exc:
+        if exc.message.startswith("gzip"):
+            raise
+
+
+def _fill(fh, out: memoryview, path: Path) -> None:
+    done = 0
+    while done < len(out):
+        n = fh.readinto(out[done:done + (1 << 24)])
+        if not n:
+            raise InputError(f"truncated or corrupt voxel data: {done} of {len(out)} bytes", path=path)
+        done += n
 
 
 def _to_3d(raw: np.ndarray, path: Path) -> np.ndarray:
@@ -137,13 +205,17 @@ def require_3d(shape: tuple[int, ...], path: str | Path) -> None:
         raise GeometryError(f"2-D image (shape {shown}); volseg needs a 3-D volume", path=path)
 
 
-def _apply_scaling(raw: np.ndarray, proxy) -> np.ndarray:
+def _scaling(proxy) -> tuple[float, float]:
     # nibabel moves scl_slope/scl_inter from the header to the array proxy on load; it already
     # maps a zero or NaN slope to "no scaling" (1, 0) as the NIfTI standard says
     slope, inter = float(proxy.slope), float(proxy.inter)
     if not np.isfinite(slope) or slope == 0.0:
         slope, inter = 1.0, 0.0
-    inter = inter if np.isfinite(inter) else 0.0
+    return slope, (inter if np.isfinite(inter) else 0.0)
+
+
+def _apply_scaling(raw: np.ndarray, proxy) -> np.ndarray:
+    slope, inter = _scaling(proxy)
     if (slope, inter) == (1.0, 0.0):
         return raw
     out_float = np.float64 if raw.dtype == np.float64 else np.float32
@@ -156,7 +228,7 @@ def _apply_scaling(raw: np.ndarray, proxy) -> np.ndarray:
     return scaled.astype(out_float)
 
 
-def _choose_affine(header, warnings: list[str]) -> np.ndarray:
+def _choose_affine(header, warnings: list[str], path: Path) -> np.ndarray:
     sform, sform_code = header.get_sform(coded=True)
     qform, qform_code = header.get_qform(coded=True)
     if sform_code and sform_code > 0:
@@ -165,9 +237,26 @@ def _choose_affine(header, warnings: list[str]) -> np.ndarray:
         return np.asarray(sform, dtype=np.float64)
     if qform_code and qform_code > 0:
         return np.asarray(qform, dtype=np.float64)
-    zooms = [float(z) if z else 1.0 for z in header["pixdim"][1:4]]
+    zooms = _stored_pixdim(header, path)
+    if not all(np.isfinite(z) and z != 0.0 for z in zooms):
+        raise GeometryError(
+            f"no usable voxel spacing: sform and qform codes are 0 and pixdim is {_fmt(zooms)}",
+            path=path, hint="volseg never assumes 1 mm voxels; fix the header (e.g. set pixdim or an sform)")
     warnings.append("no sform or qform: orientation unknown, using pixdim spacing with RAS axes")
     return np.diag([*np.abs(zooms), 1.0])
+
+
+def _stored_pixdim(header, path: Path) -> list[float]:
+    """pixdim[1:4] as the file stores it (nibabel's load-time checks turn a 0 into 1 mm)."""
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            raw = type(header).from_fileobj(fh, check=False)
+    except (OSError, EOFError, ValueError, zlib.error):  # pragma: no cover - nibabel read it already
+        raw = header
+    return [float(z) for z in raw["pixdim"][1:4]]
 
 
 def _check_pixdim(header, affine: np.ndarray, warnings: list[str]) -> None:

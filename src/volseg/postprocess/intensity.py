@@ -15,6 +15,9 @@ class HUSummary:
 
 def hu_summary(image: np.ndarray, *, stride: int = 4) -> HUSummary:
     sample = np.asarray(image)[::stride, ::stride, ::stride].astype(np.float32, copy=False)
+    sample = sample[np.isfinite(sample)]  # NaN/Inf voxels are damage, not intensities
+    if sample.size == 0:
+        return HUSummary(float("nan"), float("nan"), 0.0)
     p1, p99 = np.percentile(sample, [1, 99])
     return HUSummary(float(p1), float(p99), float(np.mean(sample < -800)))
 

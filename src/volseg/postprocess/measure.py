@@ -48,10 +48,13 @@ def voxel_volume_mm3(affine: np.ndarray) -> float:
 
 
 def intensity_stats(values: np.ndarray) -> IntensityStats | None:
-    """Mean, std, median, 5th/95th percentile, min and max of ``values`` (None when empty)."""
+    """Mean, std, median, 5th/95th percentile, min and max of the finite ``values`` (None when none
+    is finite): NaN and ±Inf voxels are left out, never spread into every statistic."""
+    values = values.astype(np.float64, copy=False)
+    if values.dtype.kind == "f":
+        values = values[np.isfinite(values)]
     if values.size == 0:
         return None
-    values = values.astype(np.float64, copy=False)
     p5, p50, p95 = np.percentile(values, INTENSITY_PERCENTILES)
     return IntensityStats(
         mean_hu=float(values.mean()),
@@ -78,11 +81,14 @@ def component_sizes(mask: np.ndarray, *, connectivity: int = 26) -> np.ndarray:
 def outside_fov_mask(image: np.ndarray, *, padding_below_hu: float = -1500.0) -> np.ndarray | None:
     """Voxels outside a CT's reconstruction circle (scanners pad them with ≤ −1500 HU, e.g. −2048).
 
-    Returns None when the image has no such padding.
+    Returns None when the image has no such padding. NaN and ±Inf voxels are damaged values, not
+    padding: they never mark the edge of the field of view.
     """
     if image.dtype.kind not in "iuf":
         return None
     outside = image <= padding_below_hu
+    if image.dtype.kind == "f":
+        outside &= np.isfinite(image)
     return outside if outside.any() else None
 
 

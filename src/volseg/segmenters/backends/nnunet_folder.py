@@ -21,6 +21,7 @@ from volseg.errors import DependencyError, ModelError
 from volseg.segmenters.backends.nnunet_plans import (
     Configuration,
     LabelSpec,
+    check_plans,
     label_spec,
     resolve_configuration,
 )
@@ -100,15 +101,19 @@ def read_model_folder(path: str | Path, *, folds: tuple[str | int, ...] | None =
     if config not in plans.get("configurations", {}):
         raise ModelError(f"configuration {config!r} is not in plans.json", path=path,
                          hint=f"plans define: {', '.join(plans.get('configurations', {}))}")
+    check_plans(plans, config, path / "plans.json")
     require_network_library()
     return ModelFolder(path, dataset_json, plans, config, weights)
 
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"unreadable JSON ({exc})", path=path) from exc
+    if not isinstance(data, dict):
+        raise ModelError(f"expected a JSON object, got {type(data).__name__}", path=path)
+    return data
 
 
 def _detect_folds(path: Path, checkpoint: str | None) -> list[str]:

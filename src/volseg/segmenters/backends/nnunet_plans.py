@@ -54,6 +54,32 @@ class Configuration:
         return ConfigurationManager(copy.deepcopy(self.entries)).configuration["architecture"]
 
 
+#: entries inference reads from a resolved configuration (``architecture``: plans ≥ 2.3 only)
+REQUIRED_ENTRIES = ("spacing", "patch_size", "normalization_schemes", "use_mask_for_norm")
+#: intensity properties CTNormalization needs for each channel
+CT_PROPERTIES = ("mean", "std", "percentile_00_5", "percentile_99_5")
+
+
+def check_plans(plans: dict, configuration: str, path) -> None:
+    """A ModelError naming ``path`` (plans.json) and the missing key, before anything else is built."""
+    try:
+        config = resolve_configuration(plans, configuration)
+    except ModelError as exc:
+        raise ModelError(exc.message, path=path, hint=exc.hint) from exc
+    for key in REQUIRED_ENTRIES:
+        if key not in config.entries:
+            raise ModelError(f"plans.json lacks the key {key!r} in configuration {configuration!r}", path=path)
+    props = plans.get("foreground_intensity_properties_per_channel") or {}
+    for channel, scheme in enumerate(config.entries["normalization_schemes"]):
+        if scheme != "CTNormalization":
+            continue
+        missing = [k for k in CT_PROPERTIES if k not in (props.get(str(channel)) or {})]
+        if missing:
+            raise ModelError(f"plans.json lacks the key {missing[0]!r} in "
+                             f"foreground_intensity_properties_per_channel[{str(channel)!r}] "
+                             "(CTNormalization needs it)", path=path)
+
+
 def resolve_configuration(plans: dict, name: str) -> Configuration:
     """The configuration ``name`` with its ``inherits_from`` chain applied (child entries win)."""
     configurations = plans.get("configurations", {})

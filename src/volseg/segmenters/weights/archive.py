@@ -2,7 +2,8 @@
 
 Every member is checked before anything is written: no absolute paths, no ``..``, no links or
 device files, a cap on the number of members, on each member's and the total uncompressed size
-(counted while writing, not trusted from headers) and on the compression ratio. Extraction goes
+(counted while writing too, not trusted from headers), on the compression ratio (per zip member
+and of the whole archive) and the free disk space the total needs. Extraction goes
 into a temporary folder beside the target, which is renamed into place only when complete.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from volseg.errors import ModelError
 
 _BLOCK = 1 << 20
+_RATIO_FLOOR = 64 * 1024  # members (and archives) smaller than this are never bombs worth refusing
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,8 @@ class ArchiveLimits:
     max_members: int = 10_000
     max_total_bytes: int = 64 * 1024**3
     max_member_bytes: int = 16 * 1024**3
-    max_ratio: float = 1000.0  # uncompressed / compressed, per zip member above 1 MiB
+    max_ratio: float = 200.0  # uncompressed / compressed: per zip member above 64 KiB, and overall
+    min_free_bytes: int = 256 * 1024**2  # disk space left free after extraction
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,11 @@ def list_members(path: Path, kind: str | None = None,
     if total > limits.max_total_bytes:
         raise ModelError(f"archive would expand to {total} bytes, more than the limit "
                          f"{limits.max_total_bytes}", path=path)
+    archive_bytes = max(path.stat().st_size, 1)
+    if total > _RATIO_FLOOR and total / archive_bytes > limits.max_ratio:
+        raise ModelError(f"archive of {archive_bytes} bytes would expand to {total} bytes "
+                         f"({total // archive_bytes}:1, limit {limits.max_ratio:g}:1; an archive bomb?)",
+                         path=path)
     for m in members:
         if m.size > limits.max_member_bytes:
             raise ModelError(f"archive member {m.name!r} is {m.size} bytes, more than the limit", path=path)
@@ -95,7 +103,7 @@ def _zip_members(path: Path, limits: ArchiveLimits) -> list[_Member]:
             raise ModelError(f"archive member {info.filename!r} is a symbolic link (not allowed)", path=path)
         if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):  # 0: no Unix type recorded
             raise ModelError(f"archive member {info.filename!r} is not a regular file", path=path)
-        if (info.file_size > _BLOCK and info.compress_size
+        if (info.file_size > _RATIO_FLOOR and info.compress_size
                 and info.file_size / info.compress_size > limits.max_ratio):
             ratio = info.file_size // info.compress_size
             raise ModelError(f"archive member {info.filename!r} is compressed {ratio}:1 "
@@ -130,6 +138,7 @@ def safe_extract(path: str | Path, target: str | Path, *,
     members = list_members(path, kind, limits)
     if target.exists():
         raise ModelError(f"extraction target {target.name!r} already exists", path=target)
+    _check_free_space(sum(m.size for m in members), target, path, limits)
     tmp = target.with_name(f".extract-{uuid.uuid4().hex[:12]}-{target.name}")
     tmp.mkdir(parents=True)
     try:
@@ -139,6 +148,17 @@ def safe_extract(path: str | Path, target: str | Path, *,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return sorted(m.name for m in members if not m.is_dir)
+
+
+def _check_free_space(total: int, target: Path, archive: Path, limits: ArchiveLimits) -> None:
+    """Refuse before writing anything when the extracted files would not fit on the disk."""
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if total + limits.min_free_bytes > free:
+        raise ModelError(f"archive expands to {total} bytes; the disk has "
+                         f"{free} bytes free (keeping {limits.min_free_bytes} spare)", path=archive)
 
 
 def _write_members(path: Path, kind: str, members: list[_Member], root: Path, limits: ArchiveLimits) -> None:

@@ -160,7 +160,7 @@ def export_bundle(names: list[str], out_zip: str | Path) -> Path:
     models = []
     for name in dict.fromkeys(names):
         entry = get_entry(name)
-        require_installed(entry.name)
+        require_installed(entry.name, check_hashes=False)  # verify re-hashes and says what differs
         report = verify(entry.name, extracted=False)
         if not report.ok:
             raise ModelError(f"{entry.name} fails verification ({report.problems[0]}); not exported",

@@ -55,11 +55,25 @@ def sha256_file(path: str | Path) -> str:
     return file_digest(path, "sha256")
 
 
+_SHA256_SEEN: dict[tuple[str, int, int, int, int], str] = {}
+
+
+def cached_sha256(path: str | Path) -> str:
+    """sha256 of ``path``, hashed once per process while its size, mtime, inode and device hold."""
+    path = Path(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+    digest = _SHA256_SEEN.get(key)
+    if digest is None:
+        digest = _SHA256_SEEN[key] = sha256_file(path)
+    return digest
+
+
 def weight_records(paths, *, relative_to: Path | None = None) -> list[dict[str, str]]:
     """``[{"file", "sha256"}]`` of a loaded model's weight files, for its provenance. Segmenters hash
     once when they load, not for every study they report."""
     return [{"file": str(Path(p).relative_to(relative_to)) if relative_to else Path(p).name,
-             "sha256": sha256_file(p)} for p in paths]
+             "sha256": cached_sha256(p)} for p in paths]
 
 
 def file_digest(path: str | Path, algorithm: str) -> str:

@@ -22,6 +22,7 @@ from volseg.segmenters.weights.cache import (
     MANIFEST_NAME,
     InstalledFile,
     Manifest,
+    cached_sha256,
     downloads_dir,
     file_digest,
     model_dir,
@@ -66,10 +67,12 @@ def installed_path(name: str) -> Path | None:
     return model_dir(entry.name, entry.version)
 
 
-def require_installed(name: str) -> Path:
+def require_installed(name: str, *, check_hashes: bool = True) -> Path:
     """The installed folder of ``name``; a ModelError naming the install command otherwise.
 
-    Checks that every installed file is present with its recorded size (``verify`` re-hashes).
+    Checks that every installed file is present with its recorded size and, with ``check_hashes``,
+    that every file a backend loads (plain weight files and files extracted from archives) still
+    has the sha256 the install recorded: hashed once per process per (path, size, mtime, inode).
     """
     entry = get_entry(name)
     if not entry.needs_weights:
@@ -83,7 +86,27 @@ def require_installed(name: str) -> Path:
         if not path.is_file() or path.stat().st_size != f.size_bytes:
             raise ModelError(f"installed weights of {name!r} are incomplete ({f.name} missing or resized)",
                              hint=f"run `volseg models verify {name}`, then reinstall")
+    if check_hashes:
+        _check_recorded_hashes(entry, manifest, folder)
     return folder
+
+
+def _check_recorded_hashes(entry: ModelEntry, manifest: Manifest, folder: Path) -> None:
+    """A ModelError (exit 7) naming the first loaded file whose sha256 differs from the record."""
+    archives = {w.name for w in entry.weights if w.archive is not None}  # only their contents load
+    recorded = [(f.name, f.sha256) for f in manifest.files if f.name not in archives]
+    for rel, expected in [*recorded, *sorted(manifest.extracted.items())]:
+        path = folder / rel
+        try:
+            actual = cached_sha256(path)
+        except OSError as exc:
+            raise ModelError(f"installed weight file is missing or unreadable ({exc.strerror})", path=path,
+                             hint=f"run `volseg models verify {entry.name}`, then reinstall") from exc
+        if actual != expected:
+            raise ModelError(f"installed weight file does not match its install record: expected sha256 "
+                             f"{expected}, got {actual}", path=path,
+                             hint=f"the file is corrupt or was changed; reinstall with "
+                                  f"`volseg models download {entry.name} --force` or `volseg models install`")
 
 
 class HashPolicy:
