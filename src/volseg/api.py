@@ -391,16 +391,5 @@ from volseg.api_models import (  # noqa: E402,F401  (re-exported: one API namesp
 )
 
 
-# ---- evaluation against a reference, in its own module ----------------------------------------
-def evaluate(pred: str | Path, ref: str | Path, out_dir: str | Path, *, labels: str | Path | None = None,
-             instances: Sequence[str] | None = None, min_overlap: float = 0.1):
-    """Compare label maps with reference label maps (two files, or two folders matched by study).
-
-    Writes ``evaluation.csv`` (one row per study × structure: Dice, HD95 and ASSD in mm, lesion-wise
-    detection for lesion classes at Dice overlap >= ``min_overlap``, tree length and branches
-    detected for airway classes) and ``evaluation.html``; returns an ``EvaluationResult``.
-    See :mod:`volseg.api_evaluate` for how studies and structures are matched.
-    """
-    from volseg.api_evaluate import evaluate as _evaluate
-
-    return _evaluate(pred, ref, out_dir, labels=labels, instances=instances, min_overlap=min_overlap)
+# ---- evaluation against a reference (two label maps, or folders of studies), in its own module ----
+from volseg.api_evaluate import EvaluationResult, evaluate  # noqa: E402,F401  (re-exported: one API namespace)

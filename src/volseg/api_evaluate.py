@@ -79,7 +79,8 @@ def score_study(pred: Path, ref: Path, *, labels=None, instances=None, min_overl
             if name not in known:
                 from volseg.errors import unknown_choice_hint
 
-                raise UsageError(f"no class {name!r} in the labels of {ref.name}", hint=unknown_choice_hint(name, known))
+                raise UsageError(f"no class {name!r} in the labels of {ref.name}",
+                                 hint=unknown_choice_hint(name, known))
     return score_maps(np.asarray(p_vol.array), np.asarray(r_vol.array), r_vol.affine, structures,
                       lesion_classes=instances, min_overlap=min_overlap)
 

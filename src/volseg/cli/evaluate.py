@@ -15,11 +15,17 @@ def register(app: typer.Typer) -> None:
 
 def evaluate(
     pred: Path = typer.Argument(..., help="Predicted label map, or a folder of studies."),
-    ref: Path = typer.Argument(..., help="Reference label map, or a folder of studies (matched by relative name)."),
+    ref: Path = typer.Argument(..., help="Reference label map, or a folder of studies (matched by name)."),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for evaluation.csv and evaluation.html."),
-    labels: Optional[Path] = typer.Option(None, "--labels", "-l", help="labels.json for both maps (default: the one beside each map; without names, labels match by index)."),
-    instances: Optional[str] = typer.Option(None, "--instances", help="Comma-separated lesion classes scored lesion by lesion (default: names saying tumour, lesion, nodule, metastasis, cyst or lymph node)."),
-    min_overlap: float = typer.Option(0.1, "--min-overlap", help="Dice between a reference and a predicted lesion that counts as detected."),
+    labels: Optional[Path] = typer.Option(
+        None, "--labels", "-l",
+        help="labels.json for both maps (default: the one beside each map; without names, labels match by index)."),
+    instances: Optional[str] = typer.Option(
+        None, "--instances",
+        help="Comma-separated lesion classes scored lesion by lesion (default: names saying tumour, lesion, "
+             "nodule, metastasis, cyst or lymph node)."),
+    min_overlap: float = typer.Option(
+        0.1, "--min-overlap", help="Dice between a reference and a predicted lesion that counts as detected."),
 ) -> None:
     """Dice, HD95 and mean surface distance (mm) per structure; lesion and airway detection."""
     from rich.table import Table

@@ -36,7 +36,8 @@ class AirwayDetection:
         return self.n_detected_branches / self.n_reference_branches if self.n_reference_branches else float("nan")
 
 
-def reference_centrelines(ref: np.ndarray, affine: np.ndarray, *, min_branch_length_mm: float = 3.0) -> list[np.ndarray]:
+def reference_centrelines(ref: np.ndarray, affine: np.ndarray, *,
+                           min_branch_length_mm: float = 3.0) -> list[np.ndarray]:
     """The reference tree's cleaned branches as centrelines in (fractional) voxel indices of ``ref``."""
     from volseg.postprocess.airway_tree import _Frame, _isotropic_steps, _prepare, _resample
     from volseg.postprocess.morphology import axial_axis

@@ -7,7 +7,6 @@ detection, airway classes (:data:`volseg.postprocess.clinical.AIRWAY_NAME`) tree
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -73,7 +72,3 @@ def score_maps(pred: np.ndarray, ref: np.ndarray, affine: np.ndarray, pairs: Seq
         out.append(StructureScore(pair.name, pair.pred_label, pair.ref_label, o.pred_voxels * voxel_ml,
                                   o.ref_voxels * voxel_ml, o.dice, o.hd95_mm, o.assd_mm, lesion, airway))
     return out
-
-
-def is_nan(value: float | None) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))

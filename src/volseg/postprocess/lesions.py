@@ -5,7 +5,8 @@ field. RECIST axes are measured on one connected piece of an axial cross-section
 split into pieces on its measurement slice says so (:mod:`volseg.postprocess.diameters`).
 ``touches_fov`` marks a lesion that reaches the array's boundary or the CT's padded region outside
 the reconstruction circle (the rule of :func:`volseg.postprocess.measure.touches_fov`, as for
-organs): its sizes are lower bounds, and it is not chosen as a RECIST target. Station assignment (lymph nodes) and RECIST target selection are filled in afterwards by
+organs): its sizes are lower bounds, and it is not chosen as a RECIST target. Station assignment
+(lymph nodes) and RECIST target selection are filled in afterwards by
 :mod:`volseg.postprocess.stations` and :mod:`volseg.postprocess.burden`.
 """
 from __future__ import annotations
@@ -66,7 +67,8 @@ def measure_instances(labels: np.ndarray, affine: np.ndarray, classes: Mapping[i
     the instance most; when none overlaps (a lesion carved out of its organ in the same map), the
     organ label most frequent in the one-voxel shell around it. Labels not in ``organ_names`` are
     never hosts. With ``image`` (CT in HU), its padding outside the reconstruction circle counts as
-    the edge of the field of view for ``touches_fov``. ``locate_node`` (e.g. :meth:`StationMapper.assign`) takes a lymph node's voxel
+    the edge of the field of view for ``touches_fov``. ``locate_node`` (e.g.
+    :meth:`StationMapper.assign`) takes a lymph node's voxel
     centres in RAS mm and returns its station (``.station``, ``.zone``, ``.note``).
     """
     labels = np.asarray(labels)
