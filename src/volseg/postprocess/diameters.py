@@ -113,21 +113,26 @@ def axial_diameters(mask: np.ndarray, affine: np.ndarray, *, offset: tuple[int, 
     axis = _axial_axis(affine) if axis is None else axis
     plane = [a for a in range(3) if a != axis]
     to_mm = _plane_metric(affine[:3, plane])
-    per_slice = {int(k): _slice_calipers(np.take(mask, k, axis=axis), to_mm)
-                 for k in np.nonzero(mask.any(axis=tuple(plane)))[0]}
-    best_len = max(piece[0] for pieces in per_slice.values() for piece in pieces)
+    pieces = [_Piece(int(k), piece, corner, to_mm) for k in np.nonzero(mask.any(axis=tuple(plane)))[0]
+              for piece, corner in slice_pieces(np.take(mask, k, axis=axis))]
+    # a piece's inside caliper is at most its farthest pair: measure pieces from the largest such
+    # bound down, and stop once the bound falls below the longest caliper found
+    best_len = -1.0
+    for piece in sorted(pieces, key=lambda pc: -pc.bound_mm):
+        if piece.bound_mm < best_len - _TIE_MM:
+            break
+        best_len = max(best_len, piece.caliper()[0])
     best = None
-    for k, pieces in per_slice.items():
-        for length, segs, p, q in pieces:
-            if length < best_len - _TIE_MM:
-                continue
+    for piece in pieces:
+        if piece.measured and piece.caliper()[0] >= best_len - _TIE_MM:
+            length, segs, p, q = piece.caliper()
             short = _perpendicular_chord(segs, p, q)
             if best is None or short[0] > best[1][0] + _TIE_MM:
-                best = ((length, k, p, q), short)
+                best = ((length, piece.slice_index, p, q), short)
     (length, k, p, q), (short_len, s0, s1) = best
     world = _slice_to_world(affine, axis, plane, k + offset[axis], offset, to_mm)
-    fragments = tuple(Caliper(float(n), (world(a), world(b)))
-                      for n, _, a, b in sorted(per_slice[k], key=lambda piece: -piece[0]))
+    on_slice = sorted((pc.caliper() for pc in pieces if pc.slice_index == k), key=lambda c: -c[0])
+    fragments = tuple(Caliper(float(n), (world(a), world(b))) for n, _, a, b in on_slice)
     return AxialDiameters(
         long_axis_mm=float(length),
         short_axis_mm=float(short_len),
@@ -139,17 +144,29 @@ def axial_diameters(mask: np.ndarray, affine: np.ndarray, *, offset: tuple[int, 
     )
 
 
-def _slice_calipers(mask2d: np.ndarray, to_mm: np.ndarray) -> list[tuple]:
-    """Each 2-D piece of a slice: (long axis, outline segments, end 1, end 2), all in plane mm."""
-    out = []
-    for piece, (r0, c0) in slice_pieces(mask2d):
-        segs = outline_segments(piece)
-        pts = np.unique(segs.reshape(-1, 2), axis=0)
-        i, j, _ = _farthest_pair(pts @ to_mm.T)
-        i, j, length = longest_inside_chord(piece, pts, to_mm, (i, j))
-        shift = np.array([r0, c0], dtype=np.float64)
-        out.append((length, (segs + shift) @ to_mm.T, (pts[i] + shift) @ to_mm.T, (pts[j] + shift) @ to_mm.T))
-    return out
+class _Piece:
+    """One 2-D piece of an axial slice: its outline, farthest pair (a bound), and inside caliper."""
+
+    def __init__(self, slice_index: int, piece: np.ndarray, corner: tuple[int, int], to_mm: np.ndarray):
+        self.slice_index, self.piece, self.to_mm = slice_index, piece, to_mm
+        self.shift = np.asarray(corner, dtype=np.float64)
+        self.segs = outline_segments(piece)
+        self.points = np.unique(self.segs.reshape(-1, 2), axis=0)
+        i, j, self.bound_mm = _farthest_pair(self.points @ to_mm.T)
+        self.farthest = (i, j)
+        self._caliper: tuple | None = None
+
+    @property
+    def measured(self) -> bool:
+        return self._caliper is not None
+
+    def caliper(self) -> tuple:
+        """(long axis, outline segments, end 1, end 2) in plane mm: the longest caliper inside."""
+        if self._caliper is None:
+            i, j, length = longest_inside_chord(self.piece, self.points, self.to_mm, self.farthest)
+            to_plane = lambda idx: (idx + self.shift) @ self.to_mm.T  # noqa: E731
+            self._caliper = (length, to_plane(self.segs), to_plane(self.points[i]), to_plane(self.points[j]))
+        return self._caliper
 
 
 def _plane_metric(columns: np.ndarray) -> np.ndarray:
