@@ -34,8 +34,9 @@ __all__ = [
     "StudyResult", "StudyFailure", "DemoResult", "ImageInfo", "ModelStatus", "load_model", "segment",
     "check_outputs", "write_outputs", "segment_many", "measure", "demo", "batch", "render_report", "collect",
     "info", "list_series", "download_models", "export_lock", "export_models", "install_models",
-    "model_statuses", "show_model", "verify_models",
+    "model_statuses", "show_model", "verify_models", "evaluate", "EvaluationResult",
 ]
+
 
 @dataclass(frozen=True)
 class StudyResult:
@@ -413,3 +414,7 @@ from volseg.api_models import (  # noqa: E402,F401  (re-exported: one API namesp
     verify_models,
 )
 from volseg.api_inputs import ImageInfo, info, list_series  # noqa: E402,F401  (re-exported)
+
+
+# ---- evaluation against a reference (two label maps, or folders of studies), in its own module ----
+from volseg.api_evaluate import EvaluationResult, evaluate  # noqa: E402,F401  (re-exported: one API namespace)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from tests.postprocess.synthetic import centred_affine, ellipsoid, rotation
+from volseg.postprocess.chords import is_inside
 from volseg.postprocess.diameters import axial_diameters, feret_diameter, outline_segments
 
 # (spacing, grid axis directions as columns, shape, ellipsoid frame relative to the grid's axes)
@@ -78,8 +79,10 @@ def test_crop_offset_gives_the_same_answer_as_the_full_grid():
         feret_diameter(mask, affine).diameter_mm, abs=1e-9)
 
 
-def test_short_axis_of_a_concave_outline_spans_its_outer_extent():
-    # a 'U' of 1 mm pixels: long axis = the diagonal; the perpendicular chord crosses the gap
+def test_long_axis_of_a_concave_outline_stays_inside_and_short_axis_spans_its_outer_extent():
+    # a 'U' of 1 mm pixels: the diagonal (~23.7 mm) would cross the gap between the arms; the long
+    # axis is the longest caliper inside: down one arm into the base, hypot(21, 3) mm; the
+    # perpendicular chord spans the outer extent (the base, 11 mm)
     u = np.zeros((1, 21, 11), dtype=bool)
     u[0, :, :3] = True
     u[0, :, 8:] = True
@@ -87,8 +90,11 @@ def test_short_axis_of_a_concave_outline_spans_its_outer_extent():
     affine = np.array([[0, 0, 1.0, 0], [0, 1.0, 0, 0], [3.0, 0, 0, 0], [0, 0, 0, 1.0]])  # axis 0 = S
     axes = axial_diameters(u, affine)
     assert axes.axial_axis == 0
-    assert axes.long_axis_mm == pytest.approx(np.hypot(21.0, 11.0), abs=1.5)
-    assert axes.short_axis_mm > 0.5 * axes.long_axis_mm  # spans the gap, not one arm
+    assert axes.long_axis_mm == pytest.approx(np.hypot(21.0, 3.0), abs=0.1)
+    assert axes.short_axis_mm == pytest.approx(11.0, abs=0.2)  # spans the base, not one arm
+    a, b = (np.linalg.solve(affine[:3, :3], np.asarray(p))[1:] for p in axes.long_axis_endpoints_ras_mm)
+    assert is_inside(u[0], a, b)[0]
+    assert not is_inside(u[0], np.array([-0.5, 0.0]), np.array([20.5, 10.0]))[0]  # the diagonal is not
 
 
 def test_outline_of_one_pixel_is_its_four_edge_midpoints():

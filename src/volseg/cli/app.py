@@ -41,13 +41,14 @@ def _global(
 
 
 def _register() -> None:
-    from volseg.cli import batch, collect, models, report, study
+    from volseg.cli import batch, collect, evaluate, models, report, study
 
     study.register(app)
     batch.register(app)
     app.add_typer(models.app, name="models")
     app.add_typer(report.app, name="report")
     collect.register(app)
+    evaluate.register(app)
 
 
 _register()

@@ -11,6 +11,9 @@ RECIST 1.1 (Eisenhauer et al., Eur J Cancer 2009;45:228-247), as applied here:
   (longest diameter for lesions, short axis for nodes). "Organ" is the host organ when an organ
   segmentation gives it, else the lesion's class; paired organs (lungs, kidneys, ...) and all
   lymph nodes each count as one organ (EORTC RECIST FAQ, "Paired organs", recist.eortc.org).
+* Lesions cut by the field of view (``touches_fov``: at the array edge or the CT's padding) are
+  not chosen as targets: their diameters are lower bounds, not "accurately measured" (section
+  3.1.1); they stay in the lesion counts and volumes, flagged in lesions.csv.
 * Target sum = sum of the targets' longest diameters (short axes for nodes).
 
 The selection is the mechanical "largest measurable lesions" rule; a reader also weighs how
@@ -76,7 +79,8 @@ def organ_key(lesion: _Lesion) -> str:
 def select_targets(lesions: Sequence[_Lesion], *, slice_thickness_mm: float,
                    max_targets: int = MAX_TARGETS, max_per_organ: int = MAX_PER_ORGAN) -> list[str]:
     """Instance ids of the RECIST target lesions, largest first."""
-    candidates = [les for les in lesions if is_measurable(les, slice_thickness_mm=slice_thickness_mm)]
+    candidates = [les for les in lesions if is_measurable(les, slice_thickness_mm=slice_thickness_mm)
+                  and not getattr(les, "touches_fov", False)]
     candidates.sort(key=lambda les: (-recist_diameter_mm(les), les.instance_id))
     chosen: list[str] = []
     per_organ: dict[str, int] = {}

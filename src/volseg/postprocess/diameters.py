@@ -5,13 +5,28 @@ segments joining the midpoints of the pixel edges that separate inside from outs
 placed on that outline, so a diameter is a distance between two outline points, in mm, computed
 from the affine (anisotropic, rotated, sheared and non-RAS grids alike).
 
-* **Axial long axis** (RECIST 1.1, Eisenhauer et al., Eur J Cancer 2009;45:228-247): the longest
-  in-plane diameter over all axial slices. The "axial" slices are those of the array axis closest
-  to the patient's superior-inferior direction (:func:`~volseg.postprocess.morphology.axial_axis`);
-  on an oblique grid the measurement is made in that slice's own plane.
-* **Short axis**: the longest chord of the outline perpendicular to the long axis, in the same
-  slice (the second caliper). For a concave outline the chord spans the outer extent of the
+* **Axial long axis** (RECIST 1.1, Eisenhauer et al., Eur J Cancer 2009;45:228-247, section 3.2:
+  "the longest diameter in the plane of measurement", axial for CT): measured on the lesion itself.
+  Each axial slice's cross-section of the lesion is split into its connected pieces (2-D,
+  4-connected, like the outline); the long axis is the longest diameter of **one piece**, over all
+  pieces of all axial slices: its calipers' end points lie on that piece's outline, so it never
+  spans the gap between separate pieces (e.g. through normal liver). The "axial" slices are those
+  of the array axis closest to the patient's superior-inferior direction
+  (:func:`~volseg.postprocess.morphology.axial_axis`); on an oblique grid the measurement is made in
+  that slice's own plane. The caliper lies inside the piece: for a concave piece whose farthest
+  outline points would be joined across background (a notch), the longest caliper that stays inside
+  is taken instead (:mod:`volseg.postprocess.chords` says how "inside" is tested).
+* **Short axis**: the longest chord of the same piece's outline perpendicular to the long axis, in
+  the same slice (the second caliper). For a concave outline the chord spans the outer extent of the
   outline along that perpendicular line.
+* **Fragments**: a lesion (one 3-D connected component) whose cross-section on its measurement slice
+  is several separate pieces is reported as fragmented: ``fragments_on_slice`` pieces, each measured
+  on its own (its own long-axis caliper), and ``fragments_sum_mm``, the sum of the pieces' long
+  axes, which is RECIST 1.1's rule for lesions that split ("when non-nodal lesions fragment, the
+  longest diameters of the fragmented portions should be added together to calculate the target
+  lesion sum", Eisenhauer 2009, section 4.3.2 special notes on target lesions: lesions that split or
+  coalesce on treatment). ``long_axis_mm`` stays the single piece's diameter; the sum is offered
+  beside it for the reader who decides that the pieces are fragments of one lesion.
 * **Maximum 3-D (Feret) diameter**: the largest distance between two points of the surface outline
   (pixel-face midpoints), found over the vertices of their convex hull.
 """
@@ -22,7 +37,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
+from volseg.postprocess.chords import longest_inside_chord
 from volseg.postprocess.morphology import axial_axis as _axial_axis
+from volseg.postprocess.outline import outline_segments, slice_pieces, surface_points
+
+__all__ = ["AxialDiameters", "Caliper", "FeretDiameter", "axial_diameters", "feret_diameter",
+           "outline_segments", "surface_points"]
 
 Point = tuple[float, float, float]
 _TIE_MM = 1e-6  # long axes equal within this are ties (broken by the larger short axis)
@@ -30,70 +50,38 @@ _CHUNK = 2_000_000  # max elements of a temporary (query Ã— segment) or (point Ã
 
 
 @dataclass(frozen=True)
+class Caliper:
+    """One piece's long axis on the measurement slice: its length and end points (RAS mm)."""
+
+    length_mm: float
+    endpoints_ras_mm: tuple[Point, Point]
+
+
+@dataclass(frozen=True)
 class AxialDiameters:
-    long_axis_mm: float
-    short_axis_mm: float
+    long_axis_mm: float  # the longest diameter of one connected piece of an axial cross-section
+    short_axis_mm: float  # perpendicular to it, on the same piece
     axial_axis: int  # the array axis whose slices are the axial planes
     slice_index: int  # index along ``axial_axis`` of the slice holding the long axis
     long_axis_endpoints_ras_mm: tuple[Point, Point]
     short_axis_endpoints_ras_mm: tuple[Point, Point] | None
+    fragments: tuple[Caliper, ...] = ()  # every piece of the measurement slice, longest first
+
+    @property
+    def fragments_on_slice(self) -> int:
+        """Separate pieces of the lesion's cross-section on its measurement slice (1: not fragmented)."""
+        return max(len(self.fragments), 1)
+
+    @property
+    def fragments_sum_mm(self) -> float:
+        """RECIST's sum for a fragmented lesion: the pieces' long axes added (= long axis for one piece)."""
+        return float(sum(c.length_mm for c in self.fragments)) if self.fragments else self.long_axis_mm
 
 
 @dataclass(frozen=True)
 class FeretDiameter:
     diameter_mm: float
     endpoints_ras_mm: tuple[Point, Point]
-
-
-# ---- outlines -------------------------------------------------------------------------------
-_EDGE_PAIRS = (("top", "bottom"), ("top", "left"), ("top", "right"),
-               ("bottom", "left"), ("bottom", "right"), ("left", "right"))
-
-
-def outline_segments(mask2d: np.ndarray) -> np.ndarray:
-    """Marching-squares outline of a 2-D mask at level 0.5: an (S, 2, 2) array of segments.
-
-    Each segment joins two edge midpoints, in (row, column) index coordinates of ``mask2d``.
-    Ambiguous (saddle) cells cut off their inside corners, i.e. the inside is 4-connected.
-    """
-    m = np.pad(np.asarray(mask2d, dtype=bool), 1)
-    c00, c01, c10, c11 = m[:-1, :-1], m[:-1, 1:], m[1:, :-1], m[1:, 1:]
-    ii, jj = np.indices(c00.shape, dtype=np.float64)
-    ii -= 1.0  # undo the padding
-    jj -= 1.0
-    crossed = {"top": c00 != c01, "bottom": c10 != c11, "left": c00 != c10, "right": c01 != c11}
-    mid = {"top": (ii, jj + 0.5), "bottom": (ii + 1.0, jj + 0.5),
-           "left": (ii + 0.5, jj), "right": (ii + 0.5, jj + 1.0)}
-    n_crossed = sum(c.astype(np.int8) for c in crossed.values())
-    parts = []
-    for e1, e2 in _EDGE_PAIRS:
-        parts.append(_segments(n_crossed == 2, crossed[e1] & crossed[e2], mid[e1], mid[e2]))
-    saddle = n_crossed == 4
-    parts.append(_segments(saddle, c00, mid["top"], mid["left"]))
-    parts.append(_segments(saddle, c00, mid["bottom"], mid["right"]))
-    parts.append(_segments(saddle, ~c00, mid["top"], mid["right"]))
-    parts.append(_segments(saddle, ~c00, mid["bottom"], mid["left"]))
-    return np.concatenate(parts, axis=0)
-
-
-def _segments(cells: np.ndarray, select: np.ndarray, p: tuple, q: tuple) -> np.ndarray:
-    sel = cells & select
-    a = np.stack([p[0][sel], p[1][sel]], axis=-1)
-    b = np.stack([q[0][sel], q[1][sel]], axis=-1)
-    return np.stack([a, b], axis=1)
-
-
-def surface_points(mask: np.ndarray) -> np.ndarray:
-    """Midpoints of the voxel faces between ``mask`` and its outside, as (N, 3) voxel indices."""
-    m = np.pad(np.asarray(mask, dtype=bool), 1)
-    points = []
-    for axis in range(3):
-        for step in (1, -1):
-            outside_next = ~np.roll(m, -step, axis=axis)
-            idx = np.argwhere(m & outside_next).astype(np.float64)
-            idx[:, axis] += 0.5 * step
-            points.append(idx)
-    return np.concatenate(points, axis=0) - 1.0
 
 
 # ---- diameters ------------------------------------------------------------------------------
@@ -113,7 +101,11 @@ def feret_diameter(mask: np.ndarray, affine: np.ndarray, *,
 
 def axial_diameters(mask: np.ndarray, affine: np.ndarray, *, offset: tuple[int, int, int] = (0, 0, 0),
                     axis: int | None = None) -> AxialDiameters | None:
-    """RECIST long and short axes of ``mask`` in its axial slices (None when empty)."""
+    """RECIST long and short axes of ``mask`` on one connected piece of an axial slice (None when empty).
+
+    The long axis is the longest diameter of a single 2-D piece over all axial slices (ties: the
+    larger short axis); ``fragments`` lists every piece of that slice with its own caliper.
+    """
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         return None
@@ -121,23 +113,26 @@ def axial_diameters(mask: np.ndarray, affine: np.ndarray, *, offset: tuple[int, 
     axis = _axial_axis(affine) if axis is None else axis
     plane = [a for a in range(3) if a != axis]
     to_mm = _plane_metric(affine[:3, plane])
-    per_slice = []
-    for k in np.nonzero(mask.any(axis=tuple(plane)))[0]:
-        segs = outline_segments(np.take(mask, k, axis=axis))
-        pts = np.unique(segs.reshape(-1, 2), axis=0)
-        pts_mm = pts @ to_mm.T
-        i, j, length = _farthest_pair(pts_mm)
-        per_slice.append((length, int(k), segs, pts_mm[i], pts_mm[j]))
-    best_len = max(item[0] for item in per_slice)
+    pieces = [_Piece(int(k), piece, corner, to_mm) for k in np.nonzero(mask.any(axis=tuple(plane)))[0]
+              for piece, corner in slice_pieces(np.take(mask, k, axis=axis))]
+    # a piece's inside caliper is at most its farthest pair: measure pieces from the largest such
+    # bound down, and stop once the bound falls below the longest caliper found
+    best_len = -1.0
+    for piece in sorted(pieces, key=lambda pc: -pc.bound_mm):
+        if piece.bound_mm < best_len - _TIE_MM:
+            break
+        best_len = max(best_len, piece.caliper()[0])
     best = None
-    for length, k, segs, p, q in per_slice:
-        if length < best_len - _TIE_MM:
-            continue
-        short = _perpendicular_chord(segs @ to_mm.T, p, q)
-        if best is None or short[0] > best[1][0] + _TIE_MM:
-            best = ((length, k, p, q), short)
+    for piece in pieces:
+        if piece.measured and piece.caliper()[0] >= best_len - _TIE_MM:
+            length, segs, p, q = piece.caliper()
+            short = _perpendicular_chord(segs, p, q)
+            if best is None or short[0] > best[1][0] + _TIE_MM:
+                best = ((length, piece.slice_index, p, q), short)
     (length, k, p, q), (short_len, s0, s1) = best
     world = _slice_to_world(affine, axis, plane, k + offset[axis], offset, to_mm)
+    on_slice = sorted((pc.caliper() for pc in pieces if pc.slice_index == k), key=lambda c: -c[0])
+    fragments = tuple(Caliper(float(n), (world(a), world(b))) for n, _, a, b in on_slice)
     return AxialDiameters(
         long_axis_mm=float(length),
         short_axis_mm=float(short_len),
@@ -145,7 +140,33 @@ def axial_diameters(mask: np.ndarray, affine: np.ndarray, *, offset: tuple[int, 
         slice_index=int(k + offset[axis]),
         long_axis_endpoints_ras_mm=(world(p), world(q)),
         short_axis_endpoints_ras_mm=(world(s0), world(s1)) if short_len > 0 else None,
+        fragments=fragments,
     )
+
+
+class _Piece:
+    """One 2-D piece of an axial slice: its outline, farthest pair (a bound), and inside caliper."""
+
+    def __init__(self, slice_index: int, piece: np.ndarray, corner: tuple[int, int], to_mm: np.ndarray):
+        self.slice_index, self.piece, self.to_mm = slice_index, piece, to_mm
+        self.shift = np.asarray(corner, dtype=np.float64)
+        self.segs = outline_segments(piece)
+        self.points = np.unique(self.segs.reshape(-1, 2), axis=0)
+        i, j, self.bound_mm = _farthest_pair(self.points @ to_mm.T)
+        self.farthest = (i, j)
+        self._caliper: tuple | None = None
+
+    @property
+    def measured(self) -> bool:
+        return self._caliper is not None
+
+    def caliper(self) -> tuple:
+        """(long axis, outline segments, end 1, end 2) in plane mm: the longest caliper inside."""
+        if self._caliper is None:
+            i, j, length = longest_inside_chord(self.piece, self.points, self.to_mm, self.farthest)
+            to_plane = lambda idx: (idx + self.shift) @ self.to_mm.T  # noqa: E731
+            self._caliper = (length, to_plane(self.segs), to_plane(self.points[i]), to_plane(self.points[j]))
+        return self._caliper
 
 
 def _plane_metric(columns: np.ndarray) -> np.ndarray:

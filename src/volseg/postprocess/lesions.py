@@ -1,21 +1,27 @@
 """Per-instance measurements of lesions and lymph nodes: size, RECIST axes, HU, host organ.
 
 Pure functions over numpy arrays and the affine; every quantity is in physical units named in its
-field. Station assignment (lymph nodes) and RECIST target selection are filled in afterwards by
+field. RECIST axes are measured on one connected piece of an axial cross-section, and a lesion
+split into pieces on its measurement slice says so (:mod:`volseg.postprocess.diameters`).
+``touches_fov`` marks a lesion that reaches the array's boundary or the CT's padded region outside
+the reconstruction circle (the rule of :func:`volseg.postprocess.measure.touches_fov`, as for
+organs): its sizes are lower bounds, and it is not chosen as a RECIST target. Station assignment
+(lymph nodes) and RECIST target selection are filled in afterwards by
 :mod:`volseg.postprocess.stations` and :mod:`volseg.postprocess.burden`.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
-from volseg.postprocess.diameters import Point, axial_diameters, feret_diameter
+from volseg.postprocess.diameters import Caliper, Point, axial_diameters, feret_diameter
 from volseg.postprocess.instances import Instance, split_classes
 from volseg.postprocess.lymph_nodes import short_axis_class
-from volseg.postprocess.measure import MM3_PER_ML, voxel_volume_mm3
+from volseg.postprocess.measure import MM3_PER_ML, outside_fov_mask, touches_fov, voxel_volume_mm3
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,10 @@ class InstanceMeasurement:
     station_zone: str | None = None
     station_note: str | None = None
     recist_target: bool = False
+    touches_fov: bool = False  # cut by the array edge or the CT's field of view: sizes are lower bounds
+    fragments_on_slice: int = 1  # separate pieces of the cross-section on the long-axis slice
+    fragments_sum_mm: float = 0.0  # RECIST fragmented-lesion sum: the pieces' long axes added
+    fragment_calipers: tuple[Caliper, ...] = ()  # each piece's long-axis caliper, longest first
 
 
 def measure_instances(labels: np.ndarray, affine: np.ndarray, classes: Mapping[int, str], *,
@@ -56,7 +66,9 @@ def measure_instances(labels: np.ndarray, affine: np.ndarray, classes: Mapping[i
     ``organ_map`` (same grid) and ``organ_names`` give the host organ: the organ label overlapping
     the instance most; when none overlaps (a lesion carved out of its organ in the same map), the
     organ label most frequent in the one-voxel shell around it. Labels not in ``organ_names`` are
-    never hosts. ``locate_node`` (e.g. :meth:`StationMapper.assign`) takes a lymph node's voxel
+    never hosts. With ``image`` (CT in HU), its padding outside the reconstruction circle counts as
+    the edge of the field of view for ``touches_fov``. ``locate_node`` (e.g.
+    :meth:`StationMapper.assign`) takes a lymph node's voxel
     centres in RAS mm and returns its station (``.station``, ``.zone``, ``.note``).
     """
     labels = np.asarray(labels)
@@ -68,7 +80,12 @@ def measure_instances(labels: np.ndarray, affine: np.ndarray, classes: Mapping[i
     vox = voxel_volume_mm3(affine)
     instances = split_classes(labels, classes, voxel_volume_mm3=vox, connectivity=connectivity,
                               min_volume_mm3=min_volume_mm3)
-    return [_measure(inst, affine, vox, image, organ_map, organ_names or {}, locate_node) for inst in instances]
+    outside = outside_fov_mask(image) if image is not None else None
+    out = []
+    for inst in instances:
+        m = _measure(inst, affine, vox, image, organ_map, organ_names or {}, locate_node)
+        out.append(dataclasses.replace(m, touches_fov=touches_fov(inst.mask, inst.offset, labels.shape, outside)))
+    return out
 
 
 def _measure(inst: Instance, affine, vox, image, organ_map, organ_names, locate_node) -> InstanceMeasurement:
@@ -104,6 +121,9 @@ def _measure(inst: Instance, affine, vox, image, organ_map, organ_names, locate_
         station=station.station if station is not None else None,
         station_zone=station.zone if station is not None else None,
         station_note=station.note if station is not None else None,
+        fragments_on_slice=axes.fragments_on_slice,
+        fragments_sum_mm=axes.fragments_sum_mm,
+        fragment_calipers=axes.fragments,
     )
 
 

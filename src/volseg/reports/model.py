@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from volseg.postprocess.qc import QC_FLAGS
 
-SCHEMA_VERSION = "1.2.0"  # 1.1.0: qc_flags/qc_notes, instances, burden, airway; 1.2.0: model details
+SCHEMA_VERSION = "1.3.0"  # 1.1.0: qc_flags/qc_notes, instances, burden, airway; 1.2.0: model details;
+# 1.3.0: instances' touches_fov, fragments_on_slice, fragments_sum_mm, fragment_calipers
 
 
 class _Strict(BaseModel):
@@ -82,6 +83,14 @@ class StructureRow(_Strict):
 Point = tuple[float, float, float]
 
 
+class FragmentCaliper(_Strict):
+    """One piece of a lesion's cross-section on its measurement slice, measured on its own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, from_attributes=True)
+    length_mm: float = Field(description="the piece's longest in-plane diameter")
+    endpoints_ras_mm: tuple[Point, Point]
+
+
 class InstanceRow(_Strict):
     """One lesion or lymph node: a connected component of a lesion-type class."""
 
@@ -91,8 +100,9 @@ class InstanceRow(_Strict):
     kind: Literal["lesion", "lymph_node"]
     voxel_count: int
     volume_ml: float
-    long_axis_mm: float = Field(description="RECIST long axis: longest in-plane diameter over the axial slices")
-    short_axis_mm: float = Field(description="longest diameter perpendicular to the long axis, same slice")
+    long_axis_mm: float = Field(description="RECIST long axis: longest in-plane diameter of one connected piece "
+                                            "of an axial cross-section, over the axial slices")
+    short_axis_mm: float = Field(description="longest diameter perpendicular to the long axis, same piece and slice")
     long_axis_slice: int = Field(description="index along axial_axis of the slice holding the long axis")
     axial_axis: int = Field(description="array axis (0, 1, 2) closest to the patient's S-I direction")
     long_axis_endpoints_ras_mm: tuple[Point, Point]
@@ -109,6 +119,13 @@ class InstanceRow(_Strict):
     station_zone: str | None = None
     station_note: str | None = Field(None, description="why this station, or which landmark is missing")
     recist_target: bool = False
+    touches_fov: bool = Field(False, description="cut by the array edge or the CT's field of view: sizes are lower "
+                                                 "bounds; never a RECIST target")
+    fragments_on_slice: int = Field(1, description="separate pieces of the cross-section on the long-axis slice")
+    fragments_sum_mm: float | None = Field(None, description="RECIST 1.1 fragmented-lesion sum: the long axes of "
+                                                             "the pieces on the long-axis slice, added")
+    fragment_calipers: list[FragmentCaliper] = Field(
+        default_factory=list, description="each piece's long-axis caliper on that slice, longest first")
 
 
 class BurdenRow(_Strict):

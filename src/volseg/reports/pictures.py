@@ -149,7 +149,8 @@ def overview_pictures(display: DisplayVolumes, labels: LabelTable) -> list[Pictu
 
 def lesion_picture(display: DisplayVolumes, labels: LabelTable, instance: Mapping[str, object],
                    *, margin_mm: float = 30.0) -> Picture | None:
-    """The lesion at its long-axis slice (axial), zoomed, with long (yellow) and short (cyan) axes."""
+    """The lesion at its long-axis slice (axial), zoomed, with long (yellow) and short (cyan) axes;
+    the other pieces of a fragmented cross-section with their own long axes (orange)."""
     long_ends = instance.get("long_axis_endpoints_ras_mm")
     if not long_ends or len(long_ends) != 2:
         return None
@@ -159,16 +160,20 @@ def lesion_picture(display: DisplayVolumes, labels: LabelTable, instance: Mappin
     if not 0 <= index < lab.shape[2]:
         return None
     long_mm = float(instance.get("long_axis_mm") or 0.0)
-    half_mm = max(margin_mm, 1.2 * long_mm)
-    sy, sx = lab.spacing[1], lab.spacing[0]
-    rows, cols = lab.shape[1], lab.shape[0]
+    others = _other_fragments(lab, instance, ((r0, c0), (r1, c1)))
     rc, cc = (r0 + r1) / 2.0, (c0 + c1) / 2.0
+    sy, sx = lab.spacing[1], lab.spacing[0]
+    reach_mm = max([0.0] + [max(abs(r - rc) * sy, abs(c - cc) * sx) for ends in others for r, c in ends])
+    half_mm = max(margin_mm, 1.2 * long_mm, reach_mm + 10.0)
+    rows, cols = lab.shape[1], lab.shape[0]
     r_lo, r_hi = _clamp(rc - half_mm / sy, rc + half_mm / sy, rows)
     c_lo, c_hi = _clamp(cc - half_mm / sx, cc + half_mm / sx, cols)
     fig, ax = _figure((c_hi - c_lo) * sx, (r_hi - r_lo) * sy, width_in=3.2)
     _draw_background(ax, display, "axial", index)
     plane = view_plane(lab.array, "axial", index)
     _draw_outlines(ax, plane, labels, filled=display.image is None, emphasise=int(instance.get("label") or 0))
+    for p0, p1 in others:  # the other pieces of a fragmented cross-section, each with its own caliper
+        _caliper(ax, p0, p1, "#ff8c00")
     _caliper(ax, (r0, c0), (r1, c1), "#ffe000")
     short_ends = instance.get("short_axis_endpoints_ras_mm")
     if short_ends and len(short_ends) == 2:
@@ -181,7 +186,26 @@ def lesion_picture(display: DisplayVolumes, labels: LabelTable, instance: Mappin
     sizes = f"long axis {long_mm:.1f} mm" + (f", short axis {float(short_mm):.1f} mm" if short_mm else "")
     key = str(instance.get("instance_id") or f"lesion-{index}")
     caption = f"{sizes}; axial slice {index + 1} (RAS); yellow: long axis, cyan: short axis"
+    if others:
+        total = instance.get("fragments_sum_mm")
+        caption += (f"; {len(others) + 1} separate pieces on this slice, orange: the other pieces' long axes"
+                    + (f" (pieces' sum {float(total):.1f} mm)" if total else ""))
     return Picture(f"lesion-{key}", key, caption, _png(fig))
+
+
+def _other_fragments(lab: Volume, instance: Mapping[str, object], main) -> list:
+    """Display end points of the calipers of the other pieces on the long-axis slice."""
+    out = []
+    for fragment in instance.get("fragment_calipers") or []:
+        ends = fragment.get("endpoints_ras_mm") if isinstance(fragment, Mapping) else None
+        if not ends or len(ends) != 2:
+            continue
+        (a_r, a_c, _), (b_r, b_c, _) = (display_point(lab, p, "axial") for p in ends)
+        pair = ((a_r, a_c), (b_r, b_c))
+        if np.allclose(pair, main, atol=1e-6) or np.allclose(pair, main[::-1], atol=1e-6):
+            continue  # the long axis itself
+        out.append(pair)
+    return out
 
 
 def airway_picture(display: DisplayVolumes, labels: LabelTable,

@@ -2,7 +2,9 @@
 
 Columns are fixed and ordered (``VOLUMETRY_COLUMNS``, ``LESIONS_COLUMNS``); units are in the names. Positions are in
 patient RAS millimetres (+x Right, +y Anterior, +z Superior). Empty cells mean "not measured"
-(no image given, or an empty structure).
+(no image given, or an empty structure). In lesions.csv, ``touches_fov = 1`` marks a lesion cut by the
+array edge or the field of view, and ``fragments_on_slice > 1`` one whose long-axis slice shows separate
+pieces (``fragments_sum_mm``: their long axes added, RECIST's rule for fragmented lesions).
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ LESIONS_COLUMNS = (
     "mean_hu", "std_hu", "min_hu", "max_hu",
     "centroid_r_mm", "centroid_a_mm", "centroid_s_mm",
     "host_organ", "short_axis_class", "station", "station_zone", "recist_target",
+    "touches_fov", "fragments_on_slice", "fragments_sum_mm",
 )
 
 
@@ -76,6 +79,8 @@ def _lesion_row(study_id: str, m: InstanceRow) -> dict[str, object]:
         row[f"centroid_{axis}_mm"] = _num(value)
     row.update(host_organ=m.host_organ or "", short_axis_class=m.short_axis_class or "",
                station=m.station or "", station_zone=m.station_zone or "", recist_target=int(m.recist_target))
+    row.update(touches_fov=int(m.touches_fov), fragments_on_slice=m.fragments_on_slice,
+               fragments_sum_mm=_num(m.fragments_sum_mm))
     return row
 
 
