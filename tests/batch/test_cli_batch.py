@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.batch.cohort import cohort_table, leftovers, truncate, volumetry, write_cohort
 from volseg import api
 from volseg.batch import BatchOptions, records
@@ -174,3 +176,35 @@ def test_engine_flags_are_part_of_the_run_key_only_when_set():
     ctx = RunContext(input_root="in", out_dir="out", key=key)
     assert ctx.segment_options("classic-ct", "cpu").engine == {"mirror": True, "step": 0.75}
     assert key != run_key(("classic-ct",), BatchOptions().output_options())  # a rerun redoes the studies
+
+
+def test_each_study_is_checked_against_each_model_unless_forced():
+    """A study a model was not made for fails alone, before predicting; --force runs it."""
+
+    from volseg.batch import BatchOptions
+    from volseg.batch.study import RunContext, run_key, segment
+    from volseg.errors import ModelError
+    from volseg.io.types import ImageSource, LoadedImage
+    from volseg.labels import LabelTable
+    from volseg.phantom import make_phantom
+
+    calls = []
+
+    class HeadModel:  # what the catalogue says of blast-ct: head CT; the phantom is a chest
+        name = "blast-ct"
+        labels = LabelTable.from_names({1: "lesion"})
+
+        def predict(self, volume, *, modality=None, progress=None):
+            calls.append(volume.shape)
+            return volume.with_array((volume.array * 0).astype("uint8"))
+
+    phantom = make_phantom().image
+    image = LoadedImage(volume=phantom, source=ImageSource(kind="nifti", path="chest.nii.gz", modality="CT"))
+    key = run_key(("classic-ct",), BatchOptions().output_options())
+    with pytest.raises(ModelError, match=r"chest\.nii\.gz: model 'blast-ct' not run"):
+        segment(RunContext(input_root="in", out_dir="out", key=key), {"blast-ct": HeadModel()}, image,
+                device="cpu", progress=lambda *a: None)
+    assert calls == []
+    segment(RunContext(input_root="in", out_dir="out", key=key, force=True), {"blast-ct": HeadModel()}, image,
+            device="cpu", progress=lambda *a: None)
+    assert calls == [phantom.shape]

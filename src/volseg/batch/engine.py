@@ -47,7 +47,8 @@ def run_batch(input_dir: str | Path, out_dir: str | Path, *, options: BatchOptio
     layout.clean_work(out, [s.study_id for s in selected])
     tally = Tally(on_event)
     ctx = RunContext(input_root=str(input_root), out_dir=str(out), key=key,
-                     sources=tuple(model_source(m) for m in models), trust_bundle=options.trust_bundle)
+                     sources=tuple(model_source(m) for m in models), trust_bundle=options.trust_bundle,
+                     force=options.force)
     with run_log(log_path(out, shard) if options.log_file else None) as log_file:
         jobs, skips, previous = _plan(selected, out, key, retry_failed=options.retry_failed)
         devices = worker_devices(options.gpus) if options.executor == "local" and jobs else []

@@ -27,6 +27,7 @@ class BatchOptions:
     dicom: bool = False  # DICOM SEG + SR for DICOM inputs, as `volseg segment --dicom`
     keep_phi: bool = False  # copy identifiers into the DICOM outputs, as `volseg segment --keep-phi`
     trust_bundle: bool = False  # a custom MONAI bundle folder's config may run, as `volseg segment --trust-bundle`
+    force: bool = False  # run models on studies they were not made for, as `volseg segment --force`
     log_file: bool = True  # OUT/logs/batch-<time>.log
     # sliding-window overrides as `volseg segment` takes them; None keeps each model's defaults
     step: float | None = None

@@ -30,7 +30,7 @@ def batch_args(options, *, json_log: bool = False) -> list[str]:
     changed = {f.name for f in fields(options) if getattr(options, f.name) != getattr(default, f.name)}
     args: list[str] = []
     for name, flag in (("retry_failed", "--retry-failed"), ("keep_phi", "--keep-phi"), ("dicom", "--dicom"),
-                       ("trust_bundle", "--trust-bundle")):
+                       ("trust_bundle", "--trust-bundle"), ("force", "--force")):
         if getattr(options, name):
             args.append(flag)
     if not options.html:

@@ -42,6 +42,7 @@ class RunContext:
     key: RunKey
     sources: tuple[str, ...] = ()  # what to load per model (catalogue name or absolute path); () = names
     trust_bundle: bool = False  # a custom MONAI bundle's config may be instantiated (--trust-bundle)
+    force: bool = False  # skip the check that each study fits each model (--force)
 
     @property
     def model_names(self) -> tuple[str, ...]:
@@ -85,9 +86,14 @@ def segment(ctx: RunContext, models: dict[str, Segmenter], image, *, device: str
     """Every model's (label map, report warnings) for ``image`` (exceptions propagate), and the time."""
     from volseg import api
 
+    from volseg.segmenters.applicability import check_applicable, scope_of_segmenter
+
     start = time.perf_counter()
     results = {}
     for name, seg in models.items():
+        if not ctx.force:  # a study the model was not made for fails alone, before predicting
+            check_applicable(image.volume, scope_of_segmenter(seg), modality=image.source.modality,
+                             path=image.source.path)
         warnings = api.check_outputs(image, seg, options=ctx.segment_options(name, device))
         labels = seg.predict(image.volume, modality=image.source.modality, progress=progress)
         results[name] = (labels, warnings)

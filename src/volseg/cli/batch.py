@@ -34,6 +34,7 @@ def batch(
     dicom: Optional[bool] = typer.Option(None, "--dicom", help="Also write DICOM SEG + SR for DICOM studies."),
     keep_phi: Optional[bool] = typer.Option(None, "--keep-phi", help="Copy patient/study identifiers into the DICOM outputs (default: placeholders)."),
     trust_bundle: bool = typer.Option(False, "--trust-bundle", help="Run a custom MONAI bundle's config (it can execute code): only for bundles you trust."),
+    force: bool = typer.Option(False, "--force", help="Run the models even on studies they were not made for (other modality, not CT in HU, other body region)."),
     json_log: bool = typer.Option(False, "--json-log", help="One JSON object per event on stderr, instead of progress bars."),
     step: Optional[float] = flags.STEP,
     tta: Optional[bool] = flags.TTA,
@@ -49,8 +50,8 @@ def batch(
     options = with_overrides(BatchOptions(), models=parse_models(model) or None, shard=shard,
                              retry_failed=retry_failed or None, gpus=gpus, executor=executor,
                              address=address, reader=reader, collect=collect, html=html, dicom=dicom,
-                             keep_phi=keep_phi, trust_bundle=trust_bundle or None, step=step, tta=tta,
-                             precision=precision, export=export)
+                             keep_phi=keep_phi, trust_bundle=trust_bundle or None, force=force or None, step=step,
+                             tta=tta, precision=precision, export=export)
     view = _JsonView() if json_log else _RichView()
     with _console_logs(json_lines=json_log), view:
         summary = api.batch(input_dir, output, options=options, on_event=view)
@@ -77,6 +78,7 @@ def slurm_script(
     dicom: Optional[bool] = typer.Option(None, "--dicom", help="Passed to `volseg batch`."),
     keep_phi: Optional[bool] = typer.Option(None, "--keep-phi", help="Passed to `volseg batch`."),
     trust_bundle: bool = typer.Option(False, "--trust-bundle", help="Passed to `volseg batch`: run a custom MONAI bundle's config (it can execute code)."),
+    force: bool = typer.Option(False, "--force", help="Passed to `volseg batch`: run the models on studies they were not made for."),
     json_log: bool = typer.Option(False, "--json-log", help="Passed to `volseg batch`: JSON events in the SLURM logs."),
     step: Optional[float] = flags.STEP,
     tta: Optional[bool] = flags.TTA,
@@ -99,8 +101,8 @@ def slurm_script(
         raise UsageError(f"{input_dir}: not a folder", hint="give the folder of studies")
     options = with_overrides(BatchOptions(), models=parse_models(model) or None, retry_failed=retry_failed or None,
                              gpus=gpus, reader=reader, html=html, dicom=dicom, keep_phi=keep_phi,
-                             trust_bundle=trust_bundle or None, step=step, tta=tta, precision=precision,
-                             export=export)
+                             trust_bundle=trust_bundle or None, force=force or None, step=step, tta=tta,
+                             precision=precision, export=export)
     try:
         specs = resolve_models(options.models, trust_bundle=options.trust_bundle)
     except ModelError as exc:  # the script would fail on every array task: a usage error here
