@@ -208,3 +208,21 @@ def test_each_study_is_checked_against_each_model_unless_forced():
     segment(RunContext(input_root="in", out_dir="out", key=key, force=True), {"blast-ct": HeadModel()}, image,
             device="cpu", progress=lambda *a: None)
     assert calls == [phantom.shape]
+
+
+def test_progress_lines_when_stderr_is_a_file_and_quiet_means_errors_only(tmp_path):
+    cohort = tmp_path / "in"
+    write_cohort(cohort, 2)
+    plain = run("batch", cohort, "-o", tmp_path / "out", "--no-html")
+    assert plain.returncode == 0, plain.stderr
+    stages = [line for line in plain.stderr.splitlines() if "progress: case_00: " in line]
+    assert any("measuring" in line for line in stages) and any("writing" in line for line in stages), plain.stderr
+    assert all("elapsed" in line for line in stages)
+
+    quiet = run("batch", cohort, "-o", tmp_path / "out2", "--no-html", "-q")
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    truncate(cohort / "case_01.nii.gz")
+    failing = run("batch", cohort, "-o", tmp_path / "out3", "--no-html", "-q")
+    assert failing.returncode == 3
+    assert [line for line in failing.stderr.splitlines() if line] == [
+        next(line for line in failing.stderr.splitlines() if line.startswith("volseg: error: case_01"))]

@@ -17,7 +17,7 @@ from volseg.batch import failures, layout, records
 from volseg.batch.discover import Study
 from volseg.batch.failures import Failure
 from volseg.batch.records import RunKey
-from volseg.segmenters.base import Segmenter
+from volseg.segmenters.base import ProgressCallback, Segmenter, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def segment(ctx: RunContext, models: dict[str, Segmenter], image, *, device: str
 
 
 def write_and_finalize(ctx: RunContext, job: Job, models: dict[str, Segmenter], image, results: dict,
-                       *, device: str, timings: dict[str, float]) -> dict:
+                       *, device: str, timings: dict[str, float], progress: ProgressCallback = no_progress) -> dict:
     """Measure and write every model's outputs in a work folder, move it into place, record it done."""
     from volseg import api
 
@@ -113,7 +113,7 @@ def write_and_finalize(ctx: RunContext, job: Job, models: dict[str, Segmenter], 
             target = work / name if len(results) > 1 else work
             api.write_outputs(image, label_map, target, study_id=job.study.study_id, segmenter=models[name],
                               options=ctx.segment_options(name, device), timings=timings, warnings=warnings,
-                              input=job.study.path)
+                              input=job.study.path, progress=progress)
         outputs = records.hash_outputs(work)
         final = layout.finalize(work, layout.study_dir(out, job.study.study_id))
     except BaseException:
@@ -161,7 +161,8 @@ def process_loaded(ctx: RunContext, job: Job, loaded, models: dict[str, Segmente
 
     def finish() -> None:
         try:
-            data = write_and_finalize(ctx, job, models, loaded.image, results, device=device, timings=timings)
+            data = write_and_finalize(ctx, job, models, loaded.image, results, device=device, timings=timings,
+                                      progress=progress)
         except Exception as exc:  # noqa: BLE001
             fail(ctx, job, failures.from_exception(exc, "write", input_root=ctx.input_root), emit)
             return

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from volseg.cli import flags
-from volseg.cli.console import err
+from volseg.cli.console import err, verbosity
 
 
 def register(app: typer.Typer) -> None:
@@ -52,10 +52,10 @@ def batch(
                              address=address, reader=reader, collect=collect, html=html, dicom=dicom,
                              keep_phi=keep_phi, trust_bundle=trust_bundle or None, force=force or None, step=step,
                              tta=tta, precision=precision, export=export)
-    view = _JsonView() if json_log else _RichView()
+    view = _JsonView() if json_log else _RichView(quiet=verbosity.quiet)
     with _console_logs(json_lines=json_log), view:
         summary = api.batch(input_dir, output, options=options, on_event=view)
-    if not json_log:
+    if not json_log and not verbosity.quiet:
         _print_summary(summary)
     if summary.exit_code:
         raise typer.Exit(code=summary.exit_code)
@@ -136,11 +136,16 @@ class _JsonView:
 class _RichView:
     """A bar for the cohort (studies, ETA) and one per worker for its current study, on stderr.
 
-    Without a terminal (e.g. a SLURM log) it writes one line per finished or failed study.
+    Without a terminal (e.g. a SLURM log) it writes one line per finished or failed study and plain
+    progress lines for the studies' stages (at each stage change, else at most every 30 s); ``quiet``
+    (-q): only the failures.
     """
 
-    def __init__(self) -> None:
-        self.live = err.is_terminal
+    def __init__(self, *, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.live = err.is_terminal and not quiet
+        self.lines = None
+        self.heartbeat = None
         self.progress = None
         self.cohort = None
         self.workers: dict[int, int] = {}
@@ -160,15 +165,24 @@ class _RichView:
             self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                      TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
             self.progress.__enter__()
+        elif not self.quiet:
+            from volseg.cli.progress import LineProgress, Heartbeat, write_err, line_interval_s
+
+            interval_s = line_interval_s()
+            self.lines = LineProgress(write_err, interval_s=interval_s)
+            self.heartbeat = Heartbeat(self.lines.tick, min(5.0, interval_s))
+            self.heartbeat.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
         if self.progress is not None:
             self.progress.__exit__(*exc)
+        if self.heartbeat is not None:
+            self.heartbeat.__exit__(*exc)
 
     def __call__(self, event) -> None:
         kind, d, sid = event.kind, event.data, event.study_id
-        if kind == "batch_started":
+        if kind == "batch_started" and not self.quiet:
             err.print(f"{d['found']} studies found, {d['selected']} in shard {d['shard']}: {d['to_run']} to run, "
                       f"{d['skip']} done already, {d['failed_before']} failed before; models "
                       f"{', '.join(d['models'])}", highlight=False)
@@ -183,6 +197,8 @@ class _RichView:
         elif kind == "study_progress" and self.progress is not None and sid in self.current:
             self.progress.update(self.workers[self.current[sid]], completed=d["done"], total=d["total"],
                                  description=f"  {sid}: {d['stage']}")
+        elif kind == "study_progress" and self.lines is not None:
+            self.lines(f"{sid}: {d['stage']}", d["done"], d["total"])
         elif kind in ("study_done", "study_failed") and not d.get("previous"):
             self.current.pop(sid, None)
             if self.progress is not None and self.cohort is not None:
@@ -190,7 +206,7 @@ class _RichView:
             if kind == "study_failed":
                 err.print(f"volseg: error: {sid}: {d['error_class']} while {d['stage']}: {d['error']}",
                           markup=False, highlight=False, soft_wrap=True)
-            elif not self.live:
+            elif not self.live and not self.quiet:
                 err.print(f"{sid} done in {d['seconds']:.1f} s", highlight=False)
 
 

@@ -129,7 +129,7 @@ class JsonProgress:
             self.event("study_progress", self.study_id, {"stage": stage, "done": done, "total": total})
 
 
-class _Heartbeat:
+class Heartbeat:
     """Calls ``tick`` every ``every_s`` seconds on a daemon thread until stopped."""
 
     def __init__(self, tick: Callable[[], None], every_s: float) -> None:
@@ -168,7 +168,7 @@ def line_interval_s() -> float:
     return value
 
 
-def _write_err(line: str) -> None:
+def write_err(line: str) -> None:
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
 
@@ -186,8 +186,8 @@ def progress_view(*, enabled: bool = True, interval_s: float | None = None
         with rich_progress(err) as update:
             yield update
     else:
-        lines = LineProgress(_write_err, interval_s=interval_s)
-        with _Heartbeat(lines.tick, min(5.0, interval_s)):
+        lines = LineProgress(write_err, interval_s=interval_s)
+        with Heartbeat(lines.tick, min(5.0, interval_s)):
             yield lines
 
 
@@ -233,7 +233,7 @@ class JsonStudies:
     the next study's events.
     """
 
-    def __init__(self, study_ids: list[str], write: Callable[[str], None] = _write_err, *,
+    def __init__(self, study_ids: list[str], write: Callable[[str], None] = write_err, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.progress = JsonProgress(write, clock=clock)
         self._ids, self._clock, self._next, self._started = list(study_ids), clock, 0, 0.0

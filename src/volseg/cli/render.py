@@ -41,7 +41,7 @@ def print_volumetry(report) -> None:
                          ("components", "right"), ("flags", "left")):
         table.add_column(col, justify=justify, overflow="fold")  # whole names, folded when narrow
     for s in report.structures:
-        flags = ", ".join(f for f, on in (("empty", s.empty), ("cut by FOV", s.touches_fov)) if on)
+        flags = ", ".join(f for f, on in (("empty", s.empty), ("cut by FOV", "truncated" in s.qc_flags)) if on)
         table.add_row(s.name, _fmt(s.volume_ml, 2), _fmt(s.mean_hu), str(s.n_components), flags)
     out.print(table)
 

@@ -103,6 +103,7 @@ class NnUNetPart:
 
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
+        progress("preprocessing", 0, 1)
         perm = self.axis_order
         x = _to_device(array, perm, self.device)
         spacing_n = tuple(float(spacing[p]) for p in perm)
@@ -113,6 +114,7 @@ class NnUNetPart:
         x = resample_volume(x, plan_resampling(self.data_resampling, cropped_shape, model_shape,
                                                spacing_n, self.spacing))
         timings["preprocess"] = time.perf_counter() - t0
+        progress("preprocessing", 1, 1)
         predictor, head, channels = self._predictor(settings)
         run = run_windows(x, predictor, channels=channels, patch=self.patch, settings=settings,
                           mirror_axes=self.folder.mirror_axes, progress=progress)

@@ -125,6 +125,7 @@ def run_pipeline(volume: Volume, predictor, *, spec: NetworkInput, channels: int
     from volseg.segmenters.engine.infer import run_windows
 
     t0 = time.perf_counter()
+    progress("preprocessing", 0, 1)
     work = reorient(volume, spec.orientation) if spec.orientation else volume
     perm = tuple(spec.axes)
     x = torch.empty(tuple(work.shape[a] for a in perm), dtype=torch.float32, device=device)
@@ -138,10 +139,12 @@ def run_pipeline(volume: Volume, predictor, *, spec: NetworkInput, channels: int
     model_shape = tuple(max(1, round(n * s / t)) for n, s, t in zip(in_shape, spacing, target))
     x = resample_image(x, model_shape, spec.resampling)
     t1 = time.perf_counter()
+    progress("preprocessing", 1, 1)
     run = run_windows(x, predictor, channels=channels, patch=spec.patch_size, settings=settings,
                       mirror_axes=spec.mirror_axes, progress=progress)
     del x
     t2 = time.perf_counter()
+    progress("export", 0, 1)
     decoder = LabelDecoder(tuple(range(channels)))
     codes = model_grid_codes(run.blend, run.keep, decoder)
     maps = axis_maps(model_shape, in_shape)
@@ -153,6 +156,7 @@ def run_pipeline(volume: Volume, predictor, *, spec: NetworkInput, channels: int
     full[box] = codes
     array = full.permute(tuple(int(i) for i in np.argsort(perm))).cpu().numpy()
     labels = undo_reorient(array, volume, spec.orientation).array if spec.orientation else array
+    progress("export", 1, 1)
     info = {"precision": run.precision, "window_batch": run.window_batch, "windows": run.blend.windows,
             "accumulator": run.accumulator, "fallbacks": run.fallbacks, "model_grid_shape": list(model_shape),
             "timings_s": {"preprocess": t1 - t0, "sliding_window": t2 - t1,
