@@ -193,19 +193,19 @@ def measure(segmentation: str | Path, out_dir: str | Path, *, image: str | Path 
     segmentation's own other classes).
     """
     from volseg.io.atomic import ensure_writable_dir
-    from volseg.io.masks import read_segmentation
+    from volseg.io.masks import as_label_volume, present_labels, read_segmentation
 
     ensure_writable_dir(out_dir)
     t = time.perf_counter()
     seg, named, warnings = read_segmentation(segmentation)  # a label map, or a folder of masks
-    table = read_labels(labels) if labels else named or _labels_from_map(seg.volume)
+    table = read_labels(labels) if labels else named or present_labels(seg.volume)
     source = read_image(image) if image else None
     if source is not None and not source.volume.same_grid(seg.volume, atol_mm=1e-2):
         raise GeometryError(
             f"image grid {source.volume.shape} does not match the segmentation grid {seg.volume.shape}",
             path=image,
         )
-    label_volume = _as_labels(seg.volume, segmentation)
+    label_volume = as_label_volume(seg.volume, segmentation)
     organ_volume, organ_table = _read_organs(organs, organ_labels, label_volume)
     if instances is not None:
         _check_class_names(instances, table, labels or segmentation)
@@ -341,17 +341,19 @@ def _dicom_preflight(image: LoadedImage, table: LabelTable, options: SegmentOpti
 
 def _read_organs(organs, organ_labels, labels: Volume) -> tuple[Volume | None, LabelTable | None]:
     """The organ map of the same study (same grid as the segmentation) and its names."""
+    from volseg.io.masks import as_label_volume, present_labels
+
     if organs is None:
         if organ_labels is not None:
             raise UsageError("organ labels given without an organ segmentation", hint="add --organs SEG")
         return None, None
-    volume = _as_labels(read_image(organs).volume, organs)
+    volume = as_label_volume(read_image(organs).volume, organs)
     if not volume.same_grid(labels, atol_mm=1e-2):
         raise GeometryError(
             f"organ segmentation grid {volume.shape} does not match the segmentation grid {labels.shape}",
             path=organs,
         )
-    return volume, (read_labels(organ_labels) if organ_labels else _labels_from_map(volume))
+    return volume, (read_labels(organ_labels) if organ_labels else present_labels(volume))
 
 
 def _check_class_names(names: Sequence[str], table: LabelTable, path) -> None:
@@ -369,26 +371,6 @@ def _catalogue_instance_classes(segmenter: Segmenter) -> list[str] | None:
     entry = load_catalogue().get(getattr(segmenter, "name", ""))
     declared = getattr(entry, "instance_classes", None) if entry is not None else None
     return list(declared) if declared else None
-
-
-def _labels_from_map(volume: Volume) -> LabelTable:
-    import numpy as np
-
-    present = [int(v) for v in np.unique(volume.array) if v > 0]  # negatives: _as_labels refuses them
-    return LabelTable.from_names({i: f"label_{i}" for i in present})
-
-
-def _as_labels(volume: Volume, path) -> Volume:
-    import numpy as np
-
-    array = volume.array
-    if array.dtype.kind == "f":
-        if not np.all(np.mod(array, 1) == 0):
-            raise InputError("segmentation holds non-integer values; expected a label map", path=path)
-        array = array.astype(np.int32)
-    if array.dtype.kind not in "iu" or (array.size and array.min() < 0):
-        raise InputError("segmentation must hold non-negative integer labels", path=path)
-    return volume.with_array(array)
 
 
 def _unique_study_names(paths: list[Path]) -> list[str]:

@@ -139,19 +139,10 @@ def _names(labels, path: Path) -> dict[int, str] | None:
 
 
 def _label_volume(path: Path):
-    import numpy as np
-
     from volseg.io import read_image
+    from volseg.io.masks import as_label_volume
 
-    volume = read_image(path).volume
-    array = np.asarray(volume.array)
-    if array.dtype.kind == "f":
-        if not np.all(np.mod(array, 1) == 0):
-            raise InputError("label map holds non-integer values", path=path)
-        array = array.astype(np.int32)
-    if array.dtype.kind not in "iu" or (array.size and array.min() < 0):
-        raise InputError("a label map must hold non-negative integer labels", path=path)
-    return volume.with_array(array)
+    return as_label_volume(read_image(path).volume, path)
 
 
 def _fmt(values) -> str:

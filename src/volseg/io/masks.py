@@ -1,4 +1,5 @@
-"""A folder of per-class masks (TotalSegmentator's default output) read as one label map.
+"""Segmentations as inputs: a label map checked to hold labels, or a folder of per-class masks
+(TotalSegmentator's default output) read as one label map.
 
 Each ``<name>.nii.gz`` (or ``.nii``) file is one class, named by its file name; classes are numbered
 1..N in alphabetical order of the names. Every mask must lie on the first mask's grid (else a
@@ -16,6 +17,7 @@ import numpy as np
 from volseg.errors import GeometryError, InputError
 from volseg.io.types import LoadedImage
 from volseg.labels import LabelTable
+from volseg.volume import Volume
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,25 @@ def read_segmentation(path: str | Path) -> tuple[LoadedImage, LabelTable | None,
     from volseg.io import read_image
 
     return read_image(path), None, ()
+
+
+def as_label_volume(volume: Volume, path) -> Volume:
+    """``volume`` as a label map: integer labels >= 0 (whole-numbered floats converted), else an
+    InputError naming ``path``."""
+    array = volume.array
+    if array.dtype.kind == "f":
+        if not np.all(np.mod(array, 1) == 0):
+            raise InputError("segmentation holds non-integer values; expected a label map", path=path)
+        array = array.astype(np.int32)
+    if array.dtype.kind not in "iu" or (array.size and array.min() < 0):
+        raise InputError("segmentation must hold non-negative integer labels", path=path)
+    return volume.with_array(array)
+
+
+def present_labels(volume: Volume) -> LabelTable:
+    """A table naming every label present in ``volume`` ``label_<index>`` (no names known)."""
+    present = [int(v) for v in np.unique(volume.array) if v > 0]
+    return LabelTable.from_names({i: f"label_{i}" for i in present})
 
 
 def _class_name(path: Path) -> str:
