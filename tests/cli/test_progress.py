@@ -32,20 +32,20 @@ def test_line_progress_throttles_to_the_interval_and_estimates_the_remaining_tim
     view, clock, lines = _lines()
     view("sliding window", 0, 40)
     assert lines == ["[12:00:00] progress: sliding window 0/40, elapsed 0 s, remaining unknown"]
-    for done in range(1, 10):  # 9 windows in 29 s: no line
+    for done in range(1, 10):  # 9 windows in 29 s: one line, the first estimate after the first window
         clock.now += 29 / 9
         view("sliding window", done, 40)
-    assert len(lines) == 1
-    clock.now = 1030.0
-    view("sliding window", 10, 40)  # 30 s after the last line: 10 of 40 in 30 s → 90 s to go
-    assert lines[-1] == "[12:00:00] progress: sliding window 10/40, elapsed 30 s, remaining ~1 min 30 s"
+    assert lines[1:] == ["[12:00:00] progress: sliding window 1/40, elapsed 3 s, remaining ~2 min 06 s"]
+    clock.now = 1040.0
+    view("sliding window", 10, 40)  # over 30 s after the last line: 10 of 40 in 40 s → 120 s to go
+    assert lines[-1] == "[12:00:00] progress: sliding window 10/40, elapsed 40 s, remaining ~2 min 00 s"
     clock.now += 10
     view("sliding window", 20, 40)
-    assert len(lines) == 2  # throttled again
+    assert len(lines) == 3  # throttled again
     clock.now += 20
     view("sliding window", 40, 40)  # a stage's end is always written
-    assert lines[-1].endswith("sliding window 40/40, elapsed 1 min 00 s, done")
-    assert len(lines) == 3
+    assert lines[-1].endswith("sliding window 40/40, elapsed 1 min 10 s, done")
+    assert len(lines) == 4
 
 
 def test_line_progress_writes_a_line_at_each_stage_change():

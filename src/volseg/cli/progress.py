@@ -54,8 +54,8 @@ class _Stage:
 class LineProgress:
     """Plain progress lines for a stream that is not a terminal; ``clock`` and ``write`` injectable.
 
-    A line is written when a stage begins, when it completes, and otherwise at most every
-    ``interval_s``; :meth:`tick` (called by a heartbeat) writes the current state when nothing was
+    A line is written when a stage begins, when its first unit of a count completes (the first
+    estimate of the time remaining), when it completes, and otherwise at most every ``interval_s``; :meth:`tick` (called by a heartbeat) writes the current state when nothing was
     written for ``interval_s``.
     """
 
@@ -76,8 +76,9 @@ class LineProgress:
                 self._emit(now)
                 return
             finished = done >= total > 0 and current.done < current.total
+            first_estimate = current.done == 0 < done < total
             current.done, current.total = done, total
-            if finished or now - self._last_line >= self.interval_s:
+            if finished or first_estimate or now - self._last_line >= self.interval_s:
                 self._emit(now)
 
     def tick(self) -> None:
