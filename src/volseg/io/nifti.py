@@ -66,8 +66,11 @@ def from_nibabel(img, *, path: str | Path, kind: str = "nifti") -> LoadedImage:
     import nibabel as nib
 
     warnings: list[str] = []
-    in_memory = not nib.is_proxy(img.dataobj)
-    raw = _to_3d(np.asanyarray(img.dataobj) if in_memory else _read_voxels(img, Path(path)), path)
+    # a proxy is streamed (and checked) from its own file; ``path`` may only be a name (API input)
+    file_like = getattr(img.dataobj, "file_like", None) if nib.is_proxy(img.dataobj) else None
+    stored = Path(file_like) if isinstance(file_like, (str, Path)) else None
+    in_memory = stored is None
+    raw = _to_3d(np.asanyarray(img.dataobj) if in_memory else _read_voxels(img, stored), path)
     data = raw if in_memory else _apply_scaling(raw, img.dataobj)
     affine = _choose_affine(img.header, warnings, Path(path))
     _check_pixdim(img.header, affine, warnings)
