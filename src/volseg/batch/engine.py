@@ -6,14 +6,15 @@ import time
 from pathlib import Path
 
 from volseg.batch import layout, records
-from volseg.batch.discover import Study, discover_studies
+from volseg.batch.discover import SkippedInput, Study, discover
 from volseg.batch.events import BatchSummary, EventCallback, Tally
+from volseg.batch.lock import output_lock
 from volseg.batch.logfile import log_path, run_log
 from volseg.batch.models import model_source
 from volseg.batch.options import BatchOptions, worker_devices
 from volseg.batch.shard import Shard, resolve_shard
 from volseg.batch.study import Job, RunContext, run_key
-from volseg.errors import InputError
+from volseg.errors import InputError, VolsegError
 
 log = logging.getLogger(__name__)
 
@@ -39,52 +40,91 @@ def run_batch(input_dir: str | Path, out_dir: str | Path, *, options: BatchOptio
     models = options.models or (default_model(),)
     key = run_key(models, options.output_options())
     shard = resolve_shard(options.shard)
-    found = discover_studies(input_root, exclude=out)
-    if not found:
-        raise InputError("no studies found", path=input_root,
-                         hint="volseg batch looks for .nii/.nii.gz/.nrrd/.mha/.mhd files and DICOM series")
-    selected = shard.select(found)
-    layout.clean_work(out, [s.study_id for s in selected])
     tally = Tally(on_event)
     ctx = RunContext(input_root=str(input_root), out_dir=str(out), key=key,
                      sources=tuple(model_source(m) for m in models), trust_bundle=options.trust_bundle,
-                     force=options.force)
+                     force=options.force, anonymize=options.renames_ids)
+    with output_lock(out, shard, wait=options.wait,
+                     on_wait=lambda who: tally.emit("waiting_for_lock", None, {"holder": who})):
+        return _run_locked(ctx, shard, options, tally, start)
+
+
+def _run_locked(ctx: RunContext, shard: Shard, options: BatchOptions, tally: Tally, start: float) -> BatchSummary:
+    out, key = Path(ctx.out_dir), ctx.key
+    found, skipped_inputs = _discover(Path(ctx.input_root), out, options)
+    selected = shard.select(found)
+    layout.clean_work(out, [s.study_id for s in selected])
     with run_log(log_path(out, shard) if options.log_file else None) as log_file:
-        jobs, skips, previous = _plan(selected, out, key, retry_failed=options.retry_failed)
-        devices = worker_devices(options.gpus) if options.executor == "local" and jobs else []
-        tally.emit("batch_started", None, {
-            "found": len(found), "selected": len(selected), "to_run": len(jobs), "skip": len(skips),
-            "failed_before": len(previous), "shard": str(shard), "models": list(ctx.model_names),
-            "executor": options.executor, "workers": devices, "log_file": str(log_file) if log_file else None,
-        })
-        for study_id, reason in skips:
-            tally.emit("study_skipped", study_id, {"reason": reason})
-        for study_id, data in previous:
-            tally.emit("study_failed", study_id, data)
-        _execute(jobs, ctx, options, devices, tally)
-        layout.remove_work_root_if_empty(out)
-        cohort = _collect(out, options, shard)
-        if cohort:
-            tally.emit("collected", None, {"outputs": {k: str(v) for k, v in cohort.items()}})
-        summary = BatchSummary(
-            out_dir=out, shard=str(shard), done=tuple(tally.done), skipped=tuple(tally.skipped),
-            failed=tuple(tally.failed), log_file=log_file, cohort=cohort,
-            seconds=time.perf_counter() - start,
-        )
-        tally.emit("batch_finished", None, {
-            "done": len(summary.done), "skipped": len(summary.skipped), "failed": len(summary.failed),
-            "seconds": round(summary.seconds, 3), "exit_code": summary.exit_code,
-        })
+        try:
+            return _run_logged(found, selected, skipped_inputs, out, key, shard, ctx, options, tally, start,
+                               log_file)
+        except Exception as exc:  # an unexpected error (a bug): its traceback goes to the run's log
+            if not isinstance(exc, VolsegError):
+                # the events' logger: into the run's log file, kept off the CLI's console
+                logging.getLogger("volseg.batch.run").error("internal error", exc_info=True)
+                exc.volseg_log_file = log_file  # type: ignore[attr-defined]  # read by the CLI
+            raise
+        finally:
+            layout.clean_work(out, [s.study_id for s in selected])
+
+
+def _discover(input_root: Path, out: Path, options: BatchOptions) -> tuple[list[Study], tuple[SkippedInput, ...]]:
+    found = discover(input_root, exclude=out)
+    if not found.studies:
+        raise InputError("no studies found", path=input_root,
+                         hint="volseg batch looks for .nii/.nii.gz/.nrrd/.mha/.mhd files and DICOM series")
+    studies = list(found.studies)
+    if options.renames_ids:
+        from volseg.batch.ids import apply_ids
+
+        studies = apply_ids(studies, out, id_map=options.id_map)
+    return studies, found.skipped
+
+
+def _run_logged(found, selected, skipped_inputs, out, key, shard, ctx, options, tally, start,
+                log_file) -> BatchSummary:
+    for item in skipped_inputs:  # paths only when ids are not anonymized: paths may name patients
+        log.warning("input skipped: %s%s", "" if ctx.anonymize else f"{item.rel_path}: ", item.reason)
+    jobs, skips, previous = _plan(selected, out, key, retry_failed=options.retry_failed,
+                                  anonymize=ctx.anonymize)
+    devices = worker_devices(options.gpus) if options.executor == "local" and jobs else []
+    tally.emit("batch_started", None, {
+        "found": len(found), "selected": len(selected), "to_run": len(jobs), "skip": len(skips),
+        "failed_before": len(previous), "skipped_inputs": len(skipped_inputs), "shard": str(shard),
+        "models": list(ctx.model_names), "executor": options.executor, "workers": devices,
+        "log_file": str(log_file) if log_file else None,
+    })
+    for study_id, reason in skips:
+        tally.emit("study_skipped", study_id, {"reason": reason})
+    for study_id, data in previous:
+        tally.emit("study_failed", study_id, data)
+    _execute(jobs, ctx, options, devices, tally)
+    layout.remove_work_root_if_empty(out)
+    cohort = _collect(out, options, shard)
+    if cohort:
+        tally.emit("collected", None, {"outputs": {k: str(v) for k, v in cohort.items()}})
+    summary = BatchSummary(
+        out_dir=out, shard=str(shard), done=tuple(tally.done), skipped=tuple(tally.skipped),
+        failed=tuple(tally.failed), log_file=log_file, cohort=cohort, skipped_inputs=len(skipped_inputs),
+        seconds=time.perf_counter() - start,
+    )
+    tally.emit("batch_finished", None, {
+        "done": len(summary.done), "skipped": len(summary.skipped), "failed": len(summary.failed),
+        "skipped_inputs": summary.skipped_inputs, "seconds": round(summary.seconds, 3),
+        "exit_code": summary.exit_code,
+    })
     return summary
 
 
-def _plan(studies: list[Study], out: Path, key, *, retry_failed: bool):
+def _plan(studies: list[Study], out: Path, key, *, retry_failed: bool, anonymize: bool = False):
     """(jobs to run, [(id, skip reason)], [(id, failure data)] recorded earlier and not retried)."""
     jobs: list[Job] = []
     skips: list[tuple[str, str]] = []
     previous: list[tuple[str, dict]] = []
     for study in studies:
         fingerprint = records.input_fingerprint(study)
+        if anonymize:  # the completion record keeps no input path (it may name a patient)
+            fingerprint = {**fingerprint, "rel_path": None}
         state = records.study_state(layout.study_dir(out, study.study_id), key, fingerprint)
         if retry_failed:
             if state.status in ("failed", "failed_stale"):

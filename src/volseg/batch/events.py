@@ -3,13 +3,15 @@
 The library never prints: the CLI renders events as Rich progress bars, or as JSON lines
 (``--json-log``). Event kinds and their ``data``:
 
-* ``batch_started``: found, selected (this shard), to_run, skip, failed_before, shard, workers,
-  executor, log_file
+* ``waiting_for_lock``: holder (``--wait``: another run holds the output folder)
+* ``batch_started``: found, selected (this shard), to_run, skip, failed_before, skipped_inputs
+  (links that loop or dangle, aliases: listed in the run's log), shard, workers, executor, log_file
 * ``model_loaded``: worker, device, models, seconds
 * ``study_started``: worker · ``study_progress``: stage, done, total (from the model)
 * ``study_done``: seconds, outputs · ``study_skipped``: reason
 * ``study_failed``: stage, error_class, exit_code, error, previous (recorded by an earlier run)
-* ``collected``: outputs (cohort tables) · ``batch_finished``: done, skipped, failed, seconds, exit_code
+* ``collected``: outputs (cohort tables) · ``batch_finished``: done, skipped, failed, skipped_inputs, seconds,
+  exit_code
 """
 from __future__ import annotations
 
@@ -60,6 +62,7 @@ class BatchSummary:
     log_file: Path | None
     cohort: dict[str, Path]
     seconds: float
+    skipped_inputs: int = 0  # input files left out: symbolic-link loops, dangling links, aliases
 
     @property
     def exit_code(self) -> int:

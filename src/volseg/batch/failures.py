@@ -1,7 +1,9 @@
 """A failed study, described without patient identifiers: stage, error class, exit code, one line."""
 from __future__ import annotations
 
+import errno
 import signal
+from dataclasses import replace
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +32,25 @@ def from_exception(exc: BaseException, stage: str, *, input_root: str | Path | N
         return Failure(stage, type(exc).__name__, exc.exit_code,
                        _volseg_line(exc.message, exc.hint, exc.path, input_root))
     name = type(exc).__name__
+    if isinstance(exc, OSError) and exc.errno is not None:  # disk full, permissions, I/O error
+        from volseg.errors import OutputError
+
+        what = errno.errorcode.get(exc.errno, str(exc.errno))
+        return Failure(stage, "OutputError" if stage == "write" else type(exc).__name__,
+                       OutputError.exit_code if stage == "write" else INTERNAL_EXIT_CODE,
+                       f"{what}: {exc.strerror or _short(exc)}")
     if name == "OutOfMemoryError" or isinstance(exc, MemoryError):  # torch.cuda.OutOfMemoryError
         return Failure(stage, "OutOfMemory", ModelError.exit_code, f"out of memory ({_short(exc)})")
     return Failure(stage, "InternalError", INTERNAL_EXIT_CODE, f"{name}: {_short(exc)}")
+
+
+def without_path(failure: Failure, study, input_root: str | Path) -> Failure:
+    """``failure`` with the study's input path (which may name a patient) replaced by its id."""
+    message = failure.message
+    for text in (str(study.path), study.rel_path, Path(study.path).name):
+        if text and text != ".":
+            message = message.replace(text, study.study_id)
+    return replace(failure, message=message)
 
 
 def from_fields(stage: str, error_class: str, exit_code: int, message: str, hint: str | None,

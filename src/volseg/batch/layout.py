@@ -56,7 +56,7 @@ def clean_work(out_dir: Path, study_ids: Iterable[str]) -> int:
     removed = 0
     for entry in root.iterdir():
         match = _WORK_NAME.match(entry.name)
-        if match and match.group("study") in ids:
+        if entry.name == WORK or (match and match.group("study") in ids):  # WORK: a nested one left behind
             _remove_tree(entry)
             removed += 1
     remove_work_root_if_empty(out_dir)
@@ -67,6 +67,18 @@ def remove_work_root_if_empty(out_dir: Path) -> None:
     try:
         (Path(out_dir) / WORK).rmdir()
     except OSError:  # not empty (another shard is running) or already gone
+        pass
+
+
+def remove_work(work_dir: Path) -> None:
+    """Delete a study's own work folder (nobody else uses it: no need to move it aside first)."""
+    _remove_tree(Path(work_dir))
+
+
+def remove_if_empty(path: Path) -> None:
+    try:
+        Path(path).rmdir()
+    except OSError:  # not empty, or gone
         pass
 
 

@@ -29,11 +29,18 @@ class BatchOptions:
     trust_bundle: bool = False  # a custom MONAI bundle folder's config may run, as `volseg segment --trust-bundle`
     force: bool = False  # run models on studies they were not made for, as `volseg segment --force`
     log_file: bool = True  # OUT/logs/batch-<time>.log
+    wait: bool = False  # another run holds the output folder (this shard): wait for it instead of failing
+    anonymize_ids: bool = False  # study ids study-0001… instead of names from the input paths
+    id_map: str | None = None  # CSV path,study_id giving the study ids (implies anonymized ids)
     # sliding-window overrides as `volseg segment` takes them; None keeps each model's defaults
     step: float | None = None
     tta: bool | None = None
     precision: str | None = None
     export: str | None = None
+
+    @property
+    def renames_ids(self) -> bool:
+        return self.anonymize_ids or self.id_map is not None
 
     def output_options(self) -> dict[str, Any]:
         """What the studies' outputs depend on besides the models (recorded in completion records):
@@ -51,6 +58,8 @@ class BatchOptions:
             raise UsageError(f"unknown executor {self.executor!r}", hint="use local or ray")
         if not _GPUS_RE.match(self.gpus.replace(" ", "")):
             raise UsageError(f"invalid --gpus {self.gpus!r}", hint="use all, none, or CUDA indices like 0,1")
+        if self.id_map is not None:
+            object.__setattr__(self, "id_map", str(self.id_map))
         if self.prefetch < 1:
             raise UsageError(f"prefetch must be at least 1, got {self.prefetch}")
         check_engine(engine_overrides(step=self.step, tta=self.tta, precision=self.precision, export=self.export))

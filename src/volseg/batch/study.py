@@ -43,6 +43,7 @@ class RunContext:
     sources: tuple[str, ...] = ()  # what to load per model (catalogue name or absolute path); () = names
     trust_bundle: bool = False  # a custom MONAI bundle's config may be instantiated (--trust-bundle)
     force: bool = False  # skip the check that each study fits each model (--force)
+    anonymize: bool = False  # study ids replace input paths in every message (--anonymize-ids / --id-map)
 
     @property
     def model_names(self) -> tuple[str, ...]:
@@ -117,7 +118,7 @@ def write_and_finalize(ctx: RunContext, job: Job, models: dict[str, Segmenter], 
         outputs = records.hash_outputs(work)
         final = layout.finalize(work, layout.study_dir(out, job.study.study_id))
     except BaseException:
-        layout.discard(work)
+        layout.remove_work(work)
         raise
     seconds = sum(timings.values()) + (time.perf_counter() - start)
     records.write_done(final, job.study, ctx.key, fingerprint=job.fingerprint, outputs=outputs,
@@ -129,9 +130,13 @@ def record_failure(ctx: RunContext, job: Job, failure: Failure) -> None:
     """Replace whatever the study folder held with a failure record."""
     final = layout.study_dir(Path(ctx.out_dir), job.study.study_id)
     layout.discard(final)
-    records.write_failed(final, job.study, ctx.key, fingerprint=job.fingerprint, stage=failure.stage,
-                         error_class=failure.error_class, exit_code=failure.exit_code,
-                         error=failure.message)
+    try:
+        records.write_failed(final, job.study, ctx.key, fingerprint=job.fingerprint, stage=failure.stage,
+                             error_class=failure.error_class, exit_code=failure.exit_code,
+                             error=failure.message)
+    except BaseException:  # e.g. disk full: leave nothing rather than an empty study folder
+        layout.remove_if_empty(final)
+        raise
 
 
 def failure_data(failure: Failure, *, previous: bool = False) -> dict:
@@ -175,6 +180,8 @@ def process_loaded(ctx: RunContext, job: Job, loaded, models: dict[str, Segmente
 
 
 def fail(ctx: RunContext, job: Job, failure: Failure, emit: Emit) -> None:
+    if ctx.anonymize:
+        failure = failures.without_path(failure, job.study, ctx.input_root)
     log.debug("study %s failed: %s", job.study.study_id, failure.one_line())
     try:
         record_failure(ctx, job, failure)

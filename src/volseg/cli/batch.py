@@ -36,6 +36,9 @@ def batch(
     trust_bundle: bool = typer.Option(False, "--trust-bundle", help="Run a custom MONAI bundle's config (it can execute code): only for bundles you trust."),
     force: bool = typer.Option(False, "--force", help="Run the models even on studies they were not made for (other modality, not CT in HU, other body region)."),
     json_log: bool = typer.Option(False, "--json-log", help="One JSON object per event on stderr, instead of progress bars."),
+    wait: bool = typer.Option(False, "--wait", help="If another run holds the output folder (the same shard), wait for it instead of failing (exit 6)."),
+    anonymize_ids: bool = typer.Option(False, "--anonymize-ids", help="Name studies study-0001… (sorted input paths) instead of after their input paths, which may name patients; the mapping goes to OUT/study_ids.csv (private)."),
+    id_map: Optional[Path] = typer.Option(None, "--id-map", help="CSV with columns path,study_id (paths relative to the input folder) giving the study ids."),
     step: Optional[float] = flags.STEP,
     tta: Optional[bool] = flags.TTA,
     precision: Optional[str] = flags.PRECISION,
@@ -51,7 +54,8 @@ def batch(
                              retry_failed=retry_failed or None, gpus=gpus, executor=executor,
                              address=address, reader=reader, collect=collect, html=html, dicom=dicom,
                              keep_phi=keep_phi, trust_bundle=trust_bundle or None, force=force or None, step=step,
-                             tta=tta, precision=precision, export=export)
+                             tta=tta, precision=precision, export=export, wait=wait or None,
+                             anonymize_ids=anonymize_ids or None, id_map=id_map)
     view = _JsonView() if json_log else _RichView(quiet=verbosity.quiet)
     with _console_logs(json_lines=json_log), view:
         summary = api.batch(input_dir, output, options=options, on_event=view)
@@ -182,10 +186,15 @@ class _RichView:
 
     def __call__(self, event) -> None:
         kind, d, sid = event.kind, event.data, event.study_id
+        if kind == "waiting_for_lock" and not self.quiet:
+            err.print(f"waiting for the other run on this output folder ({d['holder']})", highlight=False)
         if kind == "batch_started" and not self.quiet:
             err.print(f"{d['found']} studies found, {d['selected']} in shard {d['shard']}: {d['to_run']} to run, "
                       f"{d['skip']} done already, {d['failed_before']} failed before; models "
                       f"{', '.join(d['models'])}", highlight=False)
+            if d.get("skipped_inputs"):
+                err.print(f"volseg: warning: {d['skipped_inputs']} input file(s) skipped (link loops, dangling "
+                          "links or aliases; listed in the log)", highlight=False)
             if self.progress is not None:
                 self.cohort = self.progress.add_task("cohort", total=d["to_run"])
         elif kind == "study_started" and self.progress is not None:

@@ -38,7 +38,54 @@ def main(argv: list[str] | None = None) -> int:
         return _finish(exc.exit_code, argv)
     except KeyboardInterrupt:
         return _finish(130, argv)
+    except Exception as exc:  # noqa: BLE001 - a bug: one line for the user, the traceback in a log
+        return _finish(_internal_error(exc), argv)
     return _finish(0, argv)
+
+
+INTERNAL_ERROR_EXIT_CODE = 70  # EX_SOFTWARE (sysexits.h)
+
+
+def _internal_error(exc: Exception) -> int:
+    """Write the traceback to a log file (or to stderr with -v) and print one line naming it."""
+    import traceback
+
+    from volseg.cli.console import err, verbosity
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    where = getattr(exc, "volseg_log_file", None)  # the batch run's log already holds it
+    if verbosity.level > 0:
+        sys.stderr.write(text)
+    if where is None:
+        where = _write_crash_log(text)
+    message = " ".join(str(exc).split())[:300]
+    err.print(f"volseg: internal error: {type(exc).__name__}: {message} — this is a bug; the traceback is in "
+              f"{where if where is not None else 'nowhere (no log folder is writable; rerun with -v)'}",
+              markup=False, highlight=False, soft_wrap=True)
+    return INTERNAL_ERROR_EXIT_CODE
+
+
+def _write_crash_log(text: str):
+    """``$VOLSEG_HOME/logs/crash-<UTC time>-<pid>.log`` (the platform's user log folder without it)."""
+    import datetime as dt
+    import os
+    from pathlib import Path
+
+    home = os.environ.get("VOLSEG_HOME")
+    if home:
+        folder = Path(home) / "logs"
+    else:
+        import platformdirs
+
+        folder = Path(platformdirs.user_log_dir("volseg", appauthor=False))
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = folder / f"crash-{stamp}-{os.getpid()}.log"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError:
+        return None
+    return path
 
 
 def _finish(code: int, argv) -> int:
