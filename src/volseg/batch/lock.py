@@ -1,7 +1,8 @@
 """One batch at a time per output folder (per shard): ``OUT/.volseg-lock[-<i>of<n>]``.
 
 The lock is an ``fcntl.flock`` on the file, so the kernel drops it when a run ends or crashes: a
-stale lock file never blocks anyone. The file records who holds it (pid, host, start time) so the
+stale lock file never blocks anyone. The last holder removes the file; whoever locked the removed
+file meanwhile notices (it is no longer the file at that path) and locks the new one. The file records who holds it (pid, host, start time) so the
 second run can say so. A run of every study takes ``.volseg-lock`` exclusively; a shard of a SLURM
 array takes it shared (shards of one array write into the same folder by design) and its own
 ``.volseg-lock-<i>of<n>`` exclusively, so two runs of the same shard exclude each other, different
@@ -57,36 +58,62 @@ def output_lock(out_dir: Path, shard: Shard, *, wait: bool = False, poll_s: floa
 def _hold(path: Path, *, exclusive: bool, wait: bool, poll_s: float, on_wait) -> Iterator[None]:
     import fcntl
 
+    told = False
+    while True:
+        fd = _open(path)
+        acquired = False
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+            acquired = True
+        except BlockingIOError:
+            who = holder(path)
+            if not wait:
+                os.close(fd)
+                raise OutputError(f"the output folder is in use by another volseg batch ({who})",
+                                  path=path.parent, hint="wait for it to end, or rerun with --wait") from None
+            if not told and on_wait is not None:
+                on_wait(who)
+            told = True
+        if acquired and _same_file(fd, path):
+            break
+        os.close(fd)  # locked a file its last holder had just removed: take the new one
+        if not acquired:
+            time.sleep(poll_s)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise OutputError(f"cannot create the lock file: {exc.strerror or exc}", path=path) from exc
-    try:
-        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-        told = False
-        while True:
-            try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                who = holder(path)
-                if not wait:
-                    raise OutputError(f"the output folder is in use by another volseg batch ({who})",
-                                      path=path.parent, hint="wait for it to end, or rerun with --wait") from None
-                if not told and on_wait is not None:
-                    on_wait(who)
-                told = True
-                time.sleep(poll_s)
         if exclusive:
             _record(fd)
         else:  # no exclusive holder now: whatever a crashed full run recorded is stale
             os.ftruncate(fd, 0)
+        yield
+    finally:
+        _release(fd, path)
+
+
+def _open(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise OutputError(f"cannot create the lock file: {exc.strerror or exc}", path=path) from exc
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        return False
+
+
+def _release(fd: int, path: Path) -> None:
+    """Remove the lock file when nobody else holds it (the output folder stays as it was), unlock."""
+    import fcntl
+
+    try:
         try:
-            yield
-        finally:
-            if exclusive:
-                os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a shared holder: only if it is the last
+            os.unlink(path)
+        except OSError:  # other shards still hold it, or it is already gone
+            pass
+        fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
 
