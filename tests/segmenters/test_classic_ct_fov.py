@@ -7,7 +7,7 @@ import pytest
 
 from volseg.io import read_image
 from volseg.postprocess.compare import dice
-from volseg.segmenters.classic.fov import enclosed_by_cut, touches_border_2d
+from volseg.segmenters.classic.fov import enclosed_by_cut, touches_border_2d, undecided_note
 from volseg.segmenters.registry import load_segmenter
 from volseg.volume import Volume
 
@@ -49,3 +49,27 @@ def test_air_cut_open_by_the_border_is_enclosed_only_when_the_body_is_cut():
     cut[2:6, 0] = cut[14:18, 0] = True   # tissue on both sides of the opening, on the border
     opened = enclosed_by_cut(cut)
     assert opened[6:14, 0].all() and not opened[0:2].any() and not opened[18:].any()
+
+
+def _masks(body: np.ndarray, **lungs) -> dict:
+    empty = np.zeros_like(body)
+    return {"body": body, "airways": empty, "lung_left": lungs.get("left", empty),
+            "lung_right": lungs.get("right", empty)}
+
+
+def test_a_missing_lung_in_a_cut_body_with_unlabelled_air_is_reported_not_silent():
+    hu = np.full((60, 60, 10), 40, np.int16)
+    hu[:30, 5:55] = -1000                        # 30×50×10 voxels of 8 mm³: 120 mL of air
+    body = np.ones(hu.shape, bool)                # the body fills the field of view: it is cut
+    right = np.zeros(hu.shape, bool)
+    right[35:55, 10:50] = True
+    note = undecided_note(_masks(body, right=right), hu, (2.0, 2.0, 2.0))
+    assert note is not None and note.startswith(
+        "lungs touch the field of view; left lung could not be separated from outside air")
+    assert undecided_note(_masks(body, right=right, left=right), hu, (2.0, 2.0, 2.0)) is None
+    small = hu.copy()
+    small[:30, 5:55] = 40
+    assert undecided_note(_masks(body, right=right), small, (2.0, 2.0, 2.0)) is None
+    inside = np.zeros(hu.shape, bool)
+    inside[1:-1, 1:-1] = True                     # a full field of view: the body does not touch it
+    assert undecided_note(_masks(inside, right=right), hu, (2.0, 2.0, 2.0)) is None

@@ -45,3 +45,21 @@ def enclosed_by_cut(body_c: np.ndarray) -> np.ndarray:
     log.debug("fov: the body is cut on %d slice(s); %d coarse voxels of cut-open air enclosed",
               int(cut.sum()), int(out.sum()))
     return out
+
+
+UNDECIDED_AIR_ML = 100.0  # unlabelled air inside a cut body at least this large leaves a missing lung in doubt
+
+
+def undecided_note(masks: dict[str, np.ndarray], hu: np.ndarray, spacing) -> str | None:
+    """A report warning when the field of view cuts the body, a lung is missing and a large volume of
+    air inside the body was not taken for lung (it may be lung that looked like outside air)."""
+    missing = [side for side in ("left", "right") if not masks[f"lung_{side}"].any()]
+    if not missing or not touches_border_2d(masks["body"]).any():
+        return None
+    labelled = masks["lung_left"] | masks["lung_right"] | masks["airways"]
+    air_ml = np.count_nonzero((hu < -400) & masks["body"] & ~labelled) * float(np.prod(spacing)) / 1000.0
+    if air_ml < UNDECIDED_AIR_ML:
+        return None
+    which = "/".join(missing)
+    return (f"lungs touch the field of view; {which} lung could not be separated from outside air "
+            f"({air_ml:.0f} mL of air inside the body left unlabelled)")
