@@ -111,6 +111,7 @@ def _segment(input, out_dir, options: SegmentOptions, loader: ModelLoader, progr
         t = time.perf_counter()
         labels = segmenter.predict(image.volume, modality=image.source.modality, progress=progress)
         timings["segment"] = time.perf_counter() - t
+        warnings = [*warnings, *labels.meta.get("segmenter_warnings", ())]
     return write_outputs(image, labels, out_dir, study_id=study_id, segmenter=segmenter, options=options,
                          timings=timings, warnings=warnings, input=input if is_path(input) else None,
                          progress=progress)

@@ -38,7 +38,8 @@ import numpy as np
 
 from volseg.errors import AmbiguousInputError, GeometryError, InputError
 from volseg.io import dicom_geometry as geom
-from volseg.io.dicom_pixels import check_pixel_claims, decode_frames, pixel_claim
+from volseg.io.dicom_pixels import (check_pixel_claims, decode_frames, lossy_compression, lossy_warning,
+                                   pixel_claim)
 from volseg.io.dicom_pixels import short_message as _short
 from volseg.io.limits import check_memory
 from volseg.io.types import ImageSource, LoadedImage
@@ -101,6 +102,7 @@ class _Slice:  # one frame of one file, as its header describes it
     tilt: float | None
     stored_bytes: int = 0  # the whole file's pixel data as the header describes it (all frames)
     encapsulated: bool = False  # compressed transfer syntax: the file size bounds nothing
+    lossy: str | None = None  # how the pixel data were lossy-compressed (dicom_pixels.lossy_compression)
 
 
 @dataclass
@@ -162,6 +164,7 @@ def read_dicom_series(folder_or_file: str | Path, *, series: str | None = None) 
             f"gantry tilt: slices are stepped {stack.tilt_deg:.2f}° off the slice normal{said}; "
             "the affine is sheared so that every voxel is placed exactly"
         )
+    warnings.extend(lossy_warning(m) for m in dict.fromkeys(s.lossy for s in ordered if s.lossy))
     array = _read_pixels(ordered, folder)
     for w in warnings:
         log.warning("%s: %s", folder.name, w)
@@ -281,7 +284,7 @@ def _slices_from(ds, path: Path) -> tuple[list[_Slice], str | None]:
             series_number=_int(ds.get("SeriesNumber")), modality=modality,
             description=_text(ds.get("SeriesDescription")), rows=int(rows), columns=int(cols),
             tilt=geom.to_float(ds.get("GantryDetectorTilt")), stored_bytes=stored,
-            encapsulated=encapsulated, **attrs,
+            encapsulated=encapsulated, lossy=lossy_compression(ds), **attrs,
         ))
     return out, ("localisers" if len(out) < len(frames) else None)
 

@@ -19,6 +19,46 @@ DECODER_HINTS = {
     "1.2.840.10008.1.2.5": "pip install pylibjpeg pylibjpeg-rle",
 }
 
+JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
+#: lossy transfer syntaxes and how the report names them
+LOSSY_SYNTAXES = {
+    "1.2.840.10008.1.2.4.50": "JPEG baseline", JPEG_EXTENDED: "JPEG Extended (12-bit lossy)",
+    "1.2.840.10008.1.2.4.81": "JPEG-LS near-lossless", "1.2.840.10008.1.2.4.91": "JPEG 2000 lossy",
+    "1.2.840.10008.1.2.4.203": "HTJ2K lossy",
+}
+
+
+def lossy_compression(ds) -> str | None:
+    """How the pixel data were lossy-compressed (transfer syntax or LossyImageCompression "01"), else None."""
+    meta = getattr(ds, "file_meta", None)
+    ts = str((meta.get("TransferSyntaxUID") if meta else None) or "")
+    if ts in LOSSY_SYNTAXES:
+        return LOSSY_SYNTAXES[ts]
+    if str(ds.get("LossyImageCompression") or "").strip() == "01":
+        method = " ".join(str(ds.get("LossyImageCompressionMethod") or "").split())
+        return f"LossyImageCompression 01{', ' + method if method else ''}"
+    return None
+
+
+def lossy_warning(method: str) -> str:
+    return f"pixel data are lossy-compressed ({method}): HU statistics come from lossy data"
+
+
+def has_libjpeg() -> bool:
+    """Whether pylibjpeg-libjpeg (GPL-3, extra ``jpeg-extended``) is installed: it decodes 12-bit JPEG."""
+    import importlib.util
+
+    return importlib.util.find_spec("libjpeg") is not None
+
+
+def _jpeg_extended_refused(ts, path: Path, folder: Path) -> InputError | None:
+    """JPEG Extended without pylibjpeg-libjpeg: unsupported (exit 3), never called corrupt."""
+    if str(ts) != JPEG_EXTENDED or has_libjpeg():
+        return None
+    return InputError(f"file {path.name}: unsupported transfer syntax JPEG Extended (12-bit lossy): "
+                      "install volseg[jpeg-extended]", path=folder,
+                      hint="pip install 'volseg[jpeg-extended]' (pylibjpeg-libjpeg, GPL-3)")
+
 
 def decode_frames(path: Path, folder: Path, rows: int, cols: int) -> np.ndarray:
     """Every frame of ``path`` (frames, rows, columns) as stored; a one-line InputError naming the file
@@ -33,12 +73,17 @@ def decode_frames(path: Path, folder: Path, rows: int, cols: int) -> np.ndarray:
         raise InputError(f"file {path.name}: no pixel data (truncated file?)", path=folder)
     ts = getattr(ds, "file_meta", None) and ds.file_meta.get("TransferSyntaxUID")
     missing = _missing_decoder(ts) if ts else None
+    if missing and _jpeg_extended_refused(ts, path, folder):
+        raise _jpeg_extended_refused(ts, path, folder)
     if missing:
         raise InputError(f"file {path.name}: no decoder installed for {missing} pixel data", path=folder,
                          hint=DECODER_HINTS.get(str(ts), "pip install python-gdcm"))
     try:
         pixels = np.asarray(ds.pixel_array)
     except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds for bad data
+        refused = _jpeg_extended_refused(ts, path, folder)
+        if refused is not None:  # gdcm/pillow are "available" but decode 8-bit JPEG only
+            raise refused from exc
         if isinstance(exc, (RuntimeError, NotImplementedError)) and "missing" in str(exc).lower():
             hint = DECODER_HINTS.get(str(ts), "pip install python-gdcm")
             raise InputError(f"file {path.name}: no decoder installed for {ts} pixel data ({short_message(exc)})",

@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from volseg.postprocess import morphology as morph
+from volseg.segmenters.classic.fov import enclosed_by_cut
 from volseg.segmenters.classic.grid import BlockGrid, fill_holes_2d
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,10 @@ def segment_body(hu: np.ndarray, coarse_hu: np.ndarray, grid: BlockGrid) -> tupl
         return np.zeros(grid.shape, bool), np.zeros(grid.coarse_shape, bool)
     body_c = morph.dilate_mm(parts, OPEN_MM, spacing) & dense
     body_c = fill_holes_2d(body_c)
+    opened = enclosed_by_cut(body_c)  # lungs cut open by the field of view (fov.py)
+    if opened.any():
+        body_c = body_c | opened
+        return _refine(hu, body_c, grid) | grid.up(opened), body_c
     return _refine(hu, body_c, grid), body_c
 
 

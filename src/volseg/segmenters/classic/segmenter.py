@@ -25,6 +25,7 @@ from volseg.segmenters.classic import airways as airway_steps
 from volseg.segmenters.classic.body import segment_body
 from volseg.segmenters.classic.bone import segment_bone
 from volseg.segmenters.classic.fat import fat_mask, split_fat
+from volseg.segmenters.classic.fov import undecided_note
 from volseg.segmenters.classic.grid import BlockGrid, bounding_box, fill_holes_2d
 from volseg.segmenters.classic.lungs import find_lungs
 from volseg.segmenters.classic.split import split_lungs
@@ -86,6 +87,10 @@ class ClassicCT:
         for name in PAINT_ORDER:
             out[masks[name]] = self._index[name]
         labels = undo_reorient(out, volume)
+        note = undecided_note(masks, as_hu16(ras.array), ras.spacing)
+        if note:  # volseg.api adds meta["segmenter_warnings"] to the report's warnings
+            log.warning("classic-ct: %s", note)
+            labels = labels.with_array(labels.array, segmenter_warnings=(note,))
         log.info("classic-ct: %.1f s for %s", time.perf_counter() - t0, "×".join(map(str, volume.shape)))
         return check_on_grid(labels, volume, self.name)
 
