@@ -86,3 +86,50 @@ def test_dicom_seg_of_dcmqi(shared_data, tmp_path):
     assert report.structure("liver").voxel_count == 107098
     alone = api.measure(folder / "liver.dcm", tmp_path / "out2").report  # on the SEG's own frames
     assert alone.structure("liver").voxel_count == 107098
+
+
+# ---- label names from other files -----------------------------------------------------------------
+from volseg.labels import LabelInfo, LabelTable, read_labels  # noqa: E402
+from volseg.reports.colour_tables import itksnap_labels, slicer_ctbl  # noqa: E402
+
+TABLE = LabelTable([LabelInfo(1, "kidney_left", "Kidney left", (10, 20, 30)),
+                    LabelInfo(7, "liver", "Liver", (200, 100, 0))])
+
+
+@pytest.mark.parametrize(("file_name", "render"), [("segmentation.ctbl", slicer_ctbl),
+                                                   ("segmentation.itksnap.txt", itksnap_labels)])
+def test_colour_tables_volseg_writes_read_back(tmp_path, file_name, render):
+    path = tmp_path / file_name
+    path.write_text(render(TABLE))
+    back = read_labels(path)
+    assert back.names() == {1: "kidney_left", 7: "liver"}
+    assert back[1].color == (10, 20, 30) and back[7].display_name == "Liver"
+    assert back[1].display_name == "Kidney left"
+
+
+def test_itksnap_free_text_labels_become_names(tmp_path):
+    path = tmp_path / "labels.txt"
+    path.write_text('    0     0    0    0        0  0  0    "Clear Label"\n'
+                    '    3   255    0    0        1  1  1    "Left kidney (cortex)"\n')
+    table = read_labels(path)
+    assert table.names() == {3: "left_kidney_cortex"} and table[3].display_name == "Left kidney (cortex)"
+
+
+def test_plain_json_and_a_broken_table(tmp_path):
+    plain = tmp_path / "plain.json"
+    plain.write_text('{"1": "spleen", "2": "liver"}')
+    assert read_labels(plain).names() == {1: "spleen", 2: "liver"}
+    broken = tmp_path / "broken.ctbl"
+    broken.write_text("1 spleen 10 20\n")
+    from volseg.errors import InputError
+
+    with pytest.raises(InputError, match="not 'index name R G B A'"):
+        read_labels(broken)
+
+
+def test_measure_names_from_a_ctbl(tmp_path):
+    seg = write_nifti(Volume(_labels(), AFFINE), tmp_path / "seg.nii.gz")
+    ctbl = tmp_path / "names.ctbl"
+    ctbl.write_text("0 background 0 0 0 0\n1 spleen 1 2 3 255\n2 liver 4 5 6 255\n")
+    report = api.measure(seg, tmp_path / "out", labels=ctbl).report
+    assert report.structure("spleen").voxel_count == 18 and report.structure("liver").voxel_count == 1
