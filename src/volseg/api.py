@@ -281,7 +281,7 @@ def _measure_and_write(study_id: str, image: LoadedImage, labels: Volume, table:
                        organ_table: LabelTable | None = None, min_instance_volume_mm3: float = 0.0,
                        progress: ProgressCallback = no_progress) -> StudyResult:
     from volseg.postprocess.clinical import clinical_measurements
-    from volseg.postprocess.intensity import looks_like_ct
+    from volseg.postprocess.intensity import HU_UNIT, intensity_unit
     from volseg.postprocess.measure import measure_structures, outside_fov_mask
     from volseg.reports.build import build_report, provenance
     from volseg.reports.outputs import write_study
@@ -289,15 +289,15 @@ def _measure_and_write(study_id: str, image: LoadedImage, labels: Volume, table:
     t = time.perf_counter()
     progress("measuring", 0, 1)
     warnings: list[str] = list(extra_warnings)
-    hu = None
+    hu = intensity = unit = None
     if has_intensity:
         modality = image.source.modality or image.volume.meta.get("modality")
-        if modality in (None, "CT") and looks_like_ct(image.volume.array):
-            hu = image.volume.array
-        else:
-            warnings.append(f"HU statistics left empty: the image is not CT in HU (modality {modality})")
+        intensity, unit = image.volume.array, intensity_unit(image.volume.array, modality)
+        hu = intensity if unit == HU_UNIT else None
+        if hu is None:
+            warnings.append(f"intensity statistics in {unit}, not HU: the image is not CT in HU")
     measurements = measure_structures(
-        labels.array, labels.affine, table.names(), image=hu,
+        labels.array, labels.affine, table.names(), image=intensity, intensity_unit=unit or HU_UNIT,
         outside_fov=outside_fov_mask(hu) if hu is not None else None, connectivity=connectivity,
     )
     timings["measure"] = time.perf_counter() - t
