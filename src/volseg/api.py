@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from volseg.api_inputs import ModelLoader, fitting_segmenter, input_names, naming
-from volseg.errors import GeometryError, InputError, ModelError, UsageError, VolsegError, unknown_choice_hint
+from volseg.errors import InputError, ModelError, UsageError, VolsegError, unknown_choice_hint
 from volseg.io import LoadedImage, read_image, study_name
-from volseg.labels import LabelTable, read_labels
+from volseg.labels import LabelTable
 from volseg.options import MeasureOptions, SegmentOptions
 from volseg.reports.model import Report
 from volseg.segmenters.base import ProgressCallback, Segmenter, no_progress
@@ -185,7 +185,9 @@ def measure(segmentation: str | Path, out_dir: str | Path, *, image: str | Path 
             labels: str | Path | None = None, options: MeasureOptions = MeasureOptions(),
             instances: Sequence[str] | None = None, organs: str | Path | None = None,
             organ_labels: str | Path | None = None) -> StudyResult:
-    """Report and CSVs for an existing label map or masks folder (and its image, for HU statistics).
+    """Report and CSVs for an existing label map, masks folder or DICOM SEG (and its image, for
+    intensity statistics); a label map stored with another axis order or reversed axes than the
+    image is reoriented onto the image's grid (never resampled), a different grid is refused.
 
     ``instances`` names the lesion-type classes to split into lesions/nodes (default: classes whose
     names say tumour, lesion, nodule, metastasis, cyst or lymph node); they go to lesions.csv.
@@ -194,31 +196,24 @@ def measure(segmentation: str | Path, out_dir: str | Path, *, image: str | Path 
     segmentation's own other classes).
     """
     from volseg.io.atomic import ensure_writable_dir
-    from volseg.io.masks import as_label_volume, present_labels, read_segmentation
+    from volseg.io.label_inputs import read_measure_inputs, read_organs
 
     ensure_writable_dir(out_dir)
     t = time.perf_counter()
-    seg, named, warnings = read_segmentation(segmentation)  # a label map, or a folder of masks
-    table = read_labels(labels) if labels else named or present_labels(seg.volume)
-    source = read_image(image) if image else None
-    if source is not None and not source.volume.same_grid(seg.volume, atol_mm=1e-2):
-        raise GeometryError(
-            f"image grid {source.volume.shape} does not match the segmentation grid {seg.volume.shape}",
-            path=image,
-        )
-    label_volume = as_label_volume(seg.volume, segmentation)
-    organ_volume, organ_table = _read_organs(organs, organ_labels, label_volume)
+    inputs = read_measure_inputs(segmentation, image=image, labels=labels)  # onto the image's grid
+    label_volume, table, source = inputs.labels, inputs.table, inputs.image
+    organ_volume, organ_table = read_organs(organs, organ_labels, label_volume)
     if instances is not None:
         _check_class_names(instances, table, labels or segmentation)
     timings = {"read": time.perf_counter() - t}
     return _measure_and_write(
-        study_name(image or segmentation), source or seg, label_volume, table, out_dir,
+        study_name(image or segmentation), source or inputs.segmentation, label_volume, table, out_dir,
         model=None, options={"connectivity": options.connectivity, "mode": "measure",
                              "instances": list(instances) if instances is not None else None,
                              "organs": Path(organs).name if organs else None,
                              "min_instance_volume_mm3": options.min_instance_volume_mm3},
         timings=timings, has_intensity=source is not None, connectivity=options.connectivity,
-        extra_warnings=warnings,
+        extra_warnings=inputs.warnings,
         write_segmentation=False, instance_classes=instances, organs=organ_volume, organ_table=organ_table,
         min_instance_volume_mm3=options.min_instance_volume_mm3,
     )
@@ -287,7 +282,7 @@ def _measure_and_write(study_id: str, image: LoadedImage, labels: Volume, table:
                        organ_table: LabelTable | None = None, min_instance_volume_mm3: float = 0.0,
                        progress: ProgressCallback = no_progress) -> StudyResult:
     from volseg.postprocess.clinical import clinical_measurements
-    from volseg.postprocess.intensity import looks_like_ct
+    from volseg.postprocess.intensity import HU_UNIT, intensity_unit
     from volseg.postprocess.measure import measure_structures, outside_fov_mask
     from volseg.reports.build import build_report, provenance
     from volseg.reports.outputs import write_study
@@ -295,15 +290,15 @@ def _measure_and_write(study_id: str, image: LoadedImage, labels: Volume, table:
     t = time.perf_counter()
     progress("measuring", 0, 1)
     warnings: list[str] = list(extra_warnings)
-    hu = None
+    hu = intensity = unit = None
     if has_intensity:
         modality = image.source.modality or image.volume.meta.get("modality")
-        if modality in (None, "CT") and looks_like_ct(image.volume.array):
-            hu = image.volume.array
-        else:
-            warnings.append(f"HU statistics left empty: the image is not CT in HU (modality {modality})")
+        intensity, unit = image.volume.array, intensity_unit(image.volume.array, modality)
+        hu = intensity if unit == HU_UNIT else None
+        if hu is None:
+            warnings.append(f"intensity statistics in {unit}, not HU: the image is not CT in HU")
     measurements = measure_structures(
-        labels.array, labels.affine, table.names(), image=hu,
+        labels.array, labels.affine, table.names(), image=intensity, intensity_unit=unit or HU_UNIT,
         outside_fov=outside_fov_mask(hu) if hu is not None else None, connectivity=connectivity,
     )
     timings["measure"] = time.perf_counter() - t
@@ -338,23 +333,6 @@ def _dicom_preflight(image: LoadedImage, table: LabelTable, options: SegmentOpti
     from volseg.reports.dicom_outputs import dicom_preflight
 
     return dicom_preflight(image.source, table, keep_phi=options.keep_phi)
-
-
-def _read_organs(organs, organ_labels, labels: Volume) -> tuple[Volume | None, LabelTable | None]:
-    """The organ map of the same study (same grid as the segmentation) and its names."""
-    from volseg.io.masks import as_label_volume, present_labels
-
-    if organs is None:
-        if organ_labels is not None:
-            raise UsageError("organ labels given without an organ segmentation", hint="add --organs SEG")
-        return None, None
-    volume = as_label_volume(read_image(organs).volume, organs)
-    if not volume.same_grid(labels, atol_mm=1e-2):
-        raise GeometryError(
-            f"organ segmentation grid {volume.shape} does not match the segmentation grid {labels.shape}",
-            path=organs,
-        )
-    return volume, (read_labels(organ_labels) if organ_labels else present_labels(volume))
 
 
 def _check_class_names(names: Sequence[str], table: LabelTable, path) -> None:

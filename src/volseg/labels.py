@@ -2,7 +2,9 @@
 
 ``read_labels`` accepts volseg's own ``labels.json`` and the plain ``{"1": "spleen", ...}`` object
 TotalSegmentator and nnU-Net users already have (nnU-Net's ``dataset.json`` ``labels`` block, which
-maps name → index, is accepted too).
+maps name → index, is accepted too), a 3D Slicer colour table (``.ctbl``: ``index name R G B A``)
+and an ITK-SNAP label description file (``IDX R G B A VIS MSH "LABEL"``), the two files volseg
+writes beside every label map.
 """
 from __future__ import annotations
 
@@ -107,13 +109,27 @@ def default_color(index: int) -> tuple[int, int, int]:
 
 
 def read_labels(path: str | Path) -> LabelTable:
-    """Read a label table from volseg's labels.json or a plain index → name JSON object."""
+    """Read a label table from volseg's labels.json, a plain index → name JSON object, a Slicer
+    ``.ctbl`` colour table or an ITK-SNAP label description file."""
     path = Path(path)
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise InputError("no such labels file", path=path) from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"labels file cannot be read ({exc})", path=path) from exc
+    if not text.lstrip().startswith(("{", "[")):
+        from volseg.label_files import parse_colour_table
+
+        try:
+            return parse_colour_table(text)
+        except ValueError as exc:
+            raise InputError(f"invalid labels file: {exc}", path=path,
+                             hint="volseg reads labels.json, {index: name} JSON, Slicer .ctbl and "
+                                  "ITK-SNAP label descriptions") from exc
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise InputError(f"not a JSON labels file ({exc})", path=path) from exc
     try:
         return parse_labels(payload)

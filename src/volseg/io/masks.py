@@ -78,11 +78,18 @@ def read_masks(folder: str | Path) -> MaskSet:
 
 
 def read_segmentation(path: str | Path) -> tuple[LoadedImage, LabelTable | None, tuple[str, ...]]:
-    """A label map (no names: None) or a folder of masks (names from the files), and warnings."""
+    """A label map (no names: None), a folder of masks (names from the files) or a DICOM SEG file
+    (or a folder holding one; names from its segment labels), and warnings."""
     if is_masks_folder(path):
         masks = read_masks(path)
         return masks.image, masks.labels, masks.warnings
     from volseg.io import read_image
+    from volseg.io.seg_dicom import find_dicom_seg, read_dicom_seg
+
+    seg_file = find_dicom_seg(path)
+    if seg_file is not None:
+        image, table = read_dicom_seg(seg_file)
+        return image, table, ()
 
     return read_image(path), None, ()
 

@@ -231,7 +231,19 @@ def _apply_scaling(raw: np.ndarray, proxy) -> np.ndarray:
     return scaled.astype(out_float)
 
 
+GEOMETRY_MISSING = ("geometry probably missing: identity affine (1 mm voxels, no orientation); "
+                    "volumes and left/right may be wrong")
+
+
 def _choose_affine(header, warnings: list[str], path: Path) -> np.ndarray:
+    affine = _stored_affine(header, warnings, path)
+    unit_voxels = np.allclose(np.abs(affine[:3, :3]), np.eye(3), atol=1e-6)
+    if np.allclose(affine, np.eye(4), atol=1e-6) or (unit_voxels and _no_orientation(header)):
+        warnings.append(GEOMETRY_MISSING)  # a writer that stored no geometry (e.g. the LiTS crop)
+    return affine
+
+
+def _stored_affine(header, warnings: list[str], path: Path) -> np.ndarray:
     sform, sform_code = header.get_sform(coded=True)
     qform, qform_code = header.get_qform(coded=True)
     if sform_code and sform_code > 0:
@@ -247,6 +259,10 @@ def _choose_affine(header, warnings: list[str], path: Path) -> np.ndarray:
             path=path, hint="volseg never assumes 1 mm voxels; fix the header (e.g. set pixdim or an sform)")
     warnings.append("no sform or qform: orientation unknown, using pixdim spacing with RAS axes")
     return np.diag([*np.abs(zooms), 1.0])
+
+
+def _no_orientation(header) -> bool:
+    return not header.get_sform(coded=True)[1] and not header.get_qform(coded=True)[1]
 
 
 def _stored_pixdim(header, path: Path) -> list[float]:

@@ -2,12 +2,12 @@
 
 Every quantity is in physical units named in its field: ``volume_ml`` from the voxel count times
 |det(affine)| (correct on oblique and anisotropic grids), positions in patient RAS millimetres,
-intensities in HU. Connected components use full 26-connectivity unless told otherwise.
+intensities in HU (or, for other images, in the image's own units, named by ``intensity_unit``). Connected components use full 26-connectivity unless told otherwise.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -41,6 +41,7 @@ class StructureMeasurement:
     largest_component_ml: float
     touches_fov: bool
     empty: bool
+    intensity_unit: str | None = None  # "HU", or "image units (MR)": the unit of ``intensity``
 
 
 def voxel_volume_mm3(affine: np.ndarray) -> float:
@@ -65,6 +66,19 @@ def intensity_stats(values: np.ndarray) -> IntensityStats | None:
         min_hu=float(values.min()),
         max_hu=float(values.max()),
     )
+
+
+def intensity_fields(m: StructureMeasurement) -> dict[str, object]:
+    """The report's intensity fields of one structure: ``*_intensity`` and ``intensity_unit`` for
+    every image, and the same values as ``*_hu`` only when the unit is HU."""
+    if m.intensity is None:
+        return {"intensity_unit": m.intensity_unit} if m.intensity_unit else {}
+    stats = dict(m.intensity.__dict__)
+    fields: dict[str, object] = {k.replace("_hu", "_intensity"): v for k, v in stats.items()}
+    fields["intensity_unit"] = m.intensity_unit or "HU"
+    if fields["intensity_unit"] == "HU":
+        fields.update(stats)
+    return fields
 
 
 def component_sizes(mask: np.ndarray, *, connectivity: int = 26) -> np.ndarray:
@@ -126,8 +140,10 @@ def measure_structures(
     image: np.ndarray | None = None,
     outside_fov: np.ndarray | None = None,
     connectivity: int = 26,
+    intensity_unit: str = "HU",
 ) -> list[StructureMeasurement]:
-    """One :class:`StructureMeasurement` per entry of ``names`` (absent labels are ``empty``).
+    """One :class:`StructureMeasurement` per entry of ``names`` (absent labels are ``empty``);
+    intensity statistics of ``image`` are in ``intensity_unit`` ("HU", or "image units (MR)").
 
     Labels present in the map but missing from ``names`` are measured too, named ``label_<n>``,
     so no voxel goes unaccounted for.
@@ -155,7 +171,9 @@ def measure_structures(
         out.append(
             _measure_one(lab, all_names[lab], labels, box, affine, vox_mm3, image, outside_fov, connectivity)
         )
-    return out
+    if image is None:
+        return out
+    return [replace(m, intensity_unit=intensity_unit) for m in out]
 
 
 def _present_labels(labels: np.ndarray) -> list[int]:

@@ -13,7 +13,7 @@ import numpy as np
 from volseg import __version__
 from volseg.io.types import LoadedImage
 from volseg.labels import LabelTable
-from volseg.postprocess.measure import StructureMeasurement
+from volseg.postprocess.measure import StructureMeasurement, intensity_fields
 from volseg.postprocess.qc import is_fov_exempt
 from volseg.reports.model import (
     AirwayBranch,
@@ -57,7 +57,7 @@ def structure_rows(measurements: Sequence[StructureMeasurement], labels: LabelTa
     rows = []
     qc = qc or {}
     for m in measurements:
-        stats = m.intensity.__dict__ if m.intensity is not None else {}
+        stats = intensity_fields(m)
         check = qc.get(m.label)
         rows.append(
             StructureRow(

@@ -174,7 +174,9 @@ def _figure(p: Picture) -> str:
 
 
 def _structures_section(report: Report, labels: LabelTable | None) -> str:
-    head = ["Structure", "Label", "Volume (mL)", "Voxels", "Mean (HU)", "SD (HU)", "P5–P95 (HU)",
+    unit = _intensity_unit(report)
+    short = "HU" if unit == "HU" else "image units"
+    head = ["Structure", "Label", "Volume (mL)", "Voxels", f"Mean ({short})", f"SD ({short})", f"P5–P95 ({short})",
             "Components", "Largest component (mL)", "QC"]
     rows = []
     for s in report.structures:
@@ -182,14 +184,31 @@ def _structures_section(report: Report, labels: LabelTable | None) -> str:
         colour = labels[s.label].color if labels is not None and s.label in labels else None
         swatch = f'<span class="swatch" style="background: rgb{tuple(colour)}"></span>' if colour else ""
         notes = "".join(f'<div class="note">{escape(n)}</div>' for n in (getattr(s, "qc_notes", None) or []))
-        p595 = "" if s.p5_hu is None or s.p95_hu is None else f"{s.p5_hu:.0f} … {s.p95_hu:.0f}"
+        mean, sd, p5, p95 = (_stat(s, k) for k in ("mean", "std", "p5", "p95"))
+        p595 = "" if p5 is None or p95 is None else f"{p5:.0f} … {p95:.0f}"
         cells = [swatch + escape(s.display_name or s.name) + f' <span class="note">{escape(s.name)}</span>', str(s.label),
-                 _n(s.volume_ml, 2), str(s.voxel_count), _n(s.mean_hu, 1), _n(s.std_hu, 1), p595,
+                 _n(s.volume_ml, 2), str(s.voxel_count), _n(mean, 1), _n(sd, 1), p595,
                  str(s.n_components), _n(s.largest_component_ml, 2), flag_badges(flags) + notes]
         rows.append((cells, bool(flags)))
+    said = ("Intensities in Hounsfield units." if unit == "HU" else
+            f"Intensities in {escape(unit)}: the image is not CT in HU." if unit else "No image: no intensities.")
     return ('<section><h2>Structures</h2>' + html_table(head, rows, numeric={2, 3, 4, 5, 7, 8}) +
             '<div class="note">Volumes of structures flagged <i>truncated</i> are lower bounds (cut by the '
-            "field of view). HU statistics only for CT in Hounsfield units.</div></section>")
+            f"field of view). {said}</div></section>")
+
+
+def _intensity_unit(report: Report) -> str | None:
+    """The unit of the structures' intensity statistics ('HU' for reports older than 1.4.0 with HU)."""
+    for s in report.structures:
+        unit = getattr(s, "intensity_unit", None) or ("HU" if s.mean_hu is not None else None)
+        if unit:
+            return unit
+    return None
+
+
+def _stat(row, key: str) -> float | None:
+    value = getattr(row, f"{key}_intensity", None)
+    return value if value is not None else getattr(row, f"{key}_hu", None)
 
 
 def _lesions_section(report: Report, pictures: Sequence[Picture]) -> str:

@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from volseg.postprocess.qc import QC_FLAGS
 
-SCHEMA_VERSION = "1.3.0"  # 1.1.0: qc_flags/qc_notes, instances, burden, airway; 1.2.0: model details;
-# 1.3.0: instances' touches_fov, fragments_on_slice, fragments_sum_mm, fragment_calipers
+SCHEMA_VERSION = "1.4.0"  # 1.1.0: qc_flags/qc_notes, instances, burden, airway; 1.2.0: model details;
+# 1.3.0: instances' touches_fov, fragments_on_slice, fragments_sum_mm, fragment_calipers;
+# 1.4.0: structures' *_intensity and intensity_unit (statistics for every modality)
 
 
 class _Strict(BaseModel):
@@ -69,6 +70,14 @@ class StructureRow(_Strict):
     p95_hu: float | None = None
     min_hu: float | None = None
     max_hu: float | None = None
+    mean_intensity: float | None = Field(None, description="in intensity_unit (the *_hu fields repeat them for HU)")
+    std_intensity: float | None = None
+    median_intensity: float | None = None
+    p5_intensity: float | None = None
+    p95_intensity: float | None = None
+    min_intensity: float | None = None
+    max_intensity: float | None = None
+    intensity_unit: str | None = Field(None, description="'HU' for CT in HU, else 'image units (<modality>)'")
     centroid_ras_mm: tuple[float, float, float] | None = None
     bbox_min_ras_mm: tuple[float, float, float] | None = None
     bbox_max_ras_mm: tuple[float, float, float] | None = None

@@ -2,7 +2,9 @@
 
 Columns are fixed and ordered (``VOLUMETRY_COLUMNS``, ``LESIONS_COLUMNS``); units are in the names. Positions are in
 patient RAS millimetres (+x Right, +y Anterior, +z Superior). Empty cells mean "not measured"
-(no image given, or an empty structure). In lesions.csv, ``touches_fov = 1`` marks a lesion cut by the
+(no image given, or an empty structure). ``*_hu`` columns hold CT in Hounsfield units only;
+``*_intensity`` columns hold the same statistics for every image, in ``intensity_unit`` ("HU", or
+"image units (MR)" for an image whose values have no physical unit). In lesions.csv, ``touches_fov = 1`` marks a lesion cut by the
 array edge or the field of view, and ``fragments_on_slice > 1`` one whose long-axis slice shows separate
 pieces (``fragments_sum_mm``: their long axes added, RECIST's rule for fragmented lesions).
 """
@@ -18,6 +20,8 @@ from volseg.reports.model import InstanceRow, Report, StructureRow
 VOLUMETRY_COLUMNS = (
     "study_id", "label", "name", "voxel_count", "volume_ml",
     "mean_hu", "std_hu", "median_hu", "p5_hu", "p95_hu", "min_hu", "max_hu",
+    "mean_intensity", "std_intensity", "median_intensity", "p5_intensity", "p95_intensity",
+    "min_intensity", "max_intensity", "intensity_unit",
     "centroid_r_mm", "centroid_a_mm", "centroid_s_mm",
     "bbox_min_r_mm", "bbox_min_a_mm", "bbox_min_s_mm",
     "bbox_max_r_mm", "bbox_max_a_mm", "bbox_max_s_mm",
@@ -49,6 +53,8 @@ def _row(study_id: str, s: StructureRow) -> dict[str, object]:
     }
     for key in ("mean_hu", "std_hu", "median_hu", "p5_hu", "p95_hu", "min_hu", "max_hu"):
         row[key] = _num(getattr(s, key))
+        row[key.replace("_hu", "_intensity")] = _num(getattr(s, key.replace("_hu", "_intensity")))
+    row["intensity_unit"] = s.intensity_unit or ""
     for prefix, point in (("centroid", s.centroid_ras_mm), ("bbox_min", s.bbox_min_ras_mm),
                           ("bbox_max", s.bbox_max_ras_mm)):
         for axis, value in zip("ras", point or (None, None, None)):
