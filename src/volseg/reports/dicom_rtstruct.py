@@ -5,8 +5,8 @@
   ``ORGAN`` (RTROIInterpretedType) and generated ``AUTOMATIC``.
 * Contours per source slice: ``skimage.measure.find_contours`` at level 0.5 on the slice's mask
   (padded, so structures touching the border close), holes as separate contours (a reader fills a
-  slice by XOR / even-odd of its contours, as RT planning systems do), collinear points dropped
-  (``approximate_polygon`` at 0.1 voxel). Each contour is CLOSED_PLANAR, in patient LPS mm through
+  slice by XOR / even-odd of its contours, as RT planning systems do), points on straight runs
+  dropped (exactly collinear, vectorised: the contours of a body label hold many thousands). Each contour is CLOSED_PLANAR, in patient LPS mm through
   the label map's affine, and references its slice's SOP Instance UID (ContourImageSequence).
 * The structure set references the frame of reference, study, series and every source slice;
   patient and study attributes come from the same allowlisted source headers as the SEG and SR
@@ -28,14 +28,15 @@ from volseg.volume import Volume
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 STUDY_REFERENCE_SOP_CLASS = "1.2.840.10008.3.1.2.3.1"  # the conventional (retired) Detached Study Management
 RTSTRUCT_SERIES_NUMBER = 9703
-_SIMPLIFY_VOXELS = 0.1
+_COLLINEAR_TOL = 1e-9
+_CONTOUR_DATA = 0x30060050
 _PATIENT_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyID",
                   "StudyDate", "StudyTime", "AccessionNumber", "ReferringPhysicianName")
 
 
 def slice_contours(mask: np.ndarray) -> list[np.ndarray]:
     """Closed contours (n, 2) in (i, j) voxel indices of a 2-D mask, holes as separate contours."""
-    from skimage.measure import approximate_polygon, find_contours
+    from skimage.measure import find_contours
 
     hits = np.argwhere(mask)
     if hits.size == 0:
@@ -45,10 +46,19 @@ def slice_contours(mask: np.ndarray) -> list[np.ndarray]:
     offset = np.array([i0 - 1.0, j0 - 1.0])
     contours = []
     for contour in find_contours(crop, 0.5):
-        simple = approximate_polygon(contour, tolerance=_SIMPLIFY_VOXELS)
-        if len(simple) >= 4:  # closed: last point repeats the first
-            contours.append(simple[:-1] + offset)
+        simple = drop_collinear(contour[:-1])  # closed: the last point repeats the first
+        if len(simple) >= 3:
+            contours.append(simple + offset)
     return contours
+
+
+def drop_collinear(points: np.ndarray) -> np.ndarray:
+    """The vertices of the closed polygon ``points`` (n, 2) that are not on a straight run."""
+    before = points - np.roll(points, 1, axis=0)
+    after = np.roll(points, -1, axis=0) - points
+    cross = before[:, 0] * after[:, 1] - before[:, 1] * after[:, 0]
+    straight = (np.abs(cross) <= _COLLINEAR_TOL) & (np.sum(before * after, axis=1) > 0)
+    return points[~straight]
 
 
 def contour_points_lps(contour_ij: np.ndarray, k: int, affine: np.ndarray) -> np.ndarray:
@@ -168,10 +178,26 @@ def _roi_contours(number: int, info: LabelInfo, mask: np.ndarray, affine: np.nda
             entry.ContourGeometricType = "CLOSED_PLANAR"
             entry.NumberOfContourPoints = len(points)
             entry.ContourNumber = len(contours) + 1
-            entry.ContourData = [f"{v:.3f}" for v in points.ravel()]
+            entry[_CONTOUR_DATA] = contour_data_element(points)
             contours.append(entry)
     item.ContourSequence = contours
     return item
+
+
+def contour_data_element(points: np.ndarray):
+    """ContourData (DS, "x\\y\\z\\...", 0.01 mm) as a raw element: a body label has hundreds of thousands
+    of points, which pydicom would otherwise parse and validate one number at a time."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    for digits in (2, 1, 0):  # an explicit-VR DS value holds at most 64 KiB
+        value = "\\".join(f"{v:.{digits}f}" for v in points.ravel()).encode("ascii")
+        value += b" " * (len(value) % 2)
+        if len(value) <= 0xFFFE:
+            break
+    else:
+        raise InputError(f"a contour of {len(points)} points does not fit one DICOM ContourData element")
+    return RawDataElement(Tag(_CONTOUR_DATA), "DS", len(value), value, 0, False, True)
 
 
 def _observation(number: int):
