@@ -133,18 +133,20 @@ def write_outputs(image: LoadedImage, labels: Volume, out_dir: str | Path, *, st
     """
     labels, table = keep_classes(labels, segmenter.labels, options.roi_subset, model=segmenter.name)
     warnings = list(warnings)
-    if options.dicom and image.source.kind == "dicom" and not labels.array.any():
-        warnings.append("--dicom: nothing was segmented, so no DICOM SEG/SR was written")
+    if (options.dicom or options.rtstruct) and image.source.kind == "dicom" and not labels.array.any():
+        warnings.append("--dicom/--rtstruct: nothing was segmented, so no DICOM SEG/SR/RTSTRUCT was written")
     return _measure_and_write(
         study_id, image, labels, table, out_dir,
         model=segmenter.provenance(), options={"model": segmenter.name, "device": options.device,
                                                "series": options.series, "html": options.html,
-                                               "dicom": options.dicom, "keep_phi": options.keep_phi,
+                                               "dicom": options.dicom, "rtstruct": options.rtstruct,
+                                               "anonymize": options.anonymize, "keep_phi": options.keep_phi,
                                                "fast": options.fast, "masks": options.masks,
                                                "roi_subset": list(options.roi_subset or []) or None,
                                                **(_input_path(input, options) if input is not None else {})},
         timings=dict(timings or {}), extra_warnings=warnings,
-        outputs={"html": options.html, "dicom": options.dicom, "keep_phi": options.keep_phi,
+        outputs={"html": options.html, "dicom": options.dicom, "rtstruct": options.rtstruct,
+                 "anonymize": options.anonymize,
                  "masks": options.masks},
         instance_classes=_catalogue_instance_classes(segmenter), progress=progress,
     )
@@ -327,12 +329,13 @@ def _input_path(input: str | Path, options: SegmentOptions) -> dict[str, str]:
 
 
 def _dicom_preflight(image: LoadedImage, table: LabelTable, options: SegmentOptions) -> list[str]:
-    """Report warnings for ``--dicom``; fails before segmenting when highdicom is missing."""
-    if not options.dicom:
+    """Report warnings for ``--dicom``/``--rtstruct``; fails before segmenting when highdicom is missing."""
+    if not (options.dicom or options.rtstruct):
         return []
     from volseg.reports.dicom_outputs import dicom_preflight
 
-    return dicom_preflight(image.source, table, keep_phi=options.keep_phi)
+    return dicom_preflight(image.source, table, anonymize=options.anonymize, seg_sr=options.dicom,
+                           rtstruct=options.rtstruct)
 
 
 def _check_class_names(names: Sequence[str], table: LabelTable, path) -> None:

@@ -20,7 +20,9 @@ class SegmentOptions:
     series: str | None = None  # DICOM SeriesInstanceUID or SeriesNumber when a folder holds several
     html: bool = True  # write report.html (pictures drawn with matplotlib)
     dicom: bool = False  # DICOM SEG + SR next to the NIfTI outputs (DICOM series inputs only)
-    keep_phi: bool = False  # copy patient/study identifiers into the DICOM outputs (default: placeholders)
+    rtstruct: bool = False  # DICOM RT Structure Set next to the NIfTI outputs (DICOM series inputs only)
+    anonymize: bool = False  # DICOM outputs as one de-identified set with mapped UIDs (default: source identity)
+    keep_phi: bool = False  # deprecated (identifiers are copied by default): only records the input path
     trust_bundle: bool = False  # allow a custom MONAI bundle's config (it can run code) to be instantiated
     force: bool = False  # run the model even on an input it was not made for (modality, HU, body region)
     # sliding-window engine overrides; None keeps the model's catalogue/tested defaults
@@ -37,6 +39,9 @@ class SegmentOptions:
         if not _DEVICE_RE.match(self.device):
             raise UsageError(f"invalid device {self.device!r}", hint="use auto, cpu, cuda, cuda:N or mps")
         check_engine(self.engine)
+        if self.anonymize and self.keep_phi:
+            raise UsageError("--anonymize and --keep-phi contradict each other",
+                             hint="--anonymize de-identifies the DICOM outputs; --keep-phi records the input path")
         if self.roi_subset is not None:
             object.__setattr__(self, "roi_subset", parse_roi_subset(self.roi_subset))
 

@@ -1,4 +1,4 @@
-"""DICOM SEG + SR of a real DICOM series: re-read, frames on the source slices, SR references, PHI.
+"""DICOM SEG + SR of a real DICOM series: re-read, frames on the source slices, SR references, identity.
 
 ``volseg segment example_ct_dicom --dicom`` with the built-in classic-ct; the outputs are checked
 against our own segmentation.nii.gz, re-read with pydicom and highdicom, and validated with
@@ -20,7 +20,7 @@ from volseg.io import read_image
 from volseg.labels import LabelInfo, LabelTable
 from volseg.options import SegmentOptions
 from volseg.reports.dicom_outputs import SEG_FILE, SR_FILE
-from volseg.reports.dicom_source import lps_position, placeholder_patient_id
+from volseg.reports.dicom_source import anonymized_uid, lps_position, placeholder_patient_id
 from volseg.reports.schema import load_report
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -81,10 +81,17 @@ def test_seg_rereads_with_highdicom(dicom_study):
     assert np.array_equal(lookup[numbers].transpose(2, 1, 0), nifti)
     description = seg.get_segment_description(1)
     assert description.segment_label == "Body (other tissue)"
-    # classic-ct has no SNOMED codes in the catalogue: the generic code, and the report says so
-    assert description.segmented_property_type.value == "91723000"
+    # classic-ct's classes carry SNOMED CT codes from the catalogue: no generic fallback, no warning
+    codes = {seg.get_segment_description(n).tracking_id: (seg.get_segment_description(n).segmented_property_category.value,
+                                                          seg.get_segment_description(n).segmented_property_type.value)
+             for n in seg.get_segment_numbers()}
+    expected = {"body": ("123037004", "38266002"), "lung_left": ("123037004", "39607008"),
+                "lung_right": ("123037004", "39607008"), "airways": ("123037004", "89187006"),
+                "bone": ("123037004", "272673000"), "subcutaneous_fat": ("85756007", "55603005"),
+                "torso_fat": ("85756007", "55603005")}
+    assert codes == {name: expected[name] for name in codes} and len(codes) >= 4
     warnings = load_report(out / "report.json").warnings
-    assert any("coded as the generic 'Anatomical Structure'" in w for w in warnings)
+    assert not any("coded as the generic 'Anatomical Structure'" in w for w in warnings)
 
 
 def test_sr_references_the_seg_and_holds_the_volumes(dicom_study):
@@ -110,17 +117,19 @@ def test_sr_references_the_seg_and_holds_the_volumes(dicom_study):
         assert measurement.value == pytest.approx(volumes[name], rel=1e-9)
 
 
-def test_outputs_carry_no_patient_identifiers(dicom_study):
-    _, out = dicom_study
+_IDENTITY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyID",
+             "StudyDate", "StudyTime", "AccessionNumber", "ReferringPhysicianName")
+
+
+def test_outputs_carry_the_source_identity_and_nothing_more(dicom_study):
+    series, out = dicom_study
+    source = pydicom.dcmread(read_image(series).source.files[0], stop_before_pixels=True)
     for name in (SEG_FILE, SR_FILE):
         ds = pydicom.dcmread(out / name, stop_before_pixels=True)
-        assert str(ds.PatientName) == "ANONYMOUS^"
-        assert ds.PatientID == placeholder_patient_id(ds.StudyInstanceUID)
-        assert ds.get("PatientBirthDate", "") == "" and ds.get("StudyDate", "") == ""
-        assert ds.PatientIdentityRemoved == "YES"
+        for keyword in (k for k in _IDENTITY if k in source):  # this source has no StudyInstanceUID
+            assert str(ds.get(keyword, "")) == str(source.get(keyword, "")), keyword
+        assert "PatientIdentityRemoved" not in ds
         assert "InstitutionAddress" not in ds and "PatientWeight" not in ds  # nothing beyond the allowlist
-    seg, sr = (pydicom.dcmread(out / n, stop_before_pixels=True) for n in (SEG_FILE, SR_FILE))
-    assert seg.PatientID == sr.PatientID and seg.StudyInstanceUID == sr.StudyInstanceUID
 
 
 @pytest.mark.parametrize("name", [SEG_FILE, SR_FILE])
@@ -153,24 +162,55 @@ class ThresholdSegmenter:
 
 
 @pytest.mark.filterwarnings("ignore:The string .* is unlikely to represent:UserWarning")  # the source's name
-@pytest.mark.parametrize("keep_phi", [False, True])
-def test_keep_phi_copies_identifiers_only_when_asked(shared_data, tmp_path, keep_phi):
+@pytest.mark.parametrize("anonymize", [False, True])
+def test_identity_by_default_and_a_coherent_anonymised_set(shared_data, tmp_path, anonymize):
     series = shared_data / "dcmqi-ct3" / "ct-3slice"
-    source = pydicom.dcmread(next(p for p in sorted(series.rglob("*")) if p.is_file()), stop_before_pixels=True)
+    files = read_image(series).source.files
+    sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    source = sources[0]
     assert str(source.PatientName) == "JANCT000"
-    options = SegmentOptions(dicom=True, keep_phi=keep_phi, html=False)
+    options = SegmentOptions(dicom=True, anonymize=anonymize, html=False)
     result = api.segment(series, tmp_path, options=options, segmenter=ThresholdSegmenter())
     assert {"dicom_seg", "dicom_sr"} <= set(result.outputs)
-    for name in (SEG_FILE, SR_FILE):
+    seg, sr = (pydicom.dcmread(tmp_path / n, stop_before_pixels=True) for n in (SEG_FILE, SR_FILE))
+    study_uids = [str(source.get(k, "")) for k in ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID")]
+    instance_uids = [str(s.get("SOPInstanceUID") or s.file_meta.MediaStorageSOPInstanceUID) for s in sources]
+    source_uids = [u for u in study_uids if u] + instance_uids
+    for ds, name in ((seg, SEG_FILE), (sr, SR_FILE)):
         raw = (tmp_path / name).read_bytes()
-        ds = pydicom.dcmread(tmp_path / name, stop_before_pixels=True)
-        assert ds.StudyInstanceUID == source.StudyInstanceUID  # same study either way
-        if keep_phi:
-            assert str(ds.PatientName) == "JANCT000" and ds.PatientID == source.PatientID
-        else:
+        if anonymize:
+            assert str(ds.PatientName) == "ANONYMOUS^" and ds.PatientIdentityRemoved == "YES"
+            assert ds.StudyInstanceUID == anonymized_uid(source.StudyInstanceUID)
+            assert ds.PatientID == placeholder_patient_id(ds.StudyInstanceUID)
             assert b"JANCT000" not in raw and source.PatientID.encode() not in raw
             assert source.StudyDate.encode() not in raw
-    assert ("input_path" in result.report.provenance.options) == keep_phi
+            assert not [uid for uid in source_uids if uid.encode() in raw]  # no source UID at all
+        else:
+            assert str(ds.PatientName) == "JANCT000" and ds.PatientID == source.PatientID
+            assert ds.StudyInstanceUID == source.StudyInstanceUID and ds.StudyDate == source.StudyDate
+            assert ds.get("FrameOfReferenceUID") == source.get("FrameOfReferenceUID", ds.get("FrameOfReferenceUID"))
+    # one coherent set: the SEG's references are what the SR's evidence lists, in one study
+    assert seg.PatientID == sr.PatientID and seg.StudyInstanceUID == sr.StudyInstanceUID
+    seg_refs = {r.ReferencedSOPInstanceUID for s in seg.ReferencedSeriesSequence for r in s.ReferencedInstanceSequence}
+    evidence = {r.ReferencedSOPInstanceUID for st in sr.CurrentRequestedProcedureEvidenceSequence
+                for s in st.ReferencedSeriesSequence for r in s.ReferencedSOPSequence}
+    assert seg_refs and seg_refs | {seg.SOPInstanceUID} <= evidence
+    expected = {anonymized_uid(u) for u in instance_uids} if anonymize else set(instance_uids)
+    assert seg_refs == expected
+    assert "input_path" not in result.report.provenance.options
+    assert result.report.provenance.options["anonymize"] is anonymize
+
+
+def test_keep_phi_is_a_deprecated_alias_that_records_the_input_path(shared_data, tmp_path, monkeypatch):
+    from volseg.errors import UsageError
+
+    series = shared_data / "dcmqi-ct3" / "ct-3slice"
+    result = api.segment(series, tmp_path, options=SegmentOptions(dicom=True, keep_phi=True, html=False),
+                         segmenter=ThresholdSegmenter())
+    assert "input_path" in result.report.provenance.options
+    assert str(pydicom.dcmread(tmp_path / SEG_FILE, stop_before_pixels=True).PatientName) == "JANCT000"
+    with pytest.raises(UsageError, match="--anonymize and --keep-phi"):
+        SegmentOptions(anonymize=True, keep_phi=True)
 
 
 def test_catalogue_codes_and_fallback(shared_data, tmp_path):
@@ -236,7 +276,7 @@ def test_sr_holds_lesion_diameters_with_their_endpoints(tmp_path):
     seg_path = write_nifti(lesion_only, tmp_path / "labels.nii.gz")
     report = api.measure(seg_path, tmp_path / "m", image=write_nifti(image, tmp_path / "ct.nii.gz")).report
     written = write_dicom_outputs(tmp_path / "out", report, table, loaded.volume.with_array(lesion_only.array),
-                                  loaded.source, keep_phi=False, instances=[instance])
+                                  loaded.source, anonymize=True, instances=[instance])
     seg = pydicom.dcmread(written["dicom_seg"])
     assert len(seg.SegmentSequence) == 1
     measures = seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]

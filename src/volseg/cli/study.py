@@ -29,7 +29,11 @@ def segment(
     series: Optional[str] = typer.Option(None, "--series", help="DICOM SeriesInstanceUID or SeriesNumber."),
     html: Optional[bool] = typer.Option(None, "--html/--no-html", help="Write report.html with QC pictures (default: on)."),
     dicom: Optional[bool] = typer.Option(None, "--dicom", help="Also write DICOM SEG + SR (DICOM series inputs)."),
-    keep_phi: Optional[bool] = typer.Option(None, "--keep-phi", help="Copy patient/study identifiers into the DICOM outputs and record the input path (default: placeholders, no path)."),
+    rtstruct: Optional[bool] = typer.Option(None, "--rtstruct", help="Also write a DICOM RTSTRUCT (DICOM series inputs)."),
+    anonymize: Optional[bool] = typer.Option(None, "--anonymize", help="DICOM outputs de-identified, with "
+                                             "mapped UIDs (default: the source's patient and study)."),
+    keep_phi: Optional[bool] = typer.Option(None, "--keep-phi", help="Deprecated: identifiers are copied by "
+                                            "default; still records the input path in report.json."),
     trust_bundle: bool = typer.Option(False, "--trust-bundle", help="Run a custom MONAI bundle's config "
                                       "(it can execute code): only for bundles you trust."),
     json_log: bool = typer.Option(False, "--json-log", help="Progress and outcomes as one JSON object per "
@@ -60,10 +64,14 @@ def segment(
     if not inputs:
         raise UsageError("no input given", hint="name the image as an argument or with -i/--input")
     options = with_overrides(SegmentOptions(), model=model, device=device, series=series, html=html,
-                             dicom=dicom, keep_phi=keep_phi, trust_bundle=trust_bundle or None,
+                             dicom=dicom, rtstruct=rtstruct, anonymize=anonymize, keep_phi=keep_phi,
+                             trust_bundle=trust_bundle or None,
                              step=step, tta=tta, precision=precision, export=export,
                              fast=fast or None, roi_subset=roi_subset, masks=masks or None,
                              force=force or None)
+    if keep_phi:
+        note("--keep-phi is deprecated: the DICOM outputs carry the source's identifiers by default "
+             "(it still records the input path in report.json)")
     if json_log:
         results = _segment_json_log(inputs, output, options)
     else:

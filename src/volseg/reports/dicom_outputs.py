@@ -1,11 +1,13 @@
-"""The DICOM outputs of a study segmented from a DICOM series (``volseg segment --dicom``).
+"""The DICOM outputs of a study segmented from a DICOM series (``--dicom``, ``--rtstruct``).
 
 ``segmentation.seg.dcm`` (DICOM SEG, :mod:`volseg.reports.dicom_seg`) and ``measurements.sr.dcm``
-(Comprehensive 3D SR, TID 1500, :mod:`volseg.reports.dicom_sr`), both in the source study and frame
-of reference, without patient identifiers unless ``keep_phi`` (:mod:`volseg.reports.dicom_source`).
+(Comprehensive 3D SR, TID 1500, :mod:`volseg.reports.dicom_sr`) with ``dicom``; ``structures.rtstruct.dcm``
+(RT Structure Set, :mod:`volseg.reports.dicom_rtstruct`) with ``rtstruct``. All in the source study and
+frame of reference with the source's patient and study identification, or, with ``anonymize``, one
+coherent de-identified set with mapped UIDs (:mod:`volseg.reports.dicom_source`).
 
-:func:`dicom_preflight` runs before segmentation: it fails early when highdicom is missing and
-returns the warnings the report must carry (input not DICOM, derived UIDs, uncoded classes).
+:func:`dicom_preflight` runs before segmentation: it fails early when highdicom is missing (SEG/SR)
+and returns the warnings the report must carry (input not DICOM, derived UIDs, uncoded classes).
 """
 from __future__ import annotations
 
@@ -26,7 +28,9 @@ log = logging.getLogger(__name__)
 
 SEG_FILE = "segmentation.seg.dcm"
 SR_FILE = "measurements.sr.dcm"
+RTSTRUCT_FILE = "structures.rtstruct.dcm"
 NOT_DICOM = "--dicom ignored: the input is not a DICOM series (DICOM SEG/SR reference source images)"
+NOT_DICOM_RT = "--rtstruct ignored: the input is not a DICOM series (an RTSTRUCT references source images)"
 
 
 def require_highdicom() -> None:
@@ -37,45 +41,61 @@ def require_highdicom() -> None:
                               hint="pip install 'volseg[dicom]'") from exc
 
 
-def dicom_preflight(source: ImageSource, table: LabelTable, *, keep_phi: bool) -> list[str]:
+def dicom_preflight(source: ImageSource, table: LabelTable, *, anonymize: bool = False, seg_sr: bool = True,
+                    rtstruct: bool = False) -> list[str]:
     """Warnings for the report; raises when the DICOM outputs cannot be written at all."""
     if source.kind != "dicom" or not source.files:
-        return [NOT_DICOM]
-    require_highdicom()
-    warnings = list(read_source_series(source.files, keep_phi=keep_phi).warnings)
+        return ([NOT_DICOM] if seg_sr else []) + ([NOT_DICOM_RT] if rtstruct else [])
+    if seg_sr:
+        require_highdicom()
+    warnings = list(read_source_series(source.files, anonymize=anonymize).warnings)
     uncoded = uncoded_classes(table)
-    if uncoded:
+    if uncoded and seg_sr:
         shown = ", ".join(uncoded[:8]) + (f" and {len(uncoded) - 8} more" if len(uncoded) > 8 else "")
         warnings.append(f"DICOM SEG: {len(uncoded)} class(es) have no SNOMED CT codes in the catalogue and are "
                         f"coded as the generic 'Anatomical Structure' (SCT 91723000): {shown}")
-    if not keep_phi:
-        warnings.append("DICOM SEG/SR: patient and study identifiers replaced by placeholders "
-                        "(PatientName ANONYMOUS; use --keep-phi to copy them from the source)")
+    if anonymize:
+        warnings.append("DICOM outputs anonymised: patient and study identifiers removed and every source UID "
+                        "mapped; their references only resolve against images anonymised with the same mapping")
     return warnings
 
 
 def write_dicom_outputs(out_dir: str | Path, report: Report, table: LabelTable, labels: Volume,
-                        source: ImageSource, *, keep_phi: bool, instances=()) -> dict[str, Path]:
-    """Write the SEG and the SR next to the other outputs (atomically); return their paths."""
-    import highdicom as hd
-    from pydicom import dcmwrite
+                        source: ImageSource, *, anonymize: bool = False, seg_sr: bool = True,
+                        rtstruct: bool = False, instances=()) -> dict[str, Path]:
+    """Write the SEG and the SR (``seg_sr``) and the RTSTRUCT (``rtstruct``) next to the other outputs
+    (atomically), all from one reading of the source headers; return their paths."""
+    from pydicom.uid import generate_uid
 
-    require_highdicom()
     out = ensure_writable_dir(out_dir)
-    sources = read_source_series(source.files, keep_phi=keep_phi)
+    sources = read_source_series(source.files, anonymize=anonymize)
     model = report.provenance.model
     name, version = (model.name, model.version) if model else ("volseg", "")
-    seg = build_seg(sources, labels, table, model_name=name, model_version=version,
-                    algorithm_family=_algorithm_family(name), series_uid=hd.UID(), sop_uid=hd.UID())
-    sr = build_sr(report, seg, sources, segment_numbers=segment_numbers(labels), instances=list(instances),
-                  series_uid=hd.UID(), sop_uid=hd.UID())
-    written = {}
-    for key, dataset, file_name in (("dicom_seg", seg, SEG_FILE), ("dicom_sr", sr, SR_FILE)):
-        with atomic_path(out / file_name) as tmp:
-            dcmwrite(tmp, dataset, enforce_file_format=True)
-        written[key] = out / file_name
-    log.info("wrote DICOM SEG (%d segments, %d frames) and SR", len(seg.SegmentSequence), int(seg.NumberOfFrames))
-    return written
+    datasets = []
+    if seg_sr:
+        require_highdicom()
+        seg = build_seg(sources, labels, table, model_name=name, model_version=version,
+                        algorithm_family=_algorithm_family(name), series_uid=generate_uid(), sop_uid=generate_uid())
+        sr = build_sr(report, seg, sources, segment_numbers=segment_numbers(labels), instances=list(instances),
+                      series_uid=generate_uid(), sop_uid=generate_uid())
+        datasets += [("dicom_seg", seg, SEG_FILE), ("dicom_sr", sr, SR_FILE)]
+        log.info("DICOM SEG: %d segments, %d frames", len(seg.SegmentSequence), int(seg.NumberOfFrames))
+    if rtstruct:
+        from volseg.reports.dicom_rtstruct import build_rtstruct
+
+        rt = build_rtstruct(sources, labels, table, model_name=name, numbers=segment_numbers(labels),
+                            series_uid=generate_uid(), sop_uid=generate_uid())
+        datasets.append(("dicom_rtstruct", rt, RTSTRUCT_FILE))
+        log.info("RTSTRUCT: %d structures", len(rt.StructureSetROISequence))
+    return {key: _write(out / file_name, dataset) for key, dataset, file_name in datasets}
+
+
+def _write(path: Path, dataset) -> Path:
+    from pydicom import dcmwrite
+
+    with atomic_path(path) as tmp:
+        dcmwrite(tmp, dataset, enforce_file_format=True)
+    return path
 
 
 def _algorithm_family(model_name: str) -> str:

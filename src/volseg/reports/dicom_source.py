@@ -1,15 +1,18 @@
 """Source-image headers for the DICOM outputs: an allowlisted copy of each slice's header.
 
-The DICOM SEG and SR copy patient and study attributes from the images they reference. volseg never
-hands them the original headers: it builds a minimal copy of each source slice holding only what the
-outputs need (UIDs, geometry, pixel description) plus the patient/study identification:
+The DICOM SEG, SR and RTSTRUCT copy patient and study attributes from the images they reference.
+volseg never hands them the original headers: it builds a minimal copy of each source slice holding
+only what the outputs need (UIDs, geometry, pixel description) plus the patient/study identification:
 
-* default: **placeholders**, the same for every output of a study: PatientName ``ANONYMOUS^``,
-  PatientID ``ANON-`` + 12 hex digits of sha256(StudyInstanceUID), empty birth date, sex, study date
-  and time, study ID, accession number and referring physician; PatientIdentityRemoved ``YES`` with a
-  DeidentificationMethod saying so. UIDs are kept (the outputs must reference the source images; a
-  UID is not a patient identifier, but it links the outputs to the source study).
-* ``keep_phi=True``: those attributes copied from the source as they are.
+* default: the source's patient and study (PatientName, PatientID, birth date, sex, StudyInstanceUID,
+  StudyID, study date/time, accession number, referring physician) **copied as they are**, as every
+  segmentation tool's derived objects do, so that viewers and PACS file them with their images.
+* ``anonymize=True``: a coherent de-identified set. PatientName ``ANONYMOUS^``, PatientID ``ANON-`` +
+  12 hex digits of sha256(mapped StudyInstanceUID), the other identifying attributes empty,
+  PatientIdentityRemoved ``YES``; every source UID (Study, Series, Frame of Reference, SOP Instance)
+  replaced by a UID derived deterministically from it (:func:`anonymized_uid`, one mapping for the
+  whole output set), so the references inside the set stay consistent but point to mapped UIDs: they
+  only resolve against an anonymised copy of the images made with the same mapping.
 
 Anonymised sources sometimes lack UIDs: SOP Class/Instance UIDs are then taken from the file meta
 header; a missing Study/Series/Frame-of-Reference UID is derived deterministically from the source
@@ -28,7 +31,8 @@ from volseg.errors import GeometryError, InputError
 from volseg.volume import Volume
 
 PLACEHOLDER_NAME = "ANONYMOUS^"
-DEIDENTIFICATION_METHOD = "volseg: identifiers replaced by placeholders"  # LO: ≤ 64 chars
+DEIDENTIFICATION_METHOD = "volseg: identifiers removed, UIDs mapped"  # LO: ≤ 64 chars
+UID_SALT = "volseg-anonymize-1"
 _GEOMETRY = ("Modality", "Rows", "Columns", "PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient",
              "SliceThickness", "SamplesPerPixel", "PhotometricInterpretation",
              "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "InstanceNumber", "SeriesNumber")
@@ -51,7 +55,7 @@ class SourceSeries:
         return self.datasets[0]
 
 
-def read_source_series(files: Sequence[str | Path], *, keep_phi: bool) -> SourceSeries:
+def read_source_series(files: Sequence[str | Path], *, anonymize: bool = False) -> SourceSeries:
     """Header copies of ``files`` (slice order = k axis), identifiers handled as the module says."""
     import pydicom
 
@@ -79,7 +83,10 @@ def read_source_series(files: Sequence[str | Path], *, keep_phi: bool) -> Source
             warnings.append(f"the source images have no {keyword}: the DICOM SEG/SR use {value}, derived from "
                             "the source SOP Instance UIDs")
         shared[keyword] = value
-    copies = tuple(_minimal_copy(ds, uid, shared, keep_phi=keep_phi) for ds, uid in zip(originals, sop_uids))
+    if anonymize:
+        shared = {keyword: anonymized_uid(value) for keyword, value in shared.items()}
+        sop_uids = [anonymized_uid(uid) for uid in sop_uids]
+    copies = tuple(_minimal_copy(ds, uid, shared, anonymize=anonymize) for ds, uid in zip(originals, sop_uids))
     return SourceSeries(copies, tuple(warnings))
 
 
@@ -106,7 +113,14 @@ def placeholder_patient_id(study_uid: str) -> str:
     return "ANON-" + hashlib.sha256(study_uid.encode("ascii")).hexdigest()[:12].upper()
 
 
-def _minimal_copy(original, sop_uid: str, shared: dict[str, str], *, keep_phi: bool):
+def anonymized_uid(uid: str) -> str:
+    """The UID that replaces source UID ``uid`` with ``anonymize``: the same for every output (salted hash)."""
+    from pydicom.uid import generate_uid
+
+    return str(generate_uid(entropy_srcs=[UID_SALT, uid]))
+
+
+def _minimal_copy(original, sop_uid: str, shared: dict[str, str], *, anonymize: bool):
     from pydicom.dataset import Dataset
 
     ds = Dataset()
@@ -117,7 +131,7 @@ def _minimal_copy(original, sop_uid: str, shared: dict[str, str], *, keep_phi: b
     for keyword in _GEOMETRY:
         if keyword in original and original[keyword].value not in (None, ""):
             setattr(ds, keyword, original[keyword].value)
-    if keep_phi:
+    if not anonymize:
         for keyword in _IDENTIFYING:
             if keyword in original:
                 setattr(ds, keyword, original[keyword].value)

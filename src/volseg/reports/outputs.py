@@ -5,7 +5,7 @@ segmentation.ctbl + segmentation.itksnap.txt (colour tables for 3D Slicer / ITK-
 lesions.csv (whenever the report has instances or declares lesion classes; a header alone when those
 classes are empty), optionally ``segmentations/<class>.nii.gz`` (``masks``: one 0/1 mask per class,
 TotalSegmentator's layout), the DICOM SEG + SR
-(``dicom``), report.html (``html``) and report.json. Each file is written atomically; report.json
+(``dicom``) and RTSTRUCT (``rtstruct``), report.html (``html``) and report.json. Each file is written atomically; report.json
 is written last, so its presence means the others are complete.
 """
 from __future__ import annotations
@@ -71,7 +71,7 @@ def write_masks(folder: str | Path, label_map: Volume, labels: LabelTable) -> di
 
 def write_study(out_dir: str | Path, report: Report, labels: LabelTable, segmentation: Volume | None, *,
                 image: LoadedImage | None = None, label_map: Volume | None = None, html: bool = True,
-                dicom: bool = False, keep_phi: bool = False, masks: bool = False,
+                dicom: bool = False, rtstruct: bool = False, anonymize: bool = False, masks: bool = False,
                 progress: Callable[[str, int, int], None] | None = None) -> dict[str, Path]:
     """Write the study's files. ``segmentation`` is written as segmentation.nii.gz (or as the file
     ``out_dir`` names, the other files beside it); ``masks`` adds one file per class; ``label_map``
@@ -96,14 +96,14 @@ def write_study(out_dir: str | Path, report: Report, labels: LabelTable, segment
     if report.instances or report.lesion_classes:
         written["lesions"] = write_lesions_csv(report, out / LESIONS)
     progress("writing", 1, 1)
-    if dicom and label_map is not None and image is not None and image.source.kind == "dicom" \
-            and label_map.array.any():  # a SEG needs one segment at least (api warns when empty)
+    if (dicom or rtstruct) and label_map is not None and image is not None and image.source.kind == "dicom" \
+            and label_map.array.any():  # a SEG/RTSTRUCT needs one segment at least (api warns when empty)
         from volseg.reports.dicom_outputs import write_dicom_outputs
         from volseg.reports.html import instances
 
         progress("DICOM outputs", 0, 1)
-        written.update(write_dicom_outputs(out, report, labels, label_map, image.source, keep_phi=keep_phi,
-                                           instances=instances(report)))
+        written.update(write_dicom_outputs(out, report, labels, label_map, image.source, anonymize=anonymize,
+                                           seg_sr=dicom, rtstruct=rtstruct, instances=instances(report)))
         progress("DICOM outputs", 1, 1)
     if html and label_map is not None:
         from volseg.reports.html import write_report_html
