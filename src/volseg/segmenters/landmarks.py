@@ -81,7 +81,7 @@ def model_landmarks(name: str, volume: Volume) -> LandmarkMap:
 def classic_landmarks(volume: Volume, *, masks: dict[str, np.ndarray] | None = None) -> LandmarkMap:
     """Lungs, trachea and bronchi from classic-ct (``masks``: its output on the RAS volume)."""
     ras = reorient(volume, "RAS")
-    if masks is None:
+    if masks is None or masks["airways"].shape != ras.shape:
         from volseg.segmenters.classic import check_ct, segment_masks
 
         check_ct(np.asarray(ras.array), ras.meta.get("modality"))
