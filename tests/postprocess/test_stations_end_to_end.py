@@ -150,3 +150,38 @@ def test_segment_lymph_nodes_reports_stations(chest, tmp_path, monkeypatch):
         rows = list(csv.DictReader(fh))
     assert sorted(r["station"] for r in rows) == sorted(s for _, s in NODES.values())
     assert all(float(r["short_axis_mm"]) > 0 for r in rows)
+
+
+def test_raidionics_lymph_nodes_reuse_the_crop_classic_ct_as_landmarks(tmp_path, monkeypatch):
+    """The catalogued model installed from tiny archives (tests/factories/raidionics_model.py):
+    ``segment -m raidionics-ct-lymphnodes`` runs classic-ct once, for the crop and the landmarks."""
+    pytest.importorskip("onnxruntime")
+    import json
+
+    import volseg.segmenters.classic as classic
+    from tests.factories.raidionics_model import write_archive
+    from volseg.cli.main import main
+    from volseg.io.nifti import write_nifti
+    from volseg.segmenters.catalogue import get_entry
+    from volseg.segmenters.weights import install_from_source
+
+    monkeypatch.setenv("VOLSEG_HOME", str(tmp_path / "home"))
+    entry = get_entry("raidionics-ct-lymphnodes")
+    source = tmp_path / "source"
+    source.mkdir()
+    lymph, lungs = (w.name for w in entry.weights)
+    write_archive(source / lymph, "CT_LymphNodes", changes={"PreProcessing": {
+        "background_cropping": "lungs_clip", "output_spacing": "3.5, 3.5, 6.0", "new_axial_size": "32, 32, 16"}})
+    write_archive(source / lungs, "CT_Lungs", pipeline=False)
+    install_from_source(source, model=entry.name)
+    calls = []
+    real = classic.segment_masks
+    monkeypatch.setattr(classic, "segment_masks", lambda ras, **kw: calls.append(ras.shape) or real(ras, **kw))
+    image = make_phantom((96, 80, 40), (3.5, 3.5, 6.0), orientation="LPS", seed=5).image
+    path = write_nifti(image, tmp_path / "ct.nii.gz")
+    assert main(["segment", str(path), "--model", entry.name, "--device", "cpu", "-o", str(tmp_path / "o")]) == 0
+    assert len(calls) == 1
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["provenance"]["options"]["landmarks"]["source"] == CLASSIC
+    assert "trachea" in report["provenance"]["options"]["landmarks"]["structures"]
+    assert all(r["station"] is not None for r in report["instances"] if r["kind"] == "lymph_node")
