@@ -8,6 +8,8 @@ chosen places and are the node label map.
 from __future__ import annotations
 
 import csv
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -185,3 +187,31 @@ def test_raidionics_lymph_nodes_reuse_the_crop_classic_ct_as_landmarks(tmp_path,
     assert report["provenance"]["options"]["landmarks"]["source"] == CLASSIC
     assert "trachea" in report["provenance"]["options"]["landmarks"]["structures"]
     assert all(r["station"] is not None for r in report["instances"] if r["kind"] == "lymph_node")
+
+
+def test_sr_holds_the_node_station(tmp_path):
+    """A lymph-node instance with a station -> its TID 1501 group carries the station (private code)."""
+    hd = pytest.importorskip("highdicom")
+    from tests.reports.factories import lesion_study, write_ct_series
+    from volseg.io import read_image
+    from volseg.io.nifti import write_nifti
+    from volseg.labels import LabelTable
+    from volseg.reports.dicom_outputs import write_dicom_outputs
+
+    image, labels, instance = lesion_study(shape=(96, 90, 24))
+    nodes = labels.with_array(np.where(np.asarray(labels.array) == 2, 1, 0).astype(np.uint8))
+    table = LabelTable.from_names({1: "lymph_nodes"})
+    write_ct_series(image, tmp_path / "series")
+    loaded = read_image(tmp_path / "series")
+    report = api.measure(write_nifti(nodes, tmp_path / "labels.nii.gz"), tmp_path / "m",
+                         labels=None, image=write_nifti(image, tmp_path / "ct.nii.gz")).report
+    node = {**instance, "label": 1, "instance_id": "lymph_nodes-1", "kind": "lymph_node", "station": "7"}
+    written = write_dicom_outputs(tmp_path / "out", report, table, loaded.volume.with_array(nodes.array),
+                                  loaded.source, keep_phi=False, instances=[node])
+    (group,) = hd.sr.srread(written["dicom_sr"]).content.get_image_measurement_groups()
+    (evaluation,) = group.get_qualitative_evaluations()
+    assert evaluation.name.meaning == "IASLC lymph node station" and evaluation.value.value == "7"
+    assert {m.name.value for m in group.get_measurements()} >= {"103339001", "103340004"}  # long, short axis
+    if shutil.which("dciodvfy"):
+        out = subprocess.run(["dciodvfy", str(written["dicom_sr"])], capture_output=True, text=True, check=False)
+        assert not [ln for ln in (out.stdout + out.stderr).splitlines() if ln.startswith("Error")]
