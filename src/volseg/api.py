@@ -134,7 +134,9 @@ def write_outputs(image: LoadedImage, labels: Volume, out_dir: str | Path, *, st
     warnings = list(warnings)
     if options.dicom and image.source.kind == "dicom" and not labels.array.any():
         warnings.append("--dicom: nothing was segmented, so no DICOM SEG/SR was written")
-    landmarks = _study_landmarks(segmenter, image.volume, warnings)
+    from volseg.segmenters.landmarks import segmenter_landmarks
+
+    landmarks = segmenter_landmarks(segmenter, image.volume, warnings)
     return _measure_and_write(
         study_id, image, labels, table, out_dir,
         model=segmenter.provenance(), options={"model": segmenter.name, "device": options.device,
@@ -151,21 +153,6 @@ def write_outputs(image: LoadedImage, labels: Volume, out_dir: str | Path, *, st
         organs=landmarks.volume if landmarks else None, organ_table=landmarks.table if landmarks else None,
     )
 
-
-def _study_landmarks(segmenter: Segmenter, volume: Volume, warnings: list[str]):
-    """The station landmark map when the model's catalogue entry names landmark sources, else None;
-    the segmenter's own (reusing what it ran) when it offers one."""
-    from volseg.segmenters.landmarks import landmark_sources, study_landmarks
-
-    own = getattr(segmenter, "landmarks", None)
-    try:
-        if callable(own):
-            return own(volume)
-        sources = landmark_sources(getattr(segmenter, "name", None))
-        return study_landmarks(volume, sources) if sources else None
-    except (InputError, ModelError) as exc:
-        warnings.append(f"lymph-node stations left unknown: no landmarks ({exc.one_line()})")
-        return None
 
 
 def segment_many(inputs: Iterable[str | Path], out_dir: str | Path, *,

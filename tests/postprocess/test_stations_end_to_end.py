@@ -215,3 +215,17 @@ def test_sr_holds_the_node_station(tmp_path):
     if shutil.which("dciodvfy"):
         out = subprocess.run(["dciodvfy", str(written["dicom_sr"])], capture_output=True, text=True, check=False)
         assert not [ln for ln in (out.stdout + out.stderr).splitlines() if ln.startswith("Error")]
+
+
+def test_landmarks_that_cannot_run_warn_instead_of_failing(monkeypatch):
+    import volseg.segmenters.registry as registry
+    from volseg.segmenters.landmarks import segmenter_landmarks
+
+    monkeypatch.setattr(registry, "is_installed", lambda name: name == CLASSIC)
+    mr = Volume(np.zeros((8, 8, 8), dtype=np.float32), np.eye(4), {"modality": "MR"})
+    warnings: list[str] = []
+    assert segmenter_landmarks(_FakeNodeModel(np.zeros((8, 8, 8))), mr, warnings) is None
+    assert len(warnings) == 1 and warnings[0].startswith("lymph-node stations left unknown: no landmarks")
+    assert "classic-ct segments CT only" in warnings[0]
+    assert segmenter_landmarks(type("Other", (), {"name": "classic-ct"})(), mr, warnings) is None  # no sources
+    assert len(warnings) == 1

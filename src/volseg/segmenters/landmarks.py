@@ -51,6 +51,23 @@ def landmark_sources(model: str | None) -> tuple[str, ...]:
     return tuple(entry.backend_options.get(SOURCES_OPTION) or ())
 
 
+def segmenter_landmarks(segmenter, volume: Volume, warnings: list[str]) -> LandmarkMap | None:
+    """The station landmarks for a study segmented by ``segmenter``: its own (reusing what it ran)
+    when it offers ``landmarks(volume)``, else from its catalogue entry's sources; None when it
+    declares none. A landmark model that cannot run adds a warning instead of failing the study."""
+    from volseg.errors import InputError, ModelError
+
+    own = getattr(segmenter, "landmarks", None)
+    try:
+        if callable(own):
+            return own(volume)
+        sources = landmark_sources(getattr(segmenter, "name", None))
+        return study_landmarks(volume, sources) if sources else None
+    except (InputError, ModelError) as exc:
+        warnings.append(f"lymph-node stations left unknown: no landmarks ({exc.one_line()})")
+        return None
+
+
 def study_landmarks(volume: Volume, sources: tuple[str, ...] | list[str], *,
                     classic_masks: dict[str, np.ndarray] | None = None) -> LandmarkMap | None:
     """The landmark map of the first of ``sources`` that can run (None when none can).
