@@ -135,6 +135,9 @@ def write_outputs(image: LoadedImage, labels: Volume, out_dir: str | Path, *, st
     warnings = list(warnings)
     if (options.dicom or options.rtstruct) and image.source.kind == "dicom" and not labels.array.any():
         warnings.append("--dicom/--rtstruct: nothing was segmented, so no DICOM SEG/SR/RTSTRUCT was written")
+    from volseg.segmenters.landmarks import segmenter_landmarks
+
+    landmarks = segmenter_landmarks(segmenter, image.volume, warnings)
     return _measure_and_write(
         study_id, image, labels, table, out_dir,
         model=segmenter.provenance(), options={"model": segmenter.name, "device": options.device,
@@ -143,13 +146,16 @@ def write_outputs(image: LoadedImage, labels: Volume, out_dir: str | Path, *, st
                                                "anonymize": options.anonymize, "keep_phi": options.keep_phi,
                                                "fast": options.fast, "masks": options.masks,
                                                "roi_subset": list(options.roi_subset or []) or None,
+                                               "landmarks": landmarks.provenance() if landmarks else None,
                                                **(_input_path(input, options) if input is not None else {})},
         timings=dict(timings or {}), extra_warnings=warnings,
         outputs={"html": options.html, "dicom": options.dicom, "rtstruct": options.rtstruct,
                  "anonymize": options.anonymize,
                  "masks": options.masks},
         instance_classes=_catalogue_instance_classes(segmenter), progress=progress,
+        organs=landmarks.volume if landmarks else None, organ_table=landmarks.table if landmarks else None,
     )
+
 
 
 def segment_many(inputs: Iterable[str | Path], out_dir: str | Path, *,

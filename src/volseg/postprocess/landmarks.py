@@ -21,7 +21,7 @@ from volseg.postprocess.morphology import axial_axis
 
 SYNONYMS: dict[str, tuple[str, ...]] = {
     "trachea": ("trachea",),
-    "bronchi": ("lung_airways", "airways", "airway", "bronchi", "bronchus", "lung_trachea_bronchia",
+    "bronchi": ("lung_airways", "airways", "airway", "bronchi", "bronchus", "airway_bronchi", "lung_trachea_bronchia",
                 "trachea_and_bronchi"),
     "aorta": ("aorta", "thoracic_aorta"),
     "pulmonary_artery": ("pulmonary_artery", "pulmonary_trunk"),
@@ -106,7 +106,12 @@ def find_landmarks(organs: np.ndarray, affine: np.ndarray, names: Mapping[int, s
     edge = _EdgeCheck(organs.shape, axis, affine)
     trachea, bronchi, aorta = masks["trachea"], masks["bronchi"], masks["aorta"]
     airway = _combine(trachea, bronchi)
-    levels["carina"] = _carina(airway, trachea, affine, axis, edge)
+    branches, bi_low, llb_top, tree_carina = [], None, None, None
+    if bronchi is not None:
+        branches, bi_low, llb_top, tree_carina = _bronchial_levels(airway, affine)
+    # the tree's own junction when it has one (an upper-lobe bronchus rising beside the trachea
+    # would cut the airway in two above the real carina); else where the airway splits
+    levels["carina"] = tree_carina if tree_carina is not None else _carina(airway, trachea, affine, axis, edge)
     levels["manubrium_top"] = _top(masks["sternum"], affine, edge)
     levels["arch_top"] = _top(aorta, affine, edge)
     levels["arch_bottom"] = (_split_level(aorta, affine, axis, MIN_AORTA_AREA_MM2)
@@ -115,9 +120,9 @@ def find_landmarks(organs: np.ndarray, affine: np.ndarray, names: Mapping[int, s
     levels["azygos_arch_bottom"] = _azygos_arch_bottom(points.get("azygos"), points.get("trachea"), dz)
     levels["lpa_top"] = _lpa_top(points.get("pulmonary_artery"), points.get("trachea"))
     levels["lung_base"] = _bottom(lungs, affine, edge)
-    branches = []
-    if bronchi is not None and levels["carina"] is not None:
-        branches, bi_low, llb_top = _bronchial_levels(airway, affine)
+    if levels["carina"] is None:
+        branches = []
+    elif bronchi is not None:
         levels["bronchus_intermedius_bottom"], levels["lower_lobe_bronchus_top"] = bi_low, llb_top
     return Landmarks(dz, points, levels, lungs, affine, branches)
 
@@ -260,16 +265,18 @@ def _trachea_x_range(trachea, z_lo, z_hi, dz) -> tuple[float, float]:
 
 
 def _bronchial_levels(airway: np.ndarray, affine: np.ndarray):
-    """Airway branches, and the lower end of the bronchus intermedius / top of the left lower lobe
-    bronchus, from the airway tree (trachea -> main bronchi -> lobar bronchi)."""
+    """Airway branches, the lower end of the bronchus intermedius / top of the left lower lobe
+    bronchus, and the carina (the trachea branch's lower end), from the airway tree (trachea ->
+    main bronchi -> lobar bronchi)."""
     from volseg.postprocess.airway_tree import airway_tree
 
     tree = airway_tree(airway, affine)
     if tree is None or tree.trachea is None:
-        return [], None, None
+        return [], None, None, None
     mains = [b for b in tree.branches if b.generation == 1]
+    carina = min(tree.trachea.start_ras_mm[2], tree.trachea.end_ras_mm[2]) if mains else None
     if len(mains) != 2:
-        return tree.branches, None, None
+        return tree.branches, None, None, carina
     right, left = sorted(mains, key=lambda b: -b.end_ras_mm[0])  # RAS: larger x = patient's right
     children = {b.branch_id: [c for c in tree.branches if c.parent_id == b.branch_id] for b in tree.branches}
     bi_low = None
@@ -277,4 +284,4 @@ def _bronchial_levels(airway: np.ndarray, affine: np.ndarray):
         bi = min(children[right.branch_id], key=lambda b: b.end_ras_mm[2])
         bi_low = bi.end_ras_mm[2] if len(children[bi.branch_id]) >= 2 else None  # ends where it divides
     llb_top = left.end_ras_mm[2] if len(children[left.branch_id]) >= 2 else None  # LUL/LLL division
-    return tree.branches, bi_low, llb_top
+    return tree.branches, bi_low, llb_top, carina

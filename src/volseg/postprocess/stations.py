@@ -189,8 +189,12 @@ class StationMapper:
         limit = lm.level("bronchus_intermedius_bottom" if right else "lower_lobe_bronchus_top")
         central = tr.x_min <= x <= tr.x_max
         if central:
+            # a midline node is bounded by either side's border: the one the airways show
+            limit = limit if limit is not None else lm.level(
+                "lower_lobe_bronchus_top" if right else "bronchus_intermedius_bottom")
             if limit is None:
-                return _unknown("no bronchi in the organ map: 7 and 8 cannot be told apart")
+                missing = "lobar bronchi" if lm.airway_branches else "bronchi in the organ map"
+                return _unknown(f"no {missing} (lower border of station 7): 7 and 8 cannot be told apart")
             if z >= limit:
                 # 7: subcarinal; "Upper border: the carina of the trachea. Lower border: the upper
                 # border of the lower lobe bronchus on the left; the lower border of the bronchus

@@ -130,7 +130,18 @@ def _instance_group(instance: Mapping[str, Any], frame_of_reference: str):
     kind = codes.SCT.Lesion if instance.get("kind", "lesion") == "lesion" else codes.SCT.LymphNode
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=instance_id[:64]),
-        finding_type=kind, measurements=measurements)
+        finding_type=kind, measurements=measurements, qualitative_evaluations=_station(instance) or None)
+
+
+def _station(instance: Mapping[str, Any]) -> list:
+    """A lymph node's IASLC station as a qualitative evaluation (private codes: DICOM has none)."""
+    import highdicom as hd
+
+    station = instance.get("station")
+    if instance.get("kind", "lesion") == "lesion" or not station or station == "unknown":
+        return []
+    return [hd.sr.QualitativeEvaluation(name=hd.sr.CodedConcept("IASLCStation", "99VOLSEG", "IASLC lymph node station"),
+                                        value=hd.sr.CodedConcept(str(station), "99VOLSEG", f"IASLC station {station}"))]
 
 
 def _model_name(report: Report) -> str:

@@ -58,10 +58,12 @@ def load(entry, *, device: str = "auto", engine: dict | None = None) -> Raidioni
     root = require_installed(entry.name)
     if engine:
         log.warning("Raidionics models run with their own inference settings; ignoring %s", ", ".join(sorted(engine)))
-    return RaidionicsSegmenter(root, options["task"], name=entry.name, version=entry.version,
-                               labels=entry.label_table(), device=device,
-                               method=options.get("reconstruction_method", "thresholding"),
-                               order=options.get("reconstruction_order", "resample_first"))
+    segmenter = RaidionicsSegmenter(root, options["task"], name=entry.name, version=entry.version,
+                                    labels=entry.label_table(), device=device,
+                                    method=options.get("reconstruction_method", "thresholding"),
+                                    order=options.get("reconstruction_order", "resample_first"))
+    segmenter.landmark_sources = tuple(options.get("landmark_sources") or ())
+    return segmenter
 
 
 class OnnxNetwork:
@@ -117,6 +119,7 @@ class RaidionicsPipeline:
         self.method, self.order, self.brain, self.device = method, order, brain, device
         self.network = OnnxNetwork(find_network(folder), self.config, device)
         self.last: dict[str, Any] = {}
+        self.classic_masks: dict[str, np.ndarray] | None = None  # classic-ct's masks of the last crop
 
     def labels_ras(self, ras: Volume, *, progress: ProgressCallback = no_progress) -> np.ndarray:
         """Label codes on the grid of ``ras`` (a volume in RAS axis order)."""
@@ -165,7 +168,9 @@ class RaidionicsPipeline:
         if kind == "minimum":
             box, info = steps.minimum_box(model), {"kind": "minimum", "source": "image intensities"}
         elif kind in ("lungs", "invert"):
-            mask = to_model_grid_nearest(lungs_mask(ras), spacing, target, model.shape)
+            self.classic_masks = classic_masks(ras)
+            lungs = self.classic_masks["lung_left"] | self.classic_masks["lung_right"]
+            mask = to_model_grid_nearest(lungs, spacing, target, model.shape)
             box = steps.box_of(mask)
             if box is None:
                 raise ModelError("classic-ct found no lungs: the mediastinal crop cannot be placed",
@@ -245,12 +250,17 @@ def infer_patches(network, data: np.ndarray, patch, offset) -> np.ndarray:
     return out[tuple(slice(p, n - p) for p, n in zip(pads, x.shape))]
 
 
-def lungs_mask(ras: Volume) -> np.ndarray:
-    """Both lungs from classic-ct on a RAS volume (refuses images that are not CT in HU)."""
+def classic_masks(ras: Volume) -> dict[str, np.ndarray]:
+    """classic-ct's masks on a RAS volume (refuses images that are not CT in HU)."""
     from volseg.segmenters.classic import check_ct, segment_masks
 
     check_ct(np.asarray(ras.array), ras.meta.get("modality"))
-    masks = segment_masks(ras)
+    return segment_masks(ras)
+
+
+def lungs_mask(ras: Volume) -> np.ndarray:
+    """Both lungs from classic-ct on a RAS volume (refuses images that are not CT in HU)."""
+    masks = classic_masks(ras)
     return masks["lung_left"] | masks["lung_right"]
 
 
@@ -286,11 +296,21 @@ class RaidionicsSegmenter:
         pipes = [self.pipeline] + ([brain] if brain else [])
         self.weight_records = weight_records([p for pipe in pipes for p in (pipe.network.path, pipe.folder / INI_NAME)],
                                              relative_to=self.root)
+        self.landmark_sources: tuple[str, ...] = ()  # set by load() from the catalogue entry
         channels = config.nb_classes - config.first_label_channel()
         if len(labels) < channels:
             raise ModelError(f"model {name!r}: the network has {channels} classes but the catalogue names "
                              f"{len(labels)}", path=folder / INI_NAME)
         self._last: dict[str, Any] = {}
+
+    def landmarks(self, volume: Volume):
+        """The study's landmark map (:func:`volseg.segmenters.landmarks.study_landmarks`) for the
+        volume last predicted, reusing classic-ct's masks of the mediastinal crop (None: no sources)."""
+        from volseg.segmenters.landmarks import study_landmarks
+
+        if not self.landmark_sources:
+            return None
+        return study_landmarks(volume, self.landmark_sources, classic_masks=self.pipeline.classic_masks)
 
     def predict(self, volume: Volume, *, modality: str | None = None,
                 progress: ProgressCallback = no_progress) -> Volume:
