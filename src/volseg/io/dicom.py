@@ -38,8 +38,13 @@ import numpy as np
 
 from volseg.errors import AmbiguousInputError, GeometryError, InputError
 from volseg.io import dicom_geometry as geom
-from volseg.io.dicom_pixels import (check_pixel_claims, decode_frames, lossy_compression, lossy_warning,
-                                   pixel_claim)
+from volseg.io.dicom_pixels import (
+    check_pixel_claims,
+    decode_frames,
+    lossy_compression,
+    lossy_warning,
+    pixel_claim,
+)
 from volseg.io.dicom_pixels import short_message as _short
 from volseg.io.limits import check_memory
 from volseg.io.types import ImageSource, LoadedImage
