@@ -133,3 +133,15 @@ def test_measure_names_from_a_ctbl(tmp_path):
     ctbl.write_text("0 background 0 0 0 0\n1 spleen 1 2 3 255\n2 liver 4 5 6 255\n")
     report = api.measure(seg, tmp_path / "out", labels=ctbl).report
     assert report.structure("spleen").voxel_count == 18 and report.structure("liver").voxel_count == 1
+
+
+def test_a_partial_label_map_fills_the_grid_only_when_allowed():
+    grid = Volume(np.zeros(SHAPE, np.int16), AFFINE)
+    part = np.ones((2, 5, 1), np.uint8)
+    affine = AFFINE.copy()
+    affine[:3, 3] = Volume(part, AFFINE).index_to_world(np.array([3, 0, 2]))  # starts at voxel (3, 0, 2)
+    sub = Volume(part, affine)
+    with pytest.raises(GeometryError, match="shape"):
+        onto_grid(sub, grid)
+    placed = onto_grid(sub, grid, allow_subgrid=True).array
+    assert placed.sum() == 10 and placed[3:5, :, 2].all() and placed[:, :, 3].sum() == 0
