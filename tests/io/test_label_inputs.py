@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from volseg import api
-from volseg.errors import GeometryError
+from volseg.errors import GeometryError, InputError
 from volseg.io.nifti import write_nifti
 from volseg.io.regrid import onto_grid
+from volseg.labels import LabelInfo, LabelTable, read_labels
+from volseg.reports.colour_tables import itksnap_labels, slicer_ctbl
 from volseg.volume import Volume
 
 SHAPE = (6, 5, 4)
@@ -89,8 +91,6 @@ def test_dicom_seg_of_dcmqi(shared_data, tmp_path):
 
 
 # ---- label names from other files -----------------------------------------------------------------
-from volseg.labels import LabelInfo, LabelTable, read_labels  # noqa: E402
-from volseg.reports.colour_tables import itksnap_labels, slicer_ctbl  # noqa: E402
 
 TABLE = LabelTable([LabelInfo(1, "kidney_left", "Kidney left", (10, 20, 30)),
                     LabelInfo(7, "liver", "Liver", (200, 100, 0))])
@@ -121,8 +121,6 @@ def test_plain_json_and_a_broken_table(tmp_path):
     assert read_labels(plain).names() == {1: "spleen", 2: "liver"}
     broken = tmp_path / "broken.ctbl"
     broken.write_text("1 spleen 10 20\n")
-    from volseg.errors import InputError
-
     with pytest.raises(InputError, match="not 'index name R G B A'"):
         read_labels(broken)
 
