@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from volseg import api
-from volseg.errors import GeometryError
+from volseg.errors import GeometryError, InputError
 from volseg.io.nifti import write_nifti
 from volseg.io.regrid import onto_grid
+from volseg.labels import LabelInfo, LabelTable, read_labels
+from volseg.reports.colour_tables import itksnap_labels, slicer_ctbl
 from volseg.volume import Volume
 
 SHAPE = (6, 5, 4)
@@ -89,8 +91,6 @@ def test_dicom_seg_of_dcmqi(shared_data, tmp_path):
 
 
 # ---- label names from other files -----------------------------------------------------------------
-from volseg.labels import LabelInfo, LabelTable, read_labels  # noqa: E402
-from volseg.reports.colour_tables import itksnap_labels, slicer_ctbl  # noqa: E402
 
 TABLE = LabelTable([LabelInfo(1, "kidney_left", "Kidney left", (10, 20, 30)),
                     LabelInfo(7, "liver", "Liver", (200, 100, 0))])
@@ -121,8 +121,6 @@ def test_plain_json_and_a_broken_table(tmp_path):
     assert read_labels(plain).names() == {1: "spleen", 2: "liver"}
     broken = tmp_path / "broken.ctbl"
     broken.write_text("1 spleen 10 20\n")
-    from volseg.errors import InputError
-
     with pytest.raises(InputError, match="not 'index name R G B A'"):
         read_labels(broken)
 
@@ -133,3 +131,15 @@ def test_measure_names_from_a_ctbl(tmp_path):
     ctbl.write_text("0 background 0 0 0 0\n1 spleen 1 2 3 255\n2 liver 4 5 6 255\n")
     report = api.measure(seg, tmp_path / "out", labels=ctbl).report
     assert report.structure("spleen").voxel_count == 18 and report.structure("liver").voxel_count == 1
+
+
+def test_a_partial_label_map_fills_the_grid_only_when_allowed():
+    grid = Volume(np.zeros(SHAPE, np.int16), AFFINE)
+    part = np.ones((2, 5, 1), np.uint8)
+    affine = AFFINE.copy()
+    affine[:3, 3] = Volume(part, AFFINE).index_to_world(np.array([3, 0, 2]))  # starts at voxel (3, 0, 2)
+    sub = Volume(part, affine)
+    with pytest.raises(GeometryError, match="shape"):
+        onto_grid(sub, grid)
+    placed = onto_grid(sub, grid, allow_subgrid=True).array
+    assert placed.sum() == 10 and placed[3:5, :, 2].all() and placed[:, :, 3].sum() == 0

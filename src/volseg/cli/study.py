@@ -109,10 +109,11 @@ def _segment_json_log(inputs, output, options):
 def measure(
     segmentation: Path = typer.Argument(..., help="Label map (NIfTI/NRRD/MHA), or a folder of per-class "
                                         "masks <name>.nii.gz (TotalSegmentator's output; names from the "
-                                        "files)."),
+                                        "files), or a DICOM SEG. Stored with other axes than the image: "
+                                        "reoriented onto it, never resampled."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder."),
-    image: Optional[Path] = typer.Option(None, "--image", "-i", help="The image the labels belong to (for HU statistics)."),
-    labels: Optional[Path] = typer.Option(None, "--labels", "-l", help="labels.json or a plain {index: name} JSON object."),
+    image: Optional[Path] = typer.Option(None, "--image", "-i", help="The image the labels belong to (for intensity statistics: HU for CT)."),
+    labels: Optional[Path] = typer.Option(None, "--labels", "-l", help="labels.json, a plain {index: name} JSON object, a Slicer .ctbl or an ITK-SNAP label file."),
     connectivity: Optional[int] = typer.Option(None, "--connectivity", help="6, 18 or 26 (default 26)."),
     instances: Optional[str] = typer.Option(
         None, "--instances",

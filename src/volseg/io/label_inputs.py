@@ -31,7 +31,8 @@ def read_measure_inputs(segmentation: str | Path, *, image: str | Path | None = 
     source = read_image(image) if image else None
     volume = as_label_volume(seg.volume, segmentation)
     if source is not None:
-        volume = onto_grid(volume, source.volume, path=segmentation)
+        volume = onto_grid(volume, source.volume, path=segmentation,
+                           allow_subgrid=seg.source.modality == "SEG")  # a SEG holds only some frames
     table = read_labels(labels) if labels else named or present_labels(volume)
     return MeasureInputs(seg, volume, table, source, tuple(warnings))
 

@@ -83,10 +83,10 @@ def read_segmentation(path: str | Path) -> tuple[LoadedImage, LabelTable | None,
     if is_masks_folder(path):
         masks = read_masks(path)
         return masks.image, masks.labels, masks.warnings
-    from volseg.io import read_image
+    from volseg.io import image_kind, read_image
     from volseg.io.seg_dicom import find_dicom_seg, read_dicom_seg
 
-    seg_file = find_dicom_seg(path)
+    seg_file = None if image_kind(path) in ("nifti", "itk") else find_dicom_seg(path)
     if seg_file is not None:
         image, table = read_dicom_seg(seg_file)
         return image, table, ()

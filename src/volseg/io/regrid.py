@@ -16,8 +16,12 @@ ATOL_MM = 1e-2
 
 
 def onto_grid(labels: Volume, grid: Volume, *, path: str | Path | None = None, what: str = "segmentation",
-              against: str = "image", atol_mm: float = ATOL_MM) -> Volume:
-    """``labels`` on ``grid``'s grid (same array values, permuted/flipped), else a GeometryError."""
+              against: str = "image", atol_mm: float = ATOL_MM, allow_subgrid: bool = False) -> Volume:
+    """``labels`` on ``grid``'s grid (same array values, permuted/flipped), else a GeometryError.
+
+    ``allow_subgrid``: a label map covering only part of the grid (a DICOM SEG stores frames only
+    where segments are) is placed into it, background elsewhere, when its voxels are grid voxels.
+    """
     if labels.same_grid(grid, atol_mm=atol_mm):
         return labels
     for perm in itertools.permutations(range(3)):
@@ -31,8 +35,36 @@ def onto_grid(labels: Volume, grid: Volume, *, path: str | Path | None = None, w
                 if axes:
                     array = np.flip(array, axis=axes)
                 return Volume(np.ascontiguousarray(array), grid.affine, dict(labels.meta))
+    if allow_subgrid:
+        placed = _into_grid(labels, grid, atol_mm)
+        if placed is not None:
+            return placed
     raise GeometryError(f"{what} grid does not match the {against} grid (not a mere reorientation): "
                         f"{grid_difference(labels, grid, against)}", path=path)
+
+
+def _into_grid(labels: Volume, grid: Volume, atol_mm: float) -> Volume | None:
+    """``labels`` placed into the larger ``grid`` when its voxel centres are grid voxel centres."""
+    for perm in itertools.permutations(range(3)):
+        for flips in itertools.product((False, True), repeat=3):
+            affine = _affine_after(labels, perm, flips)
+            if not np.allclose(affine[:3, :3], grid.affine[:3, :3], rtol=0.0, atol=1e-4):
+                continue
+            start = grid.world_to_index(affine[:3, 3])
+            corner = np.round(start).astype(int)
+            shape = tuple(labels.shape[p] for p in perm)
+            if not np.allclose(grid.index_to_world(corner), affine[:3, 3], atol=atol_mm):
+                continue
+            if np.any(corner < 0) or np.any(corner + np.array(shape) > np.array(grid.shape)):
+                continue
+            array = np.transpose(labels.array, perm)
+            axes = tuple(i for i, f in enumerate(flips) if f)
+            if axes:
+                array = np.flip(array, axis=axes)
+            full = np.zeros(grid.shape, dtype=labels.array.dtype)
+            full[tuple(slice(c, c + n) for c, n in zip(corner, shape))] = array
+            return Volume(full, grid.affine, dict(labels.meta))
+    return None
 
 
 def _affine_after(volume: Volume, perm: tuple[int, ...], flips: tuple[bool, ...]) -> np.ndarray:
