@@ -184,9 +184,8 @@ def test_rtstruct_on_the_real_chest_ct_within_two_percent(shared_data, tmp_path)
     series = shared_data / "chest-ct-dicom"
     assert main(["-q", "segment", str(series), "-o", str(tmp_path), "--rtstruct", "--no-html"]) == 0
     rt = pydicom.dcmread(tmp_path / RTSTRUCT_FILE)
-    labels = read_image(tmp_path / "segmentation.nii.gz").volume
-    filled = rasterise(rt, labels)
-    array = np.asarray(labels.array)
+    array = np.asarray(read_image(tmp_path / "segmentation.nii.gz").volume.array)
+    filled = rasterise(rt, read_image(series).volume)  # the grid of the source slices the RTSTRUCT references
     present = [int(v) for v in np.unique(array) if v]
     label_of = {str(r.ROIName): present[int(r.ROINumber) - 1] for r in rt.StructureSetROISequence}
     assert len(filled) == len(present) == 7
