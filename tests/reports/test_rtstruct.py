@@ -53,11 +53,14 @@ def _phantom_hu(shape=(40, 36, 8)) -> np.ndarray:
     return hu
 
 
-def rasterise(rt, volume) -> dict[str, np.ndarray]:
-    """Each ROI's contours filled back onto ``volume``'s grid (XOR per slice), by ROI name."""
+def rasterise(rt, volume, k_of: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+    """Each ROI's contours filled back onto ``volume``'s grid (XOR per slice), by ROI name.
+
+    ``k_of`` maps each source slice's SOP Instance UID to its index along the volume's third axis
+    (default: the order the RTSTRUCT lists them in)."""
     from skimage.draw import polygon
 
-    k_of = {uid: k for k, uid in enumerate(_slice_uids(rt))}
+    k_of = k_of or {uid: k for k, uid in enumerate(_slice_uids(rt))}
     inverse = np.linalg.inv(np.asarray(volume.affine, dtype=np.float64))
     names = {int(r.ROINumber): str(r.ROIName) for r in rt.StructureSetROISequence}
     out = {}
@@ -181,14 +184,21 @@ def test_rtstruct_dciodvfy(synthetic):
 
 
 def test_rtstruct_on_the_real_chest_ct_within_two_percent(shared_data, tmp_path):
+    """The organs of classic-ct (its fragmented body and fat classes, thousands of contours per
+    slice, are left out to keep the test short) come back from their contours within 2 %."""
     series = shared_data / "chest-ct-dicom"
-    assert main(["-q", "segment", str(series), "-o", str(tmp_path), "--rtstruct", "--no-html"]) == 0
+    classes = "lung_left,lung_right,airways,bone"
+    assert main(["-q", "segment", str(series), "-o", str(tmp_path), "--rtstruct", "--no-html",
+                 "--roi-subset", classes]) == 0
     rt = pydicom.dcmread(tmp_path / RTSTRUCT_FILE)
     array = np.asarray(read_image(tmp_path / "segmentation.nii.gz").volume.array)
-    filled = rasterise(rt, read_image(series).volume)  # the grid of the source slices the RTSTRUCT references
+    source = read_image(series)  # the grid of the source slices the RTSTRUCT references, in k order
+    k_of = {str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID): k
+            for k, f in enumerate(source.source.files)}
+    filled = rasterise(rt, source.volume, k_of)
     present = [int(v) for v in np.unique(array) if v]
     label_of = {str(r.ROIName): present[int(r.ROINumber) - 1] for r in rt.StructureSetROISequence}
-    assert len(filled) == len(present) == 7
+    assert len(filled) == len(present) == len(classes.split(","))
     for name, mask in filled.items():
         truth = array == label_of[name]
         assert abs(int(mask.sum()) - int(truth.sum())) <= 0.02 * truth.sum(), name
