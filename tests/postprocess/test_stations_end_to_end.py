@@ -207,7 +207,7 @@ def test_sr_holds_the_node_station(tmp_path):
                          labels=None, image=write_nifti(image, tmp_path / "ct.nii.gz")).report
     node = {**instance, "label": 1, "instance_id": "lymph_nodes-1", "kind": "lymph_node", "station": "7"}
     written = write_dicom_outputs(tmp_path / "out", report, table, loaded.volume.with_array(nodes.array),
-                                  loaded.source, keep_phi=False, instances=[node])
+                                  loaded.source, anonymize=True, instances=[node])
     (group,) = hd.sr.srread(written["dicom_sr"]).content.get_image_measurement_groups()
     (evaluation,) = group.get_qualitative_evaluations()
     assert evaluation.name.meaning == "IASLC lymph node station" and evaluation.value.value == "7"
