@@ -152,6 +152,8 @@ def test_segment_lymph_nodes_reports_stations(chest, tmp_path, monkeypatch):
         rows = list(csv.DictReader(fh))
     assert sorted(r["station"] for r in rows) == sorted(s for _, s in NODES.values())
     assert all(float(r["short_axis_mm"]) > 0 for r in rows)
+    assert {r["station_note"] for r in rows if r["station"] == "unknown"} == {
+        "no sternum/manubrium top: station 1 and 2 cannot be told apart"}
 
 
 def test_raidionics_lymph_nodes_reuse_the_crop_classic_ct_as_landmarks(tmp_path, monkeypatch):

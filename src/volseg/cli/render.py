@@ -37,12 +37,15 @@ def print_volumetry(report) -> None:
     if verbosity.quiet:
         return
     table = Table(title=f"{report.study_id}: volumes", title_justify="left")
-    for col, justify in (("structure", "left"), ("volume_ml", "right"), ("mean_hu", "right"),
+    unit = next((s.intensity_unit for s in report.structures if s.intensity_unit), None)
+    mean_column = "mean_hu" if unit in (None, "HU") else f"mean ({unit})"
+    for col, justify in (("structure", "left"), ("volume_ml", "right"), (mean_column, "right"),
                          ("components", "right"), ("flags", "left")):
         table.add_column(col, justify=justify, overflow="fold")  # whole names, folded when narrow
     for s in report.structures:
         flags = ", ".join(f for f, on in (("empty", s.empty), ("cut by FOV", "truncated" in s.qc_flags)) if on)
-        table.add_row(s.name, _fmt(s.volume_ml, 2), _fmt(s.mean_hu), str(s.n_components), flags)
+        mean = s.mean_hu if unit in (None, "HU") else s.mean_intensity
+        table.add_row(s.name, _fmt(s.volume_ml, 2), _fmt(mean), str(s.n_components), flags)
     out.print(table)
 
 

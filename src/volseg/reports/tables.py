@@ -38,7 +38,7 @@ LESIONS_COLUMNS = (
     "mean_hu", "std_hu", "min_hu", "max_hu",
     "centroid_r_mm", "centroid_a_mm", "centroid_s_mm",
     "host_organ", "short_axis_class", "station", "station_zone", "recist_target",
-    "touches_fov", "fragments_on_slice", "fragments_sum_mm",
+    "touches_fov", "fragments_on_slice", "fragments_sum_mm", "station_note",
 )
 
 
@@ -86,7 +86,7 @@ def _lesion_row(study_id: str, m: InstanceRow) -> dict[str, object]:
     row.update(host_organ=m.host_organ or "", short_axis_class=m.short_axis_class or "",
                station=m.station or "", station_zone=m.station_zone or "", recist_target=int(m.recist_target))
     row.update(touches_fov=int(m.touches_fov), fragments_on_slice=m.fragments_on_slice,
-               fragments_sum_mm=_num(m.fragments_sum_mm))
+               fragments_sum_mm=_num(m.fragments_sum_mm), station_note=m.station_note or "")
     return row
 
 
