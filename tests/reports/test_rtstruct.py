@@ -226,3 +226,25 @@ def test_segment_output_flags_reach_the_api(monkeypatch, tmp_path, capfd, flags,
 def test_anonymize_with_keep_phi_is_a_usage_error(tmp_path):
     assert main(["-q", "segment", str(tmp_path / "ct.nii.gz"), "-o", str(tmp_path / "out"),
                  "--anonymize", "--keep-phi"]) == 2
+
+
+def test_a_long_contour_keeps_its_digits(tmp_path):
+    """Over 64 KiB of ContourData (a body outline): written implicit VR, read back to 0.01 mm."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    from volseg.reports.dicom_rtstruct import contour_data_element
+
+    points = np.random.default_rng(0).uniform(-300, 300, (6000, 3)).round(2)
+    points[:, 2] = -164.5
+    meta = FileMetaDataset()
+    meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.481.3"
+    meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    element = contour_data_element(points)
+    assert element.length > 0xFFFF
+    ds[element.tag] = element
+    ds.save_as(tmp_path / "rt.dcm", enforce_file_format=True)
+    back = np.asarray(pydicom.dcmread(tmp_path / "rt.dcm").ContourData, dtype=float).reshape(-1, 3)
+    assert np.allclose(back, points, atol=0.005)

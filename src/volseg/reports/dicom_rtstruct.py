@@ -91,12 +91,14 @@ def _header(sources: SourceSeries, *, model_name: str, series_uid: str, sop_uid:
     import datetime
 
     from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ImplicitVRLittleEndian
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = RTSTRUCT_SOP_CLASS
     meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    # implicit VR: 32-bit value lengths, so a long contour keeps its 0.01 mm digits (explicit VR's DS
+    # values stop at 64 KiB); the DICOM default transfer syntax, which every reader supports
+    meta.TransferSyntaxUID = ImplicitVRLittleEndian
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
     now = datetime.datetime.now()
@@ -185,19 +187,16 @@ def _roi_contours(number: int, info: LabelInfo, mask: np.ndarray, affine: np.nda
 
 
 def contour_data_element(points: np.ndarray):
-    """ContourData (DS, "x\\y\\z\\...", 0.01 mm) as a raw element: a body label has hundreds of thousands
-    of points, which pydicom would otherwise parse and validate one number at a time."""
+    """ContourData (DS, "x\\y\\z\\...", 0.01 mm) as a raw implicit-VR element: a body label has hundreds
+    of thousands of points, which pydicom would otherwise parse and validate one number at a time."""
     from pydicom.dataelem import RawDataElement
     from pydicom.tag import Tag
 
-    for digits in (2, 1, 0):  # an explicit-VR DS value holds at most 64 KiB
-        value = "\\".join(f"{v:.{digits}f}" for v in points.ravel()).encode("ascii")
-        value += b" " * (len(value) % 2)
-        if len(value) <= 0xFFFE:
-            break
-    else:
+    value = "\\".join(f"{v:.2f}" for v in points.ravel()).encode("ascii")
+    value += b" " * (len(value) % 2)
+    if len(value) > 0xFFFFFFFE:
         raise InputError(f"a contour of {len(points)} points does not fit one DICOM ContourData element")
-    return RawDataElement(Tag(_CONTOUR_DATA), "DS", len(value), value, 0, False, True)
+    return RawDataElement(Tag(_CONTOUR_DATA), "DS", len(value), value, 0, True, True)
 
 
 def _observation(number: int):
