@@ -15,7 +15,7 @@ from volseg.volume import Volume
 
 pytest.importorskip("onnxruntime")
 
-from tests.factories.raidionics_model import write_archive, write_model  # noqa: E402
+from tests.factories.raidionics_model import install_lymph_node_model, write_model  # noqa: E402
 
 LABELS = LabelTable.from_names({1: "target"})
 
@@ -192,18 +192,8 @@ def test_catalogued_lymph_node_model_runs_through_the_cli(tmp_path, monkeypatch,
     from volseg.cli.main import main
     from volseg.io import read_image
     from volseg.io.nifti import write_nifti
-    from volseg.segmenters.catalogue import get_entry
-    from volseg.segmenters.weights import install_from_source
 
-    monkeypatch.setenv("VOLSEG_HOME", str(tmp_path / "home"))
-    entry = get_entry("raidionics-ct-lymphnodes")
-    source = tmp_path / "source"
-    source.mkdir()
-    lymph, lungs = (w.name for w in entry.weights)
-    write_archive(source / lymph, "CT_LymphNodes", changes={"PreProcessing": {
-        "background_cropping": "lungs_clip", "output_spacing": "3.5, 3.5, 6.0", "new_axial_size": "32, 32, 16"}})
-    write_archive(source / lungs, "CT_Lungs", pipeline=False)
-    install_from_source(source, model=entry.name)
+    entry = install_lymph_node_model(tmp_path, monkeypatch)
     path = write_nifti(chest.image, tmp_path / "ct.nii.gz")
     assert main(["segment", str(path), "--model", entry.name, "--device", "cpu", "-o", str(tmp_path / "o")]) == 0
     out = read_image(tmp_path / "o" / "segmentation.nii.gz").volume

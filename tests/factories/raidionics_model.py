@@ -94,3 +94,21 @@ def write_archive(path: Path, task: str, *, changes: dict | None = None, kind: s
         if pipeline:
             zf.writestr(f"{task}/pipeline.json", "{}")
     return path
+
+
+def install_lymph_node_model(tmp_path: Path, monkeypatch):
+    """``raidionics-ct-lymphnodes`` from tiny archives in the publisher's layout, installed into a
+    temporary VOLSEG_HOME (crop from the lungs, 3.5×3.5×6 mm); returns its catalogue entry."""
+    from volseg.segmenters.catalogue import get_entry
+    from volseg.segmenters.weights import install_from_source
+
+    monkeypatch.setenv("VOLSEG_HOME", str(tmp_path / "home"))
+    entry = get_entry("raidionics-ct-lymphnodes")
+    source = tmp_path / "source"
+    source.mkdir()
+    lymph, lungs = (w.name for w in entry.weights)
+    write_archive(source / lymph, "CT_LymphNodes", changes={"PreProcessing": {
+        "background_cropping": "lungs_clip", "output_spacing": "3.5, 3.5, 6.0", "new_axial_size": "32, 32, 16"}})
+    write_archive(source / lungs, "CT_Lungs", pipeline=False)
+    install_from_source(source, model=entry.name)
+    return entry

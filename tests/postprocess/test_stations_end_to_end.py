@@ -163,21 +163,11 @@ def test_raidionics_lymph_nodes_reuse_the_crop_classic_ct_as_landmarks(tmp_path,
     import json
 
     import volseg.segmenters.classic as classic
-    from tests.factories.raidionics_model import write_archive
+    from tests.factories.raidionics_model import install_lymph_node_model
     from volseg.cli.main import main
     from volseg.io.nifti import write_nifti
-    from volseg.segmenters.catalogue import get_entry
-    from volseg.segmenters.weights import install_from_source
 
-    monkeypatch.setenv("VOLSEG_HOME", str(tmp_path / "home"))
-    entry = get_entry("raidionics-ct-lymphnodes")
-    source = tmp_path / "source"
-    source.mkdir()
-    lymph, lungs = (w.name for w in entry.weights)
-    write_archive(source / lymph, "CT_LymphNodes", changes={"PreProcessing": {
-        "background_cropping": "lungs_clip", "output_spacing": "3.5, 3.5, 6.0", "new_axial_size": "32, 32, 16"}})
-    write_archive(source / lungs, "CT_Lungs", pipeline=False)
-    install_from_source(source, model=entry.name)
+    entry = install_lymph_node_model(tmp_path, monkeypatch)
     calls = []
     real = classic.segment_masks
     monkeypatch.setattr(classic, "segment_masks", lambda ras, **kw: calls.append(ras.shape) or real(ras, **kw))
