@@ -111,6 +111,8 @@ def load_segmenter(model: str | None = None, *, device: str = "auto", trust: boo
     """
     from volseg.segmenters.catalogue import get_entry
 
+    if engine is not None and not isinstance(engine, dict):  # EngineOverrides (transitional: backends take a dict)
+        engine = engine.changes()
     if model is not None and is_model_path(model):
         return accepting_images(load_path_model(Path(model).expanduser(), device=device, trust=trust,
                                                 engine=engine))

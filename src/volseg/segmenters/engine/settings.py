@@ -60,3 +60,28 @@ class EngineSettings:
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def overridden_by(self, overrides: EngineOverrides | None) -> EngineSettings:
+        """These settings with the user's overrides applied (unset overrides keep these values)."""
+        return self if overrides is None else self.with_options(**overrides.changes())
+
+
+@dataclass(frozen=True)
+class EngineOverrides:
+    """The engine settings a user chose (CLI flags ``--step``, ``--tta``, ``--precision``, ``--export``);
+    None keeps the model's catalogued, tested value. Names are :class:`EngineSettings` field names."""
+
+    step: float | None = None  # window step as a fraction of the patch (0.5 = 50 % overlap)
+    mirror: bool | None = None  # mirroring test-time augmentation, ``--tta`` (8× the work in 3-D)
+    precision: str | None = None  # auto | fp32 | bf16 | fp16
+    export: str | None = None  # exact | nearest: how labels return to the input grid
+
+    def __post_init__(self) -> None:
+        EngineSettings().overridden_by(self)  # invalid values fail now, not when a model loads
+
+    def changes(self) -> dict[str, Any]:
+        """The overrides that are set, by :class:`EngineSettings` field name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    def __bool__(self) -> bool:
+        return bool(self.changes())
