@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 from volseg.errors import UsageError
+
+if TYPE_CHECKING:
+    from volseg.segmenters.engine.settings import EngineOverrides
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -46,8 +49,8 @@ class SegmentOptions:
             object.__setattr__(self, "roi_subset", parse_roi_subset(self.roi_subset))
 
     @property
-    def engine(self) -> dict[str, Any]:
-        """The engine settings the user chose (names of :class:`EngineSettings`), unset ones left out."""
+    def engine(self) -> EngineOverrides:
+        """The engine settings the user chose (unset ones None)."""
         return engine_overrides(step=self.step, tta=self.tta, precision=self.precision, export=self.export)
 
 
@@ -78,18 +81,15 @@ def parse_roi_subset(names) -> tuple[str, ...]:
 
 
 def engine_overrides(*, step: float | None = None, tta: bool | None = None, precision: str | None = None,
-                     export: str | None = None) -> dict[str, Any]:
-    """User-facing engine flags as :class:`~volseg.segmenters.engine.settings.EngineSettings` fields."""
-    given = {"step": step, "mirror": tta, "precision": precision, "export": export}
-    return {k: v for k, v in given.items() if v is not None}
+                     export: str | None = None) -> EngineOverrides:
+    """User-facing engine flags as :class:`~volseg.segmenters.engine.settings.EngineOverrides`."""
+    from volseg.segmenters.engine.settings import EngineOverrides
+
+    return EngineOverrides(step=step, mirror=tta, precision=precision, export=export)
 
 
-def check_engine(overrides: dict[str, Any]) -> None:
-    """Raise UsageError now (not after reading a study) when an engine override is invalid."""
-    if overrides:
-        from volseg.segmenters.engine.settings import EngineSettings
-
-        EngineSettings().with_options(**overrides)
+def check_engine(overrides: EngineOverrides) -> None:
+    """Invalid engine overrides raise UsageError when built (not after reading a study)."""
 
 
 def with_overrides(options, **given):

@@ -174,7 +174,7 @@ def test_engine_flags_are_part_of_the_run_key_only_when_set():
     options = BatchOptions(tta=True, step=0.75)
     key = run_key(("classic-ct",), options.output_options())
     ctx = RunContext(input_root="in", out_dir="out", key=key)
-    assert ctx.segment_options("classic-ct", "cpu").engine == {"mirror": True, "step": 0.75}
+    assert ctx.segment_options("classic-ct", "cpu").engine.changes() == {"mirror": True, "step": 0.75}
     assert key != run_key(("classic-ct",), BatchOptions().output_options())  # a rerun redoes the studies
 
 

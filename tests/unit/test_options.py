@@ -6,9 +6,9 @@ from volseg.options import SegmentOptions, engine_overrides
 
 
 def test_engine_overrides_leave_unset_flags_out():
-    assert SegmentOptions().engine == {}
-    assert SegmentOptions(tta=False, precision="bf16").engine == {"mirror": False, "precision": "bf16"}
-    assert engine_overrides(step=0.5, export="nearest") == {"step": 0.5, "export": "nearest"}
+    assert SegmentOptions().engine.changes() == {} and not SegmentOptions().engine
+    assert SegmentOptions(tta=False, precision="bf16").engine.changes() == {"mirror": False, "precision": "bf16"}
+    assert engine_overrides(step=0.5, export="nearest").changes() == {"step": 0.5, "export": "nearest"}
 
 
 @pytest.mark.parametrize("given, message", [({"step": 0.0}, "window step"), ({"export": "cubic"}, "invalid export"),

@@ -59,10 +59,10 @@ def load_for(options: SegmentOptions) -> Segmenter:
         if entry.backend == "nnunet" and len(entry.parts) > 1:
             log.info("loading model %s %s (backend nnunet, parts for %s)", entry.name, entry.version,
                      ", ".join(names))
-            return backend_factory("nnunet")(entry, device=options.device, engine=options.engine,
+            return backend_factory("nnunet")(entry, device=options.device, engine=options.engine.changes(),
                                              classes=names)
     segmenter = load_segmenter(model, device=options.device, trust=options.trust_bundle,
-                               engine=options.engine)
+                               engine=options.engine.changes())
     if names:
         check_roi_subset(names, segmenter.labels, model=segmenter.name)
     return segmenter
