@@ -16,11 +16,21 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from volseg.errors import ModelError, unknown_choice_hint
 from volseg.labels import LabelInfo, LabelTable, default_color, display_name
-from volseg.segmenters.intensity import FROM_MODEL, Intensity as _PresetUnion, Preset, PresetKind
+from volseg.segmenters.intensity import FROM_MODEL, Preset, PresetKind
+from volseg.segmenters.intensity import Intensity as _PresetUnion
 
 CATALOGUE_SCHEMA_VERSION = "2.0.0"
 SCHEMA_PATH = Path(__file__).with_name("catalogue.schema.json")
@@ -67,7 +77,7 @@ class Intensity(_Strict):
     (:mod:`volseg.segmenters.intensity`, same kind names and fields), or ``from_model``: the model's own
     files say (nnU-Net plans, a Raidionics or MONAI bundle configuration)."""
 
-    kind: Literal[PresetKind, Literal["from_model"]]
+    kind: Literal[PresetKind, "from_model"]
     window: tuple[float, float] | None = Field(None, description="window: [lower, upper] clip, in input units")
     output_range: tuple[float, float] | None = Field(None, description="window, zscore_then_scale: output range")
     nonzero: bool = Field(False, description="zscore, zscore_then_scale: statistics over non-zero voxels only")
@@ -78,7 +88,7 @@ class Intensity(_Strict):
     description: str = ""
 
     @model_validator(mode="after")
-    def _valid_preset(self) -> "Intensity":
+    def _valid_preset(self) -> Intensity:
         try:
             self.preset()
         except ValidationError as exc:
@@ -87,6 +97,12 @@ class Intensity(_Strict):
             message = problem["msg"].removeprefix("Value error, ")
             raise ValueError(f"{self.kind} preset: {message}" + (f" at {where}" if where else "")) from None
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_unused(self, handler) -> dict[str, Any]:
+        """Leave out the clip_zscore / zscore-only fields when unset (``models show --json`` stays short)."""
+        return {k: v for k, v in handler(self).items()
+                if not (k in ("fill_holes", "clip", "mean", "std") and v is None)}
 
     def preset(self) -> Preset | None:
         """The pipeline's preset these fields describe; None for ``from_model``."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -53,9 +53,9 @@ class BodyCrop:
 
 
 #: crop rule: "none", "nonzero" (nnU-Net's ``crop_to_nonzero``) or a body box then the non-zero box
-Crop = Union[Literal["none", "nonzero"], BodyCrop]
+Crop = Literal["none", "nonzero"] | BodyCrop
 #: image / score resampling rule: nnU-Net plans semantics, or plain linear / cubic (areas aligned)
-ImageResampling = Union[Resampling, Literal["linear", "cubic"]]
+ImageResampling = Resampling | Literal["linear", "cubic"]
 
 
 @dataclass(frozen=True)
@@ -118,15 +118,7 @@ def run_on_array(array: np.ndarray, spacing: tuple[float, ...], spec: PipelineSp
 
     t0 = time.perf_counter()
     progress("preprocessing", 0, 1)
-    perm = tuple(spec.axes)
-    x = to_device(array, perm, device)
-    spacing_n = tuple(float(spacing[p]) for p in perm)
-    box = crop_box(x, spacing_n, spec.crop)
-    x = spec.intensity.apply(x[(slice(None), *box)].contiguous())
-    in_shape = tuple(x.shape[1:])
-    target = tuple(float(t) for t in spec.spacing_mm) if spec.spacing_mm is not None else spacing_n
-    model_shape = model_grid(in_shape, spacing_n, target, spec.model_grid)
-    x = resample_image(x, model_shape, spec.image_resampling, spacing_n, target)
+    x, prep = preprocess(array, spacing, spec, device)
     t1 = time.perf_counter()
     progress("preprocessing", 1, 1)
     run = run_windows(x, network.predictor, channels=network.channels, patch=spec.patch, settings=settings,
@@ -136,21 +128,47 @@ def run_on_array(array: np.ndarray, spacing: tuple[float, ...], spec: PipelineSp
     progress("export", 0, 1)
     decoder, head = network.decoder, network.head
     codes = model_grid_codes(run.blend, run.keep, decoder, head)
-    maps = score_maps(spec.score_resampling, model_shape, in_shape, target, spacing_n)
+    maps = score_maps(spec.score_resampling, prep.model_shape, prep.in_shape, prep.target, prep.spacing)
     stats: dict[str, float] = {}
     if settings.export == "exact":
         labels = exact_labels(codes, run.blend, run.keep, maps, decoder, head, progress=progress, stats=stats)
     else:
         labels = nearest_labels(decoder.labels(codes), maps)
     windows, forward_s, run.blend = run.blend.windows, run.blend.forward_s, None  # free the sums first
-    full = torch.zeros(tuple(array.shape[p] for p in perm), dtype=labels.dtype, device=labels.device)
-    full[box] = labels
-    out = full.permute(tuple(int(i) for i in np.argsort(perm))).cpu().numpy()
+    full = torch.zeros(tuple(array.shape[p] for p in spec.axes), dtype=labels.dtype, device=labels.device)
+    full[prep.box] = labels
+    out = full.permute(tuple(int(i) for i in np.argsort(spec.axes))).cpu().numpy()
     progress("export", 1, 1)
     timings = {"preprocess": t1 - t0, "sliding_window": t2 - t1, "network_forward": forward_s,
                "export": time.perf_counter() - t2}
     return NetworkRun(out, run.precision, run.window_batch, run.accumulator, windows, run.fallbacks,
-                      model_shape, stats, timings)
+                      prep.model_shape, stats, timings)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Where the preprocessed image sits: crop box, shapes and spacings, all in network axes."""
+
+    box: tuple[slice, ...]
+    in_shape: tuple[int, ...]  # the cropped input grid
+    model_shape: tuple[int, ...]
+    spacing: tuple[float, ...]  # of the input grid
+    target: tuple[float, ...]  # of the model grid
+
+
+def preprocess(array: np.ndarray, spacing: tuple[float, ...], spec: PipelineSpec,
+               device: torch.device) -> tuple[torch.Tensor, Prepared]:
+    """To the device with axes permuted, cropped, normalised and resampled onto the model grid."""
+    perm = tuple(spec.axes)
+    x = to_device(array, perm, device)
+    spacing_n = tuple(float(spacing[p]) for p in perm)
+    box = crop_box(x, spacing_n, spec.crop)
+    x = spec.intensity.apply(x[(slice(None), *box)].contiguous())
+    in_shape = tuple(x.shape[1:])
+    target = tuple(float(t) for t in spec.spacing_mm) if spec.spacing_mm is not None else spacing_n
+    model_shape = model_grid(in_shape, spacing_n, target, spec.model_grid)
+    x = resample_image(x, model_shape, spec.image_resampling, spacing_n, target)
+    return x, Prepared(box, in_shape, model_shape, spacing_n, target)
 
 
 def to_device(array: np.ndarray, perm: tuple[int, ...], device: torch.device) -> torch.Tensor:

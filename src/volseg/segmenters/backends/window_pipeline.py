@@ -16,8 +16,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from volseg.segmenters.backends.network_pipeline import Network, PipelineSpec, resample_image, run_network, \
-    score_maps
+from volseg.segmenters.backends.network_pipeline import (
+    Network,
+    PipelineSpec,
+    resample_image,
+    run_network,
+    score_maps,
+)
 from volseg.segmenters.base import ProgressCallback, no_progress
 from volseg.segmenters.intensity import (
     ClipZScore,
