@@ -107,3 +107,15 @@ def test_one_strict_base():
 
     assert not hasattr(window_pipeline, "_Strict")
     assert issubclass(window_pipeline.NetworkInput, StrictModel) and issubclass(WindowPreset, StrictModel)
+
+
+def test_pipeline_spec_is_valid_once_built():
+    from volseg.segmenters.backends.network_pipeline import PipelineSpec
+
+    none = NoNormalisation(kind="none")
+    spec = PipelineSpec(axes=(2, 0, 1), intensity=none, patch=(8, 8, 8), crop="nonzero", model_grid="nnunet")
+    assert spec.image_resampling == "linear" and spec.score_resampling == "linear"
+    with pytest.raises(ValueError, match="axes must be a permutation of 0..2; patch needs 3 positive sizes"):
+        PipelineSpec(axes=(0, 0, 1), intensity=none, patch=(8, 0, 8))
+    with pytest.raises(ValueError, match="crop 'body'; model_grid 'ceil'"):
+        PipelineSpec(axes=(0, 1, 2), intensity=none, patch=(8, 8, 8), crop="body", model_grid="ceil")

@@ -73,6 +73,25 @@ class PipelineSpec:
     score_resampling: Resampling | Literal["linear"] = "linear"
     mirror_axes: tuple[int, ...] = ()
 
+    def __post_init__(self) -> None:
+        n = len(self.axes)
+        problems = [
+            (sorted(self.axes) != list(range(n)), f"axes must be a permutation of 0..{n - 1}"),
+            (len(self.patch) != n or any(p < 1 for p in self.patch), f"patch needs {n} positive sizes"),
+            (self.spacing_mm is not None and (len(self.spacing_mm) != n or any(s <= 0 for s in self.spacing_mm)),
+             f"spacing_mm needs {n} positive values"),
+            (not isinstance(self.crop, BodyCrop) and self.crop not in ("none", "nonzero"), f"crop {self.crop!r}"),
+            (not isinstance(self.image_resampling, Resampling) and self.image_resampling not in ("linear", "cubic"),
+             f"image_resampling {self.image_resampling!r}"),
+            (self.model_grid not in ("nnunet", "round"), f"model_grid {self.model_grid!r}"),
+            (not isinstance(self.score_resampling, Resampling) and self.score_resampling != "linear",
+             f"score_resampling {self.score_resampling!r}"),
+            (any(a not in range(n) for a in self.mirror_axes), f"mirror axes must be among 0..{n - 1}"),
+        ]
+        bad = [text for failed, text in problems if failed]
+        if bad:
+            raise ValueError("invalid pipeline spec: " + "; ".join(bad))
+
 
 @dataclass(frozen=True)
 class Network:
