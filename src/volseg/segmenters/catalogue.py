@@ -16,10 +16,21 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from volseg.errors import ModelError, unknown_choice_hint
 from volseg.labels import LabelInfo, LabelTable, default_color, display_name
+from volseg.segmenters.intensity import FROM_MODEL, Preset, PresetKind
+from volseg.segmenters.intensity import Intensity as _PresetUnion
 
 CATALOGUE_SCHEMA_VERSION = "2.0.0"
 SCHEMA_PATH = Path(__file__).with_name("catalogue.schema.json")
@@ -58,20 +69,47 @@ class ClassEntry(_Strict):
         return color
 
 
-class Intensity(_Strict):
-    """How intensities are normalised before the network."""
+_PRESETS: TypeAdapter = TypeAdapter(_PresetUnion)
 
-    kind: Literal["nnunet_plans", "model_config", "window", "zscore_then_scale", "none"]
-    window: tuple[float, float] | None = Field(None, description="[lower, upper] clip, in input units")
-    output_range: tuple[float, float] | None = Field(None, description="range the window maps onto")
-    nonzero: bool = Field(False, description="statistics over non-zero voxels only (z-score)")
+
+class Intensity(_Strict):
+    """How intensities are normalised before the network: a preset of the one vocabulary
+    (:mod:`volseg.segmenters.intensity`, same kind names and fields), or ``from_model``: the model's own
+    files say (nnU-Net plans, a Raidionics or MONAI bundle configuration)."""
+
+    kind: Literal[PresetKind, "from_model"]
+    window: tuple[float, float] | None = Field(None, description="window: [lower, upper] clip, in input units")
+    output_range: tuple[float, float] | None = Field(None, description="window, zscore_then_scale: output range")
+    nonzero: bool = Field(False, description="zscore, zscore_then_scale: statistics over non-zero voxels only")
+    fill_holes: bool | None = Field(None, description="zscore: the non-zero mask with its holes filled")
+    clip: tuple[float, float] | None = Field(None, description="clip_zscore: [lower, upper] clip")
+    mean: float | None = Field(None, description="clip_zscore: mean subtracted after clipping")
+    std: float | None = Field(None, description="clip_zscore: standard deviation divided by")
     description: str = ""
 
     @model_validator(mode="after")
-    def _window_needs_bounds(self) -> "Intensity":
-        if self.kind == "window" and (self.window is None or self.window[0] >= self.window[1]):
-            raise ValueError("a window preset needs [lower, upper] with lower < upper")
+    def _valid_preset(self) -> Intensity:
+        try:
+            self.preset()
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(p) for p in problem["loc"][1:])
+            message = problem["msg"].removeprefix("Value error, ")
+            raise ValueError(f"{self.kind} preset: {message}" + (f" at {where}" if where else "")) from None
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_unused(self, handler) -> dict[str, Any]:
+        """Leave out the clip_zscore / zscore-only fields when unset (``models show --json`` stays short)."""
+        return {k: v for k, v in handler(self).items()
+                if not (k in ("fill_holes", "clip", "mean", "std") and v is None)}
+
+    def preset(self) -> Preset | None:
+        """The pipeline's preset these fields describe; None for ``from_model``."""
+        if self.kind == FROM_MODEL:
+            return None
+        fields = self.model_dump(include=self.model_fields_set - {"description"}, mode="python")
+        return _PRESETS.validate_python(fields)
 
 
 class InputSpec(_Strict):

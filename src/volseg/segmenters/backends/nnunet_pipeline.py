@@ -1,6 +1,7 @@
 """One nnU-Net model (one "part") from a volume to labels on exactly that volume's grid.
 
-nnU-Net order of operations, reproduced: the array in SimpleITK's (z, y, x) order and the plans'
+nnU-Net order of operations, reproduced (as data, :class:`~.network_pipeline.PipelineSpec`, run by
+:func:`~.network_pipeline.run_on_array`): the array in SimpleITK's (z, y, x) order and the plans'
 ``transpose_forward`` → crop to the non-zero box → normalise (as trained) → resample to the model
 spacing → sliding window → (exact) resampling of class scores to the cropped input shape → argmax
 → un-crop → ``transpose_backward`` → back to volseg's (i, j, k) order. volseg's arrays are NIfTI
@@ -9,14 +10,13 @@ spacing → sliding window → (exact) resampling of class scores to the cropped
 from __future__ import annotations
 
 import logging
-import time
-import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from volseg.errors import ModelError
+from volseg.segmenters.backends.network_pipeline import BodyCrop, Network, PipelineSpec, run_on_array
 from volseg.segmenters.backends.nnunet_folder import ModelFolder
 from volseg.segmenters.backends.nnunet_network import (
     FeaturePredictor,
@@ -24,31 +24,17 @@ from volseg.segmenters.backends.nnunet_network import (
     feature_channels,
     load_fold_networks,
 )
-from volseg.segmenters.backends.nnunet_resampling import (
-    Resampling,
-    compute_new_shape,
-    export_axis_maps,
-    plan_resampling,
-    resample_volume,
-)
+from volseg.segmenters.backends.nnunet_resampling import Resampling
 from volseg.segmenters.base import ProgressCallback, no_progress
-from volseg.segmenters.engine import preprocess as pre
-from volseg.segmenters.engine.export import LabelDecoder, exact_labels, model_grid_codes, nearest_labels
-from volseg.segmenters.engine.infer import run_windows
+from volseg.segmenters.engine.export import LabelDecoder
 from volseg.segmenters.engine.settings import EngineSettings
+from volseg.segmenters.intensity import from_nnunet_scheme
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class BodyCrop:
-    """Crop to voxels above ``threshold`` (grown by ``margin_mm``) before anything else."""
-
-    threshold: float = -500.0
-    margin_mm: float = 10.0
+__all__ = ["BodyCrop", "NnUNetPart", "PartResult"]
 
 
 @dataclass
@@ -91,7 +77,7 @@ class NnUNetPart:
         """Volume axis behind each network axis: SimpleITK's reversal, then transpose_forward."""
         return tuple(2 - t for t in self.transpose_forward)
 
-    # ---- the pipeline --------------------------------------------------------------------------
+    # ---- the pipeline (network_pipeline.run_on_array; this part only says what nnU-Net does) -------
     def predict(self, array: np.ndarray, spacing: tuple[float, ...], settings: EngineSettings, *,
                 label_map: dict[int, int] | None = None, body_crop: BodyCrop | None = None,
                 progress: ProgressCallback = no_progress) -> PartResult:
@@ -99,75 +85,26 @@ class NnUNetPart:
 
         ``label_map`` renames the model's labels ({model label: output label}; others become 0).
         """
-        import torch
-
-        timings: dict[str, float] = {}
-        t0 = time.perf_counter()
-        progress("preprocessing", 0, 1)
-        perm = self.axis_order
-        x = _to_device(array, perm, self.device)
-        spacing_n = tuple(float(spacing[p]) for p in perm)
-        box = self._crop_box(x, spacing_n, body_crop)
-        x = self._normalise(x[(slice(None), *box)])
-        cropped_shape = tuple(x.shape[1:])
-        model_shape = compute_new_shape(cropped_shape, spacing_n, self.spacing)
-        x = resample_volume(x, plan_resampling(self.data_resampling, cropped_shape, model_shape,
-                                               spacing_n, self.spacing))
-        timings["preprocess"] = time.perf_counter() - t0
-        progress("preprocessing", 1, 1)
+        spec = self.spec(body_crop)
         predictor, head, channels = self._predictor(settings)
-        run = run_windows(x, predictor, channels=channels, patch=self.patch, settings=settings,
-                          mirror_axes=self.folder.mirror_axes, progress=progress)
-        del x
-        timings["sliding_window"] = time.perf_counter() - t0 - timings["preprocess"]
-        timings["network_forward"] = run.blend.forward_s
-        t1 = time.perf_counter()
-        progress("export", 0, 1)
-        decoder = self.decoder.relabelled(label_map)
-        codes = model_grid_codes(run.blend, run.keep, decoder, head)
-        maps = export_axis_maps(self.score_resampling, model_shape, cropped_shape, self.spacing, spacing_n)
-        stats: dict[str, float] = {}
-        if settings.export == "exact":
-            labels = exact_labels(codes, run.blend, run.keep, maps, decoder, head, progress=progress, stats=stats)
-        else:
-            labels = nearest_labels(decoder.labels(codes), maps)
-        windows, run.blend = run.blend.windows, None  # free the blended sums before un-cropping
-        full = torch.zeros(tuple(array.shape[p] for p in perm), dtype=labels.dtype, device=labels.device)
-        full[box] = labels
-        out = full.permute(tuple(int(i) for i in np.argsort(perm))).cpu().numpy()
-        if out.dtype == np.int32:
-            out = out.astype(np.uint16)
-        timings["export"] = time.perf_counter() - t1
-        progress("export", 1, 1)
+        network = Network(predictor, channels, self.decoder.relabelled(label_map), head)
+        run = run_on_array(array, spacing, spec, network, settings, device=self.device,
+                           progress=progress)
+        out = run.labels.astype(np.uint16) if run.labels.dtype == np.int32 else run.labels
         info = {"precision": run.precision, "window_batch": run.window_batch, "accumulator": run.accumulator,
-                "windows": windows, "blend": "features" if head is not None else "logits",
-                "model_grid_shape": list(model_shape), "export": settings.export, **stats,
-                "fallbacks": run.fallbacks, "timings_s": timings}
+                "windows": run.windows, "blend": "features" if head is not None else "logits",
+                "model_grid_shape": list(run.model_shape), "export": settings.export, **run.stats,
+                "fallbacks": run.fallbacks, "timings_s": run.timings}
         return PartResult(out, info)
 
-    def _crop_box(self, x: torch.Tensor, spacing: tuple[float, ...], body: BodyCrop | None) -> tuple[slice, ...]:
-        outer = tuple(slice(0, n) for n in x.shape[1:])
-        if body is not None:
-            outer = pre.body_bbox(x, threshold=body.threshold, margin_mm=body.margin_mm, spacing=spacing)
-        inner = pre.nonzero_bbox(x[(slice(None), *outer)])
-        return tuple(slice(o.start + i.start, o.start + i.stop) for o, i in zip(outer, inner))
-
-    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
-        scheme, props = self.scheme, self.intensity
-        if scheme == "CTNormalization":
-            try:
-                return pre.ct_normalize(x, lower=props["percentile_00_5"], upper=props["percentile_99_5"],
-                                        mean=props["mean"], std=props["std"])
-            except KeyError as exc:
-                raise ModelError(f"plans lack the CT intensity property {exc}", path=self.folder.path) from exc
-        if scheme == "ZScoreNormalization":
-            mask = pre.filled_nonzero_mask(x) if self.use_mask else None
-            return pre.zscore_normalize(x, None if mask is None else mask[None])
-        if scheme == "NoNormalization":
-            return x
-        if scheme == "RescaleTo01Normalization":
-            return pre.rescale_01(x)
-        raise ModelError(f"normalisation scheme {scheme!r} is not supported", path=self.folder.path)
+    def spec(self, body_crop: BodyCrop | None = None) -> PipelineSpec:
+        """nnU-Net's steps as data: non-zero crop (after the body box), plans normalisation and resampling."""
+        preset = from_nnunet_scheme(self.scheme, use_mask=self.use_mask, properties=self.intensity,
+                                    path=self.folder.path)
+        return PipelineSpec(axes=self.axis_order, intensity=preset, patch=tuple(self.patch),
+                            spacing_mm=tuple(self.spacing), crop=body_crop or "nonzero",
+                            image_resampling=self.data_resampling, model_grid="nnunet",
+                            score_resampling=self.score_resampling, mirror_axes=tuple(self.folder.mirror_axes))
 
     def _predictor(self, settings: EngineSettings):
         features = feature_channels(self.nets)
@@ -180,17 +117,3 @@ class NnUNetPart:
             return predictor, predictor.head(), features
         return LogitsPredictor(self.nets), None, self.num_outputs
 
-
-def _to_device(array: np.ndarray, perm: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """float32 (1, *spatial) tensor of ``array`` with axes permuted by ``perm``, on ``device``."""
-    import torch
-
-    a = np.asarray(array)
-    if a.dtype.kind not in "iuf" or not a.dtype.isnative or a.dtype in (np.uint16, np.uint32, np.uint64):
-        a = a.astype(np.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # read-only arrays: the tensor is only read
-        source = torch.from_numpy(a).permute(perm)
-    out = torch.empty(source.shape, dtype=torch.float32, device=device)
-    out.copy_(source)
-    return out[None]
