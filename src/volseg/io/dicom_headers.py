@@ -14,6 +14,10 @@ DICOM outputs never read the series again.
 """
 from __future__ import annotations
 
+import logging
+
+log = logging.getLogger(__name__)
+
 REFERENCES = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID",
               "NumberOfFrames")
 GEOMETRY = ("Modality", "Rows", "Columns", "PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient",
@@ -34,8 +38,8 @@ def header_summary(ds):
         if keyword in ds:
             try:
                 slim.add(ds[keyword])  # the value as ds's character set decodes it
-            except Exception:  # noqa: BLE001 - a value pydicom cannot decode: left out, as if absent
-                continue
+            except Exception as exc:  # noqa: BLE001 - a value pydicom cannot decode: left out, as if absent
+                log.debug("header summary: %s left out (%s)", keyword, type(exc).__name__)
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
         slim.file_meta = FileMetaDataset()
