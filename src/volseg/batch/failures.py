@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from volseg.errors import InputError, ModelError, VolsegError
-
-INTERNAL_EXIT_CODE = 1
+from volseg.reports.failure_records import (  # noqa: F401 - RecordedFailure, find_failures re-exported
+    INTERNAL_EXIT_CODE,
+    RecordedFailure,
+    find_failures,
+)
 
 
 @dataclass(frozen=True)
@@ -93,43 +96,3 @@ def _relative(path: str, root) -> str:
 
 def _short(exc: BaseException) -> str:
     return (" ".join(str(exc).split()) or type(exc).__name__)[:200]
-
-
-# ---- failures recorded in an output folder (for the cohort tables) ------------------------------
-@dataclass(frozen=True)
-class RecordedFailure:
-    """A study whose latest run failed, read back from its ``.volseg-failed.json``."""
-
-    study_id: str
-    folder: str  # the study folder, relative to the output folder
-    model: str  # model names of the run, "+"-joined
-    model_version: str
-    stage: str
-    error_class: str
-    exit_code: int
-    error: str  # one line, no patient identifiers
-    time: str  # when it failed (UTC, ISO 8601)
-
-
-def find_failures(out_dir: str | Path) -> list[RecordedFailure]:
-    """Every failure record under ``out_dir`` (recursively, hidden folders skipped), by study id."""
-    from volseg.batch.records import FAILED, read_record
-
-    root = Path(out_dir)
-    found = []
-    for path in sorted(root.rglob(FAILED)):
-        rel = path.parent.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        record = read_record(path)
-        if record is None or record.get("status") != "failed":
-            continue
-        models = [m for m in record.get("models") or [] if isinstance(m, dict)]
-        found.append(RecordedFailure(
-            study_id=str(record.get("study_id") or rel.as_posix()), folder=rel.as_posix() or ".",
-            model="+".join(str(m.get("name", "?")) for m in models),
-            model_version="+".join(str(m.get("version", "?")) for m in models),
-            stage=str(record.get("stage", "")), error_class=str(record.get("error_class", "")),
-            exit_code=int(record.get("exit_code", INTERNAL_EXIT_CODE)),
-            error=" ".join(str(record.get("error", "")).split()), time=str(record.get("at", ""))))
-    return sorted(found, key=lambda f: (f.study_id, f.folder))

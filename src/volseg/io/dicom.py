@@ -33,11 +33,13 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from volseg.errors import AmbiguousInputError, GeometryError, InputError
 from volseg.io import dicom_geometry as geom
+from volseg.io.dicom_headers import header_summary
 from volseg.io.dicom_pixels import (
     check_pixel_claims,
     decode_frames,
@@ -108,6 +110,7 @@ class _Slice:  # one frame of one file, as its header describes it
     stored_bytes: int = 0  # the whole file's pixel data as the header describes it (all frames)
     encapsulated: bool = False  # compressed transfer syntax: the file size bounds nothing
     lossy: str | None = None  # how the pixel data were lossy-compressed (dicom_pixels.lossy_compression)
+    header: Any = field(default=None, repr=False, compare=False)  # dicom_headers.header_summary of the file
 
 
 @dataclass
@@ -178,11 +181,12 @@ def read_dicom_series(folder_or_file: str | Path, *, series: str | None = None) 
     except GeometryError as exc:
         raise GeometryError(exc.message, path=folder) from exc
     first = ordered[0]
+    headers = {str(s.path): s.header for s in ordered}  # one per file, in the order of its first slice
     source = ImageSource(
         kind="dicom", path=str(given), modality=first.modality,
         series_uid=None if uid.startswith(_NO_UID) else uid,
-        series_number=first.series_number, files=tuple(dict.fromkeys(str(s.path) for s in ordered)),
-        warnings=tuple(warnings),
+        series_number=first.series_number, files=tuple(headers), warnings=tuple(warnings),
+        headers=tuple(headers.values()),
     )
     return LoadedImage(volume, source)
 
@@ -280,6 +284,7 @@ def _slices_from(ds, path: Path) -> tuple[list[_Slice], str | None]:
             raise _Corrupt("incomplete header (truncated?): no rows/columns or slice position")
         return [], "images without slice geometry"
     stored, encapsulated = pixel_claim(ds, int(rows), int(cols), n_frames)
+    header = header_summary(ds)
     out = []
     for f, attrs in enumerate(frames):
         if attrs.pop("localizer"):
@@ -289,7 +294,7 @@ def _slices_from(ds, path: Path) -> tuple[list[_Slice], str | None]:
             series_number=_int(ds.get("SeriesNumber")), modality=modality,
             description=_text(ds.get("SeriesDescription")), rows=int(rows), columns=int(cols),
             tilt=geom.to_float(ds.get("GantryDetectorTilt")), stored_bytes=stored,
-            encapsulated=encapsulated, lossy=lossy_compression(ds), **attrs,
+            encapsulated=encapsulated, lossy=lossy_compression(ds), header=header, **attrs,
         ))
     return out, ("localisers" if len(out) < len(frames) else None)
 

@@ -20,43 +20,34 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from volseg.errors import VolsegError
 from volseg.io.atomic import ensure_writable_dir, write_text
 from volseg.reports import tables
-from volseg.reports.html import REPORT_HTML, qc_flags
+from volseg.reports.cohort_types import (  # noqa: F401 - file names and types re-exported for callers
+    COHORT_FAILURES,
+    COHORT_LESIONS,
+    COHORT_VOLUMETRY,
+    INDEX_HTML,
+    REPORT_JSON,
+    CohortResult,
+    CohortStudy,
+    structure_names,
+    study_page,
+)
+from volseg.reports.cohort_types import relative as _rel
+from volseg.reports.failure_records import find_failures
+from volseg.reports.html import qc_flags
 from volseg.reports.model import Report
 from volseg.reports.schema import load_report
 
 log = logging.getLogger(__name__)
 
-COHORT_VOLUMETRY = "cohort_volumetry.csv"
-COHORT_LESIONS = "cohort_lesions.csv"
-COHORT_FAILURES = "cohort_failures.csv"
 FAILURE_COLUMNS = ("study_id", "folder", "model", "model_version", "stage", "error_class", "exit_code", "error",
                    "time")
-INDEX_HTML = "index.html"
-REPORT_JSON = "report.json"
 STUDY_COLUMNS = ("study_id", "report", "schema_version", "model", "model_version", "device", "created_utc",
                  "n_structures", "n_qc_flagged", "n_instances", "n_warnings")
-
-
-@dataclass(frozen=True)
-class CohortStudy:
-    study_id: str  # unique within the cohort
-    report: Report
-    path: Path  # report.json
-
-
-@dataclass(frozen=True)
-class CohortResult:
-    studies: list[CohortStudy]
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
-    notes: list[str] = field(default_factory=list)
-    outputs: dict[str, Path] = field(default_factory=dict)
-    failures: list = field(default_factory=list)  # volseg.batch.failures.RecordedFailure, by study id
 
 
 def find_reports(out_dir: str | Path) -> list[Path]:
@@ -93,15 +84,6 @@ def load_studies(paths: Sequence[Path], root: Path) -> tuple[list[CohortStudy], 
         else:
             kept[study.study_id] = study
     return sorted(kept.values(), key=lambda s: s.study_id), skipped, notes
-
-
-def structure_names(studies: Sequence[CohortStudy]) -> list[str]:
-    """Every structure name in the cohort, ordered by (smallest label index seen, name)."""
-    first: dict[str, int] = {}
-    for s in studies:
-        for row in s.report.structures:
-            first[row.name] = min(first.get(row.name, row.label), row.label)
-    return sorted(first, key=lambda n: (first[n], n))
 
 
 def volumetry_table(studies: Sequence[CohortStudy], root: Path) -> tuple[list[str], list[dict[str, object]]]:
@@ -145,7 +127,7 @@ def collect(out_dir: str | Path, *, html: bool = True) -> CohortResult:
     outputs = {"cohort_volumetry": write_text(root / COHORT_VOLUMETRY, tables.to_csv(rows, columns))}
     lcolumns, lrows = lesion_table(studies)
     outputs["cohort_lesions"] = write_text(root / COHORT_LESIONS, tables.to_csv(lrows, lcolumns))
-    failures = _failures(root)
+    failures = find_failures(root)
     outputs["cohort_failures"] = write_text(root / COHORT_FAILURES, tables.to_csv(failure_rows(failures),
                                                                                  list(FAILURE_COLUMNS)))
     result = CohortResult(studies, skipped, notes, outputs, failures)
@@ -157,29 +139,12 @@ def collect(out_dir: str | Path, *, html: bool = True) -> CohortResult:
     return result
 
 
-def _failures(root: Path) -> list:
-    from volseg.batch.failures import find_failures
-
-    return find_failures(root)
-
-
 def failure_rows(failures: Sequence) -> list[dict[str, object]]:
     """cohort_failures.csv rows: one per study whose latest batch run failed."""
     return [{c: getattr(f, c) for c in FAILURE_COLUMNS} for f in failures]
-
-
-def study_page(study: CohortStudy, root: Path) -> str | None:
-    page = study.path.parent / REPORT_HTML
-    return _rel(page, root) if page.is_file() else None
 
 
 def _same_input(a: Report, b: Report) -> bool:
     return (a.input.file_name, a.input.shape, a.input.spacing_mm) == (b.input.file_name, b.input.shape,
                                                                       b.input.spacing_mm)
 
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from volseg import __version__
-from volseg.reports.cohort import COHORT_FAILURES, CohortResult, structure_names, study_page
+from volseg.reports.cohort_types import COHORT_FAILURES, CohortResult, structure_names, study_page
 from volseg.reports.html import DISCLAIMER, escape, flag_badges, html_table, instances, qc_flags
 from volseg.reports.warning_folds import summary as warning_summary
 

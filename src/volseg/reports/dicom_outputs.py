@@ -19,7 +19,7 @@ from volseg.io.atomic import atomic_path, ensure_writable_dir
 from volseg.io.types import ImageSource
 from volseg.labels import LabelTable
 from volseg.reports.dicom_seg import build_seg, segment_numbers, uncoded_classes
-from volseg.reports.dicom_source import read_source_series
+from volseg.reports.dicom_source import source_series
 from volseg.reports.dicom_sr import build_sr
 from volseg.reports.model import Report
 from volseg.volume import Volume
@@ -44,11 +44,11 @@ def require_highdicom() -> None:
 def dicom_preflight(source: ImageSource, table: LabelTable, *, anonymize: bool = False, seg_sr: bool = True,
                     rtstruct: bool = False) -> list[str]:
     """Warnings for the report; raises when the DICOM outputs cannot be written at all."""
-    if source.kind != "dicom" or not source.files:
+    if source.kind != "dicom" or not source.headers:  # not read from a DICOM series by volseg.io
         return ([NOT_DICOM] if seg_sr else []) + ([NOT_DICOM_RT] if rtstruct else [])
     if seg_sr:
         require_highdicom()
-    warnings = list(read_source_series(source.files, anonymize=anonymize).warnings)
+    warnings = list(source_series(source, anonymize=anonymize).warnings)
     uncoded = uncoded_classes(table)
     if uncoded and seg_sr:
         shown = ", ".join(uncoded[:8]) + (f" and {len(uncoded) - 8} more" if len(uncoded) > 8 else "")
@@ -64,11 +64,11 @@ def write_dicom_outputs(out_dir: str | Path, report: Report, table: LabelTable, 
                         source: ImageSource, *, anonymize: bool = False, seg_sr: bool = True,
                         rtstruct: bool = False, instances=()) -> dict[str, Path]:
     """Write the SEG and the SR (``seg_sr``) and the RTSTRUCT (``rtstruct``) next to the other outputs
-    (atomically), all from one reading of the source headers; return their paths."""
+    (atomically), from the source headers the reader kept (``source.headers``); return their paths."""
     from pydicom.uid import generate_uid
 
     out = ensure_writable_dir(out_dir)
-    sources = read_source_series(source.files, anonymize=anonymize)
+    sources = source_series(source, anonymize=anonymize)
     model = report.provenance.model
     name, version = (model.name, model.version) if model else ("volseg", "")
     datasets = []

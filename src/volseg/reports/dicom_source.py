@@ -1,5 +1,8 @@
 """Source-image headers for the DICOM outputs: an allowlisted copy of each slice's header.
 
+Built from the header summary the series reader kept on the loaded image
+(:attr:`volseg.io.types.ImageSource.headers`): the source files are read once, by :mod:`volseg.io`.
+
 The DICOM SEG, SR and RTSTRUCT copy patient and study attributes from the images they reference.
 volseg never hands them the original headers: it builds a minimal copy of each source slice holding
 only what the outputs need (UIDs, geometry, pixel description) plus the patient/study identification:
@@ -28,16 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from volseg.errors import GeometryError, InputError
+from volseg.io.dicom_headers import GEOMETRY, IDENTIFYING
+from volseg.io.types import ImageSource
 from volseg.volume import Volume
 
 PLACEHOLDER_NAME = "ANONYMOUS^"
 DEIDENTIFICATION_METHOD = "volseg: identifiers removed, UIDs mapped"  # LO: ≤ 64 chars
 UID_SALT = "volseg-anonymize-1"
-_GEOMETRY = ("Modality", "Rows", "Columns", "PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient",
-             "SliceThickness", "SamplesPerPixel", "PhotometricInterpretation",
-             "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "InstanceNumber", "SeriesNumber")
-_IDENTIFYING = ("PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex",
-                "StudyDate", "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName")
 _EMPTY_WITHOUT_PHI = ("PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
                       "ReferringPhysicianName")
 _GEOMETRY_ATOL_MM = 0.01
@@ -55,29 +55,25 @@ class SourceSeries:
         return self.datasets[0]
 
 
-def read_source_series(files: Sequence[str | Path], *, anonymize: bool = False) -> SourceSeries:
-    """Header copies of ``files`` (slice order = k axis), identifiers handled as the module says."""
-    import pydicom
+def source_series(source: ImageSource, *, anonymize: bool = False) -> SourceSeries:
+    """Header copies of a DICOM series' slices (k order), identifiers handled as the module says.
 
-    if not files:
+    Built from the headers the reader kept (``source.headers``, :mod:`volseg.io.dicom_headers`); the
+    source files are not read again."""
+    headers = source.headers
+    if not headers:
         raise InputError("the input has no DICOM source files to reference")
-    originals = []
-    for f in files:
-        try:
-            originals.append(pydicom.dcmread(f, stop_before_pixels=True))
-        except Exception as exc:  # any parse failure: the file changed since it was read
-            raise InputError(f"cannot re-read a source DICOM file ({exc})", path=f) from exc
-    if any(int(ds.get("NumberOfFrames") or 1) > 1 for ds in originals):
-        raise InputError("DICOM SEG/SR from multi-frame (enhanced) source images is not supported yet",
-                         path=Path(files[0]).parent)
+    folder = Path(source.files[0]).parent if source.files else Path(source.path)
+    if any(int(ds.get("NumberOfFrames") or 1) > 1 for ds in headers):
+        raise InputError("DICOM SEG/SR from multi-frame (enhanced) source images is not supported yet", path=folder)
     warnings: list[str] = []
-    sop_uids = [_text(ds.get("SOPInstanceUID")) or _text(_meta(ds, "MediaStorageSOPInstanceUID")) for ds in originals]
+    sop_uids = [_text(ds.get("SOPInstanceUID")) or _text(_meta(ds, "MediaStorageSOPInstanceUID")) for ds in headers]
     if not all(sop_uids):
         raise InputError("a source DICOM file has no SOP Instance UID: the outputs could not reference it",
-                         path=Path(files[0]).parent)
+                         path=folder)
     shared = {}
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID"):
-        value = _text(originals[0].get(keyword))
+        value = _text(headers[0].get(keyword))
         if not value:
             value = _derived_uid(keyword, sop_uids)
             warnings.append(f"the source images have no {keyword}: the DICOM SEG/SR use {value}, derived from "
@@ -86,7 +82,7 @@ def read_source_series(files: Sequence[str | Path], *, anonymize: bool = False) 
     if anonymize:
         shared = {keyword: anonymized_uid(value) for keyword, value in shared.items()}
         sop_uids = [anonymized_uid(uid) for uid in sop_uids]
-    copies = tuple(_minimal_copy(ds, uid, shared, anonymize=anonymize) for ds, uid in zip(originals, sop_uids))
+    copies = tuple(_minimal_copy(ds, uid, shared, anonymize=anonymize) for ds, uid in zip(headers, sop_uids))
     return SourceSeries(copies, tuple(warnings))
 
 
@@ -128,11 +124,11 @@ def _minimal_copy(original, sop_uid: str, shared: dict[str, str], *, anonymize: 
     ds.SOPInstanceUID = sop_uid
     for keyword, value in shared.items():
         setattr(ds, keyword, value)
-    for keyword in _GEOMETRY:
+    for keyword in GEOMETRY:
         if keyword in original and original[keyword].value not in (None, ""):
             setattr(ds, keyword, original[keyword].value)
     if not anonymize:
-        for keyword in _IDENTIFYING:
+        for keyword in IDENTIFYING:
             if keyword in original:
                 setattr(ds, keyword, original[keyword].value)
         return ds

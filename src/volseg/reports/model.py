@@ -8,20 +8,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from volseg.postprocess.qc import QC_FLAGS
+from volseg.strict import StrictModel
 
 SCHEMA_VERSION = "1.4.0"  # 1.1.0: qc_flags/qc_notes, instances, burden, airway; 1.2.0: model details;
 # 1.3.0: instances' touches_fov, fragments_on_slice, fragments_sum_mm, fragment_calipers;
 # 1.4.0: structures' *_intensity and intensity_unit (statistics for every modality)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class InputSummary(_Strict):
+class InputSummary(StrictModel):
     file_name: str = Field(description="base name of the input file or DICOM folder")
     kind: str = Field(description="nifti, dicom or itk")
     shape: tuple[int, int, int]
@@ -35,7 +32,7 @@ class InputSummary(_Strict):
     intensity_max: float | None = None
 
 
-class ModelInfo(_Strict):
+class ModelInfo(StrictModel):
     name: str
     version: str
     weights: list[dict[str, Any]] = Field(default_factory=list, description="file name and sha256 of each weight file")
@@ -46,7 +43,7 @@ class ModelInfo(_Strict):
                     "windows, stage timings, reorientation")
 
 
-class Provenance(_Strict):
+class Provenance(StrictModel):
     volseg_version: str
     created_utc: str
     model: ModelInfo | None = None
@@ -57,7 +54,7 @@ class Provenance(_Strict):
     environment: dict[str, str] = Field(default_factory=dict)
 
 
-class StructureRow(_Strict):
+class StructureRow(StrictModel):
     label: int
     name: str
     display_name: str | None = None
@@ -92,15 +89,15 @@ class StructureRow(_Strict):
 Point = tuple[float, float, float]
 
 
-class FragmentCaliper(_Strict):
+class FragmentCaliper(StrictModel):
     """One piece of a lesion's cross-section on its measurement slice, measured on its own."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, from_attributes=True)
+    model_config = StrictModel.model_config | ConfigDict(from_attributes=True)
     length_mm: float = Field(description="the piece's longest in-plane diameter")
     endpoints_ras_mm: tuple[Point, Point]
 
 
-class InstanceRow(_Strict):
+class InstanceRow(StrictModel):
     """One lesion or lymph node: a connected component of a lesion-type class."""
 
     instance_id: str = Field(description="<class name>-<n>, n = 1 for the largest of its class")
@@ -137,7 +134,7 @@ class InstanceRow(_Strict):
         default_factory=list, description="each piece's long-axis caliper on that slice, longest first")
 
 
-class BurdenRow(_Strict):
+class BurdenRow(StrictModel):
     class_name: str = Field(description="a lesion class, or 'all'")
     lesion_count: int
     total_volume_ml: float
@@ -146,7 +143,7 @@ class BurdenRow(_Strict):
     short_axis_class_counts: dict[str, int] | None = Field(None, description="lymph nodes per short-axis class")
 
 
-class AirwayBranch(_Strict):
+class AirwayBranch(StrictModel):
     branch_id: int
     parent_id: int | None = None
     generation: int = Field(description="trachea = 0, main bronchi = 1, ...")
@@ -156,7 +153,7 @@ class AirwayBranch(_Strict):
     end_ras_mm: Point
 
 
-class AirwayMetrics(_Strict):
+class AirwayMetrics(StrictModel):
     structures: list[str] = Field(default_factory=list, description="classes joined into the airway mask")
     branch_count: int
     max_generation: int
@@ -170,7 +167,7 @@ class AirwayMetrics(_Strict):
     branches: list[AirwayBranch] = Field(default_factory=list)
 
 
-class Report(_Strict):
+class Report(StrictModel):
     schema_version: str = SCHEMA_VERSION
     study_id: str
     input: InputSummary
