@@ -15,8 +15,8 @@ from volseg.segmenters.base import ProgressCallback, no_progress
 if TYPE_CHECKING:
     from volseg.io import LoadedImage
     from volseg.labels import LabelTable
+    from volseg.pipeline.outputs import OutputOptions
     from volseg.pipeline.results import StudyResult
-    from volseg.pipeline.write import OutputOptions
     from volseg.volume import Volume
 
 
@@ -59,8 +59,8 @@ def measure_and_write(study_id: str, image: LoadedImage, labels: Volume, table: 
                       progress: ProgressCallback = no_progress) -> StudyResult:
     """Measurements and clinical measurements of ``labels``, the report (``model`` and ``options``
     its provenance) and the study's files (``outputs``: which optional ones; default html only)."""
+    from volseg.pipeline.outputs import OutputOptions
     from volseg.pipeline.results import StudyResult
-    from volseg.pipeline.write import OutputOptions
     from volseg.reports.build import build_report, provenance
     from volseg.reports.outputs import write_study
 

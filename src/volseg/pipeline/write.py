@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from volseg.options import SegmentOptions
+from volseg.pipeline.outputs import OutputOptions
 from volseg.segmenters.base import ProgressCallback, no_progress
 
 if TYPE_CHECKING:
@@ -16,27 +16,6 @@ if TYPE_CHECKING:
     from volseg.pipeline.results import StudyResult
     from volseg.segmenters.base import Segmenter
     from volseg.volume import Volume
-
-
-@dataclass(frozen=True)
-class OutputOptions:
-    """The files a study writes besides its label map, tables and report.json (from
-    :class:`~volseg.options.SegmentOptions`; the defaults are :func:`volseg.api.measure`'s)."""
-
-    html: bool = True  # report.html with QC pictures
-    dicom: bool = False  # DICOM SEG + SR (DICOM series inputs)
-    rtstruct: bool = False  # DICOM RTSTRUCT (DICOM series inputs)
-    anonymize: bool = False  # DICOM outputs de-identified with mapped UIDs
-    masks: bool = False  # segmentations/<class>.nii.gz
-
-    @classmethod
-    def of(cls, options: SegmentOptions) -> OutputOptions:
-        return cls(html=options.html, dicom=options.dicom, rtstruct=options.rtstruct,
-                   anonymize=options.anonymize, masks=options.masks)
-
-    @property
-    def any_dicom(self) -> bool:
-        return self.dicom or self.rtstruct
 
 
 def check_outputs(image: LoadedImage, segmenter: Segmenter, *,
