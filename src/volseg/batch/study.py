@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ class RunContext:
     key: RunKey
     sources: tuple[str, ...] = ()  # what to load per model (catalogue name or absolute path); () = names
     # the studies' output options, engine overrides, --trust-bundle, --force (BatchOptions.segment)
-    segment: SegmentOptions = SegmentOptions()
+    segment: SegmentOptions = field(default_factory=SegmentOptions)
     anonymize: bool = False  # study ids replace input paths in every message (--anonymize-ids / --id-map)
 
     @property

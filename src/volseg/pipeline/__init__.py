@@ -14,4 +14,4 @@ from __future__ import annotations
 
 from volseg.pipeline.results import StudyFailure, StudyResult
 
-__all__ = ["StudyResult", "StudyFailure"]
+__all__ = ["StudyFailure", "StudyResult"]
