@@ -5,13 +5,11 @@ The CLI builds these from its flags (flags left unset keep these defaults) and t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from volseg.errors import UsageError
-
-if TYPE_CHECKING:
-    from volseg.segmenters.engine.settings import EngineOverrides
+from volseg.segmenters.engine.settings import EngineOverrides
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -28,11 +26,9 @@ class SegmentOptions:
     keep_phi: bool = False  # deprecated (identifiers are copied by default): only records the input path
     trust_bundle: bool = False  # allow a custom MONAI bundle's config (it can run code) to be instantiated
     force: bool = False  # run the model even on an input it was not made for (modality, HU, body region)
-    # sliding-window engine overrides; None keeps the model's catalogue/tested defaults
-    step: float | None = None  # window step as a fraction of the patch (0.5 = 50 % overlap)
-    tta: bool | None = None  # mirroring test-time augmentation (8× the work in 3-D)
-    precision: str | None = None  # auto | fp32 | bf16 | fp16
-    export: str | None = None  # exact | nearest: how labels return to the input grid
+    # sliding-window engine overrides (--step, --tta, --precision, --export); unset ones keep the
+    # model's catalogue/tested defaults
+    engine: EngineOverrides = field(default_factory=EngineOverrides)
     # TotalSegmentator habits
     fast: bool = False  # run the model's catalogued fast variant (e.g. total -> total-fast)
     roi_subset: tuple[str, ...] | None = None  # only these classes are predicted, written and measured
@@ -41,17 +37,18 @@ class SegmentOptions:
     def __post_init__(self) -> None:
         if not _DEVICE_RE.match(self.device):
             raise UsageError(f"invalid device {self.device!r}", hint="use auto, cpu, cuda, cuda:N or mps")
-        check_engine(self.engine)
+        if not isinstance(self.engine, EngineOverrides):
+            raise UsageError(f"engine must be an EngineOverrides, got {type(self.engine).__name__}",
+                             hint="build it with volseg.options.engine_overrides(step=..., tta=...)")
         if self.anonymize and self.keep_phi:
             raise UsageError("--anonymize and --keep-phi contradict each other",
                              hint="--anonymize de-identifies the DICOM outputs; --keep-phi records the input path")
         if self.roi_subset is not None:
             object.__setattr__(self, "roi_subset", parse_roi_subset(self.roi_subset))
 
-    @property
-    def engine(self) -> EngineOverrides:
-        """The engine settings the user chose (unset ones None)."""
-        return engine_overrides(step=self.step, tta=self.tta, precision=self.precision, export=self.export)
+    def engine_flags(self) -> dict[str, Any]:
+        """The engine overrides that are set, by their CLI names (step, tta, precision, export)."""
+        return engine_flags(self.engine)
 
 
 @dataclass(frozen=True)
@@ -80,16 +77,19 @@ def parse_roi_subset(names) -> tuple[str, ...]:
     return tuple(found)
 
 
+_FLAG_NAMES = {"mirror": "tta"}  # EngineOverrides field → CLI flag name (--tta); others are the same
+
+
 def engine_overrides(*, step: float | None = None, tta: bool | None = None, precision: str | None = None,
                      export: str | None = None) -> EngineOverrides:
     """User-facing engine flags as :class:`~volseg.segmenters.engine.settings.EngineOverrides`."""
-    from volseg.segmenters.engine.settings import EngineOverrides
-
     return EngineOverrides(step=step, mirror=tta, precision=precision, export=export)
 
 
-def check_engine(overrides: EngineOverrides) -> None:
-    """Invalid engine overrides raise UsageError when built (not after reading a study)."""
+def engine_flags(overrides: EngineOverrides) -> dict[str, Any]:
+    """The set overrides by CLI name (step, tta, precision, export), in that order (run keys, scripts)."""
+    return {_FLAG_NAMES.get(f.name, f.name): getattr(overrides, f.name) for f in fields(overrides)
+            if getattr(overrides, f.name) is not None}
 
 
 def with_overrides(options, **given):

@@ -10,6 +10,9 @@ from volseg import api
 from volseg.batch import BatchOptions
 from volseg.batch.ids import ID_MAP
 from volseg.errors import UsageError
+from volseg.options import SegmentOptions
+
+NO_HTML = SegmentOptions(html=False)  # BatchOptions(segment=NO_HTML): no report.html
 
 NAMES = ["Roe_Jane/ct.nii.gz", "Doe_John/ct.nii.gz"]
 
@@ -59,12 +62,12 @@ def test_an_id_map_gives_the_ids_and_must_cover_every_input(tmp_path):
     id_map = tmp_path / "ids.csv"
     id_map.write_text("path,study_id\nDoe_John/ct.nii.gz,P-17\n")
     with pytest.raises(UsageError, match=r"1 input\(s\) not in the id map, e\.g\. the input #2") as caught:
-        _run(tmp_path / "in", tmp_path / "out", id_map=str(id_map), html=False)
+        _run(tmp_path / "in", tmp_path / "out", id_map=str(id_map), segment=NO_HTML)
     assert "Roe" not in str(caught.value)
     id_map.write_text("path,study_id\nDoe_John/ct.nii.gz,P-17\nRoe_Jane/ct.nii.gz,P-03\n")
-    summary = _run(tmp_path / "in", tmp_path / "out", id_map=str(id_map), html=False)
+    summary = _run(tmp_path / "in", tmp_path / "out", id_map=str(id_map), segment=NO_HTML)
     assert summary.done == ("P-03", "P-17")
     assert _rows(tmp_path / "out" / ID_MAP) == [("Roe_Jane/ct.nii.gz", "P-03"), ("Doe_John/ct.nii.gz", "P-17")]
     id_map.write_text("path,study_id\nDoe_John/ct.nii.gz,../x\nRoe_Jane/ct.nii.gz,P-03\n")
     with pytest.raises(UsageError, match="invalid study_id"):
-        _run(tmp_path / "in", tmp_path / "out", id_map=str(id_map), html=False)
+        _run(tmp_path / "in", tmp_path / "out", id_map=str(id_map), segment=NO_HTML)

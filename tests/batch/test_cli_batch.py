@@ -14,6 +14,9 @@ import pytest
 from tests.batch.cohort import cohort_table, leftovers, truncate, volumetry, write_cohort
 from volseg import api
 from volseg.batch import BatchOptions, records
+from volseg.options import SegmentOptions
+
+NO_HTML = SegmentOptions(html=False)  # BatchOptions(segment=NO_HTML): no report.html
 
 REPO = Path(__file__).resolve().parents[2]
 VOLSEG = [sys.executable, "-m", "volseg.cli.main"]
@@ -40,7 +43,7 @@ def _n_done(out: Path) -> int:
 def test_sigkill_midway_then_rerun_gives_the_uninterrupted_result(tmp_path):
     cohort = tmp_path / "in"
     write_cohort(cohort, 6)
-    reference = api.batch(cohort, tmp_path / "reference", options=BatchOptions(html=False))
+    reference = api.batch(cohort, tmp_path / "reference", options=BatchOptions(segment=NO_HTML))
     assert len(reference.done) == 6
     out = tmp_path / "out"
     with open(tmp_path / "killed.err", "w") as err_file:
@@ -171,9 +174,12 @@ def test_engine_flags_are_part_of_the_run_key_only_when_set():
     from volseg.batch.study import RunContext, run_key
 
     assert BatchOptions().output_options() == {"html": True, "dicom": False, "keep_phi": False}
-    options = BatchOptions(tta=True, step=0.75)
+    from volseg.options import engine_overrides
+
+    options = BatchOptions(segment=SegmentOptions(engine=engine_overrides(tta=True, step=0.75)))
+    assert options.output_options() == {"html": True, "dicom": False, "keep_phi": False, "step": 0.75, "tta": True}
     key = run_key(("classic-ct",), options.output_options())
-    ctx = RunContext(input_root="in", out_dir="out", key=key)
+    ctx = RunContext(input_root="in", out_dir="out", key=key, segment=options.segment)
     assert ctx.segment_options("classic-ct", "cpu").engine.changes() == {"mirror": True, "step": 0.75}
     assert key != run_key(("classic-ct",), BatchOptions().output_options())  # a rerun redoes the studies
 
@@ -205,7 +211,7 @@ def test_each_study_is_checked_against_each_model_unless_forced():
         segment(RunContext(input_root="in", out_dir="out", key=key), {"blast-ct": HeadModel()}, image,
                 device="cpu", progress=lambda *a: None)
     assert calls == []
-    segment(RunContext(input_root="in", out_dir="out", key=key, force=True), {"blast-ct": HeadModel()}, image,
+    segment(RunContext(input_root="in", out_dir="out", key=key, segment=SegmentOptions(force=True)), {"blast-ct": HeadModel()}, image,
             device="cpu", progress=lambda *a: None)
     assert calls == [phantom.shape]
 

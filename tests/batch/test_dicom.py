@@ -10,6 +10,9 @@ from tests.factories.dicom_series import BIRTH_DATE, PATIENT_ID, PATIENT_NAME, w
 from volseg import api
 from volseg.batch import BatchOptions, discover_studies
 from volseg.phantom import make_phantom
+from volseg.options import SegmentOptions
+
+NO_HTML = SegmentOptions(html=False)  # BatchOptions(segment=NO_HTML): no report.html
 
 IDENTIFIERS = (PATIENT_NAME, "ZEBEDEE", PATIENT_ID, BIRTH_DATE, "ACC-ZEBEDEE-77")
 
@@ -47,7 +50,7 @@ def test_one_study_per_series_named_from_folders(tree):
 
 def test_batch_on_dicom_series(tree, tmp_path):
     out = tmp_path / "out"
-    summary = api.batch(tree, out, options=BatchOptions(html=False))
+    summary = api.batch(tree, out, options=BatchOptions(segment=NO_HTML))
     assert sorted(summary.done) == ["pat__one", "pat__two__s1", "pat__two__s2", "split"], summary.failed
     # the split series is read whole from its common folder (24 slices, not 12)
     split = json.loads((out / "split" / "report.json").read_text())
@@ -68,7 +71,7 @@ def test_a_dicom_study_whose_pixels_are_broken_fails_alone(tmp_path):
     bad = write_series(root / "bad", *_ct(6), series_number=1)
     victim = bad.files[len(bad.files) // 2]
     victim.write_bytes(victim.read_bytes()[:-3000])  # pixel data cut short
-    summary = api.batch(root, tmp_path / "out", options=BatchOptions(html=False))
+    summary = api.batch(root, tmp_path / "out", options=BatchOptions(segment=NO_HTML))
     assert summary.done == ("good",)
     (failure,) = summary.failed
     assert failure.study_id == "bad" and failure.error_class == "InputError"

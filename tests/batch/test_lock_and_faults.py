@@ -15,11 +15,14 @@ from volseg.batch import BatchOptions, layout, records
 from volseg.batch.lock import output_lock
 from volseg.batch.shard import Shard
 from volseg.errors import OutputError
+from volseg.options import SegmentOptions
+
+NO_HTML = SegmentOptions(html=False)  # BatchOptions(segment=NO_HTML): no report.html
 
 
 def _run(input_dir, out, events=None, **options):
     sink = events.append if events is not None else None
-    return api.batch(input_dir, out, options=BatchOptions(html=False, **options), on_event=sink)
+    return api.batch(input_dir, out, options=BatchOptions(segment=NO_HTML, **options), on_event=sink)
 
 
 def test_a_second_run_on_a_locked_output_folder_fails_naming_the_holder(tmp_path):
@@ -74,7 +77,9 @@ def test_wait_polls_until_the_holder_is_gone(tmp_path):
 
 
 def _disk_full_for(study_id, monkeypatch, *, records_too=False):
-    real_write, real_text = api.write_outputs, records.write_text
+    from volseg.pipeline import write as pipeline_write
+
+    real_write, real_text = pipeline_write.write_outputs, records.write_text
 
     def write_outputs(image, labels, out_dir, *, study_id: str, **kw):
         if study_id == target:
@@ -88,7 +93,7 @@ def _disk_full_for(study_id, monkeypatch, *, records_too=False):
         return real_text(path, text)
 
     target = study_id
-    monkeypatch.setattr(api, "write_outputs", write_outputs)
+    monkeypatch.setattr(pipeline_write, "write_outputs", write_outputs)
     if records_too:
         monkeypatch.setattr(records, "write_text", write_text)
 

@@ -10,6 +10,9 @@ import pytest
 from tests.batch.cohort import cohort_table, leftovers, truncate, volumetry, write_cohort
 from volseg import api
 from volseg.batch import BatchOptions, layout, records
+from volseg.options import SegmentOptions
+
+NO_HTML = SegmentOptions(html=False)  # BatchOptions(segment=NO_HTML): no report.html
 
 IDS4 = ["case_00", "case_01", "case_02", "case_03"]
 
@@ -70,13 +73,13 @@ def test_batch_writes_what_segment_writes(cohort, segmented, reference, tmp_path
 
 def test_rerun_trusts_only_verified_records(cohort, reference, tmp_path):
     out = tmp_path / "out"
-    _run(cohort, out, html=False)
+    _run(cohort, out, segment=NO_HTML)
     before = {i: (out / i / records.DONE).read_bytes() for i in IDS4}
     (out / "case_01" / "volumetry.csv").write_text("tampered\n")
     (out / "case_02" / records.DONE).unlink()  # as if killed just before the record
     stale = layout.new_work_dir(out, "case_03")  # a killed run's work folder
     (stale / "segmentation.nii.gz").write_bytes(b"half a file")
-    summary = _run(cohort, out, html=False)
+    summary = _run(cohort, out, segment=NO_HTML)
     assert sorted(summary.done) == ["case_01", "case_02"]
     assert sorted(summary.skipped) == ["case_00", "case_03"]
     assert volumetry(out) == reference and leftovers(out) == []
@@ -98,7 +101,7 @@ def test_several_models_each_in_its_folder(cohort, tmp_path, monkeypatch):
     monkeypatch.setattr(study, "load_models", load_models)
     monkeypatch.setattr(engine, "run_key", lambda names, options: RunKey(tuple((n, "1") for n in names),
                                                                         tuple(sorted(options.items()))))
-    summary = _run(cohort, tmp_path / "out", models=("classic-ct", "bone-only"), html=False)
+    summary = _run(cohort, tmp_path / "out", models=("classic-ct", "bone-only"), segment=NO_HTML)
     assert sorted(summary.done) == IDS4 and loads == [("classic-ct", "bone-only")]
     assert summary.cohort == {}  # one row per study cannot hold two models: left to the user
     for study_id in IDS4:
@@ -117,7 +120,7 @@ def test_failures_are_isolated_recorded_and_retried(tmp_path):
     truncate(paths[1])
     out = tmp_path / "out"
     reader = "tests.batch.cohort:read_or_crash"
-    summary = _run(cohort, out, reader=reader, html=False)
+    summary = _run(cohort, out, reader=reader, segment=NO_HTML)
     assert sorted(summary.done) == ["a", "d", "e"]
     failed = {f.study_id: f for f in summary.failed}
     assert failed["b"].error_class == "InputError" and failed["b"].stage == "read"
@@ -129,13 +132,13 @@ def test_failures_are_isolated_recorded_and_retried(tmp_path):
     assert record["stage"] == "read" and record["exit_code"] == 3
     assert leftovers(out) == []
 
-    again = _run(cohort, out, reader=reader, html=False)  # a plain rerun does not retry recorded failures
+    again = _run(cohort, out, reader=reader, segment=NO_HTML)  # a plain rerun does not retry recorded failures
     assert not again.done and sorted(again.skipped) == ["a", "d", "e"]
     assert sorted(f.study_id for f in again.failed) == ["b", "c_segv"] and all(f.previous for f in again.failed)
 
     paths[1].write_bytes(good_b)  # fix b; c still crashes the reader
     events = []
-    retry = _run(cohort, out, events, reader=reader, retry_failed=True, html=False)
+    retry = _run(cohort, out, events, reader=reader, retry_failed=True, segment=NO_HTML)
     started = sorted(e.study_id for e in events if e.kind == "study_started")
     assert started == ["b", "c_segv"]
     assert retry.done == ("b",) and [f.study_id for f in retry.failed] == ["c_segv"]
@@ -166,7 +169,7 @@ def test_model_failures_fail_one_study_each(cohort, tmp_path, monkeypatch):
             return self.base.provenance()
 
     monkeypatch.setattr(study, "load_models", lambda ctx, device: {"classic-ct": Flaky(api.load_model("classic-ct"))})
-    summary = _run(cohort, tmp_path / "out", html=False)
+    summary = _run(cohort, tmp_path / "out", segment=NO_HTML)
     assert sorted(summary.done) == ["case_00", "case_03"]
     failed = {f.study_id: f for f in summary.failed}
     assert (failed["case_01"].error_class, failed["case_01"].stage, failed["case_01"].exit_code) == (
@@ -179,17 +182,17 @@ def test_three_shards_cover_every_study_once(tmp_path):
     cohort = tmp_path / "in"
     write_cohort(cohort, 7)
     out = tmp_path / "out"
-    parts = [_run(cohort, out, shard=f"{i}/3", html=False) for i in range(3)]
+    parts = [_run(cohort, out, shard=f"{i}/3", segment=NO_HTML) for i in range(3)]
     done = [s for p in parts for s in p.done]
     assert sorted(done) == [f"case_{i:02d}" for i in range(7)] and len(done) == len(set(done))
     assert [len(p.done) for p in parts] == [3, 2, 2]
     assert all(p.cohort == {} for p in parts)  # shards leave the cohort tables to `volseg collect`
     assert not (out / "cohort_volumetry.csv").exists()
-    _run(cohort, tmp_path / "whole", html=False)
+    _run(cohort, tmp_path / "whole", segment=NO_HTML)
     assert volumetry(out) == volumetry(tmp_path / "whole") and leftovers(out) == []
     api.collect(out)  # `volseg collect` merges the shards
     assert cohort_table(out) == cohort_table(tmp_path / "whole")
-    rerun = _run(cohort, out, shard="1/3", html=False)
+    rerun = _run(cohort, out, shard="1/3", segment=NO_HTML)
     assert not rerun.done and len(rerun.skipped) == 2
 
 
@@ -199,7 +202,7 @@ def test_shard_defaults_to_the_slurm_array_task(tmp_path, monkeypatch):
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
     monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")
     monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "0")
-    summary = _run(cohort, tmp_path / "out", html=False)
+    summary = _run(cohort, tmp_path / "out", segment=NO_HTML)
     assert summary.shard == "1/2" and sorted(summary.done) == ["case_01", "case_03"]
     assert "shard1of2" in summary.log_file.name
 

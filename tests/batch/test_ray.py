@@ -12,6 +12,9 @@ from tests.batch.cohort import cohort_table, leftovers, volumetry, write_cohort
 from volseg import api
 from volseg.batch import BatchOptions
 from volseg.errors import DependencyError
+from volseg.options import SegmentOptions
+
+NO_HTML = SegmentOptions(html=False)  # BatchOptions(segment=NO_HTML): no report.html
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,9 +45,9 @@ def test_ray_executor_gives_the_same_tables(ray_cluster, tmp_path):
     cohort = tmp_path / "in"
     write_cohort(cohort, 5, names=["a.nii.gz", "b.nii.gz", "c_segv.nii.gz", "d.nii.gz", "e.nii.gz"])
     reader = "tests.batch.cohort:read_or_crash"
-    local = api.batch(cohort, tmp_path / "local", options=BatchOptions(reader=reader, html=False))
+    local = api.batch(cohort, tmp_path / "local", options=BatchOptions(reader=reader, segment=NO_HTML))
     events = []
-    summary = api.batch(cohort, tmp_path / "ray", options=BatchOptions(executor="ray", reader=reader, html=False),
+    summary = api.batch(cohort, tmp_path / "ray", options=BatchOptions(executor="ray", reader=reader, segment=NO_HTML),
                         on_event=events.append)
     assert sorted(summary.done) == sorted(local.done) == ["a", "b", "d", "e"]
     (failed,) = summary.failed  # a reader segfault inside an actor fails one study, not the actor
@@ -54,5 +57,5 @@ def test_ray_executor_gives_the_same_tables(ray_cluster, tmp_path):
     assert cohort_table(tmp_path / "ray") == cohort_table(tmp_path / "local")
     assert leftovers(tmp_path / "ray") == []
     assert ray_cluster.is_initialized()  # a cluster the caller started is left running
-    rerun = api.batch(cohort, tmp_path / "ray", options=BatchOptions(executor="ray", reader=reader, html=False))
+    rerun = api.batch(cohort, tmp_path / "ray", options=BatchOptions(executor="ray", reader=reader, segment=NO_HTML))
     assert not rerun.done and sorted(rerun.skipped) == ["a", "b", "d", "e"]

@@ -7,7 +7,9 @@ from volseg.options import SegmentOptions, engine_overrides
 
 def test_engine_overrides_leave_unset_flags_out():
     assert SegmentOptions().engine.changes() == {} and not SegmentOptions().engine
-    assert SegmentOptions(tta=False, precision="bf16").engine.changes() == {"mirror": False, "precision": "bf16"}
+    options = SegmentOptions(engine=engine_overrides(tta=False, precision="bf16"))
+    assert options.engine.changes() == {"mirror": False, "precision": "bf16"}
+    assert options.engine_flags() == {"tta": False, "precision": "bf16"}  # by CLI name (run keys, scripts)
     assert engine_overrides(step=0.5, export="nearest").changes() == {"step": 0.5, "export": "nearest"}
 
 
@@ -15,5 +17,7 @@ def test_engine_overrides_leave_unset_flags_out():
                                             ({"precision": "fp8"}, "invalid precision"),
                                             ({"device": "gpu"}, "invalid device")])
 def test_bad_options_fail_when_built(given, message):
+    given = dict(given)
+    engine = {k: given.pop(k) for k in ("step", "export", "precision") if k in given}
     with pytest.raises(UsageError, match=message):
-        SegmentOptions(**given)
+        SegmentOptions(engine=engine_overrides(**engine), **given)

@@ -42,8 +42,8 @@ def run_batch(input_dir: str | Path, out_dir: str | Path, *, options: BatchOptio
     shard = resolve_shard(options.shard)
     tally = Tally(on_event)
     ctx = RunContext(input_root=str(input_root), out_dir=str(out), key=key,
-                     sources=tuple(model_source(m) for m in models), trust_bundle=options.trust_bundle,
-                     force=options.force, anonymize=options.renames_ids)
+                     sources=tuple(model_source(m) for m in models), segment=options.segment,
+                     anonymize=options.renames_ids)
     with output_lock(out, shard, wait=options.wait,
                      on_wait=lambda who: tally.emit("waiting_for_lock", None, {"holder": who})):
         return _run_locked(ctx, shard, options, tally, start)
@@ -171,10 +171,10 @@ def _collect(out: Path, options: BatchOptions, shard: Shard) -> dict[str, Path]:
         log.warning("cohort tables not written: they hold one model per study; run `volseg collect` "
                     "on a single model's outputs")
         return {}
-    from volseg.api import collect
+    from volseg.reports.cohort import collect
 
     try:
-        result = collect(out, html=options.html)
+        result = collect(out, html=options.segment.html)
     except Exception as exc:  # noqa: BLE001 - the studies are done; the tables can be made later
         log.warning("cohort tables not written (%s: %s); run `volseg collect %s`", type(exc).__name__,
                     " ".join(str(exc).split())[:200], out)

@@ -2,13 +2,19 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from volseg.errors import UsageError
-from volseg.options import check_engine, engine_overrides
+from volseg.options import SegmentOptions
 
 EXECUTORS = ("local", "ray")
+_DEFAULT_OPTIONS = SegmentOptions()
+#: SegmentOptions fields recorded in the run key only when not at their default (added after the first key)
+_KEYED_IF_SET = ("rtstruct", "anonymize", "masks")
+#: SegmentOptions fields a batch chooses otherwise (--model, discovery) or cannot honour yet
+_NOT_FOR_BATCH = {"model": "--model", "series": "--series", "fast": "--fast", "roi_subset": "--roi-subset"}
+_DEFAULT = {name: getattr(_DEFAULT_OPTIONS, name) for name in _KEYED_IF_SET}
 _GPUS_RE = re.compile(r"^(all|none|cpu|\d+(,\d+)*)$")
 
 
@@ -23,20 +29,13 @@ class BatchOptions:
     reader: str | None = None  # "module:function" reading one study; None: volseg.io:read_image
     prefetch: int = 2  # studies read ahead of each worker
     collect: bool | None = None  # cohort tables at the end; None: yes unless this is one shard of many
-    html: bool = True  # per-study report.html, as `volseg segment`
-    dicom: bool = False  # DICOM SEG + SR for DICOM inputs, as `volseg segment --dicom`
-    keep_phi: bool = False  # copy identifiers into the DICOM outputs, as `volseg segment --keep-phi`
-    trust_bundle: bool = False  # a custom MONAI bundle folder's config may run, as `volseg segment --trust-bundle`
-    force: bool = False  # run models on studies they were not made for, as `volseg segment --force`
+    # each study's outputs, engine overrides, --trust-bundle and --force: as `volseg segment` takes them
+    # (not its model, series, fast or roi_subset; its device is each worker's, from --gpus)
+    segment: SegmentOptions = field(default_factory=SegmentOptions)
     log_file: bool = True  # OUT/logs/batch-<time>.log
     wait: bool = False  # another run holds the output folder (this shard): wait for it instead of failing
     anonymize_ids: bool = False  # study ids study-0001… instead of names from the input paths
     id_map: str | None = None  # CSV path,study_id giving the study ids (implies anonymized ids)
-    # sliding-window overrides as `volseg segment` takes them; None keeps each model's defaults
-    step: float | None = None
-    tta: bool | None = None
-    precision: str | None = None
-    export: str | None = None
 
     @property
     def renames_ids(self) -> bool:
@@ -44,10 +43,11 @@ class BatchOptions:
 
     def output_options(self) -> dict[str, Any]:
         """What the studies' outputs depend on besides the models (recorded in completion records):
-        ``SegmentOptions`` fields; engine overrides only when set, so default runs keep their key."""
-        engine = {"step": self.step, "tta": self.tta, "precision": self.precision, "export": self.export}
-        return {"html": self.html, "dicom": self.dicom, "keep_phi": self.keep_phi,
-                **{k: v for k, v in engine.items() if v is not None}}
+        html, dicom, keep_phi; the other output options and the engine overrides only when set, so
+        default runs keep their key."""
+        seg = self.segment
+        extra = {name: getattr(seg, name) for name in _KEYED_IF_SET if getattr(seg, name) != _DEFAULT[name]}
+        return {"html": seg.html, "dicom": seg.dicom, "keep_phi": seg.keep_phi, **extra, **seg.engine_flags()}
 
     def __post_init__(self) -> None:
         models = tuple(self.models)
@@ -62,7 +62,12 @@ class BatchOptions:
             object.__setattr__(self, "id_map", str(self.id_map))
         if self.prefetch < 1:
             raise UsageError(f"prefetch must be at least 1, got {self.prefetch}")
-        check_engine(engine_overrides(step=self.step, tta=self.tta, precision=self.precision, export=self.export))
+        if not isinstance(self.segment, SegmentOptions):
+            raise UsageError(f"segment must be a SegmentOptions, got {type(self.segment).__name__}")
+        for name, flag in _NOT_FOR_BATCH.items():
+            if getattr(self.segment, name) != getattr(_DEFAULT_OPTIONS, name):
+                raise UsageError(f"{flag} of `volseg segment` does not apply to `volseg batch`",
+                                 hint="name the models in BatchOptions.models; batch reads every series")
 
 
 def parse_models(text: str | None) -> tuple[str, ...]:

@@ -18,32 +18,42 @@ from volseg.errors import UsageError
 _SAFE = re.compile(r"^[A-Za-z0-9_.:,+\-=/]+$")
 
 
+#: BatchOptions fields that are not `volseg batch` flags of the array tasks: the models are passed
+#: separately, the shard comes from the array, the cohort tables from the collect job
+_NOT_FORWARDED = ("models", "shard", "collect", "prefetch", "log_file")
+
+
 def batch_args(options, *, json_log: bool = False) -> list[str]:
     """``volseg batch`` flags reproducing ``options`` (a :class:`~volseg.batch.BatchOptions`), as the
-    array tasks will run it; fields at their defaults are left out. Models are passed separately;
-    the shard comes from the array, and the cohort tables from the collect job."""
+    array tasks will run it: every field not at its default, by its flag name (``keep_phi`` →
+    ``--keep-phi``, ``html=False`` → ``--no-html``), the engine overrides by their CLI names."""
+    args: list[str] = []
+    for name, value in _changed(options):
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(flag if value else f"--no-{flag[2:]}")
+        else:
+            args += [flag, str(value)]
+    if json_log:
+        args.append("--json-log")
+    return args
+
+
+def _changed(options):
+    """(field name, value) of ``options`` and its ``segment`` options that differ from the defaults."""
     from dataclasses import fields
 
     from volseg.batch.options import BatchOptions
 
     default = BatchOptions()
-    changed = {f.name for f in fields(options) if getattr(options, f.name) != getattr(default, f.name)}
-    args: list[str] = []
-    for name, flag in (("retry_failed", "--retry-failed"), ("keep_phi", "--keep-phi"), ("dicom", "--dicom"),
-                       ("trust_bundle", "--trust-bundle"), ("force", "--force")):
-        if getattr(options, name):
-            args.append(flag)
-    if not options.html:
-        args.append("--no-html")
-    for name, flag in (("gpus", "--gpus"), ("reader", "--reader"), ("step", "--step"),
-                       ("precision", "--precision"), ("export", "--export")):
-        if name in changed:
-            args += [flag, str(getattr(options, name))]
-    if options.tta is not None:
-        args.append("--tta" if options.tta else "--no-tta")
-    if json_log:
-        args.append("--json-log")
-    return args
+    for f in fields(options):
+        value = getattr(options, f.name)
+        if f.name == "segment":
+            yield from ((g.name, getattr(value, g.name)) for g in fields(value)
+                        if g.name != "engine" and getattr(value, g.name) != getattr(default.segment, g.name))
+            yield from value.engine_flags().items()
+        elif f.name not in _NOT_FORWARDED and value != getattr(default, f.name):
+            yield f.name, value
 
 
 def slurm_script(input_dir: str | Path, out_dir: str | Path, *, models: Sequence[str] = (), array: int,

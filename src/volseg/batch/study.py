@@ -1,7 +1,7 @@
 """One study's work once it is read: run every model, measure, write, finalise; or record a failure.
 
 Shared by the local pipeline and the Ray actors. Outputs are those of ``volseg segment``, written by
-the same code (:func:`volseg.api.write_outputs`); with several models each model's files go to
+the same study pipeline (:mod:`volseg.pipeline`); with several models each model's files go to
 ``<study>/<model>/``.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,9 @@ from volseg.batch import failures, layout, records
 from volseg.batch.discover import Study
 from volseg.batch.failures import Failure
 from volseg.batch.records import RunKey
+from volseg.options import SegmentOptions
+from volseg.pipeline import model as pipeline_model
+from volseg.pipeline import write as pipeline_write
 from volseg.segmenters.base import ProgressCallback, Segmenter, no_progress
 
 log = logging.getLogger(__name__)
@@ -41,8 +44,8 @@ class RunContext:
     out_dir: str
     key: RunKey
     sources: tuple[str, ...] = ()  # what to load per model (catalogue name or absolute path); () = names
-    trust_bundle: bool = False  # a custom MONAI bundle's config may be instantiated (--trust-bundle)
-    force: bool = False  # skip the check that each study fits each model (--force)
+    # the studies' output options, engine overrides, --trust-bundle, --force (BatchOptions.segment)
+    segment: SegmentOptions = field(default_factory=SegmentOptions)
     anonymize: bool = False  # study ids replace input paths in every message (--anonymize-ids / --id-map)
 
     @property
@@ -54,12 +57,11 @@ class RunContext:
         """Model name (records, events, sub-folders) → what to load."""
         return dict(zip(self.model_names, self.sources or self.model_names))
 
-    def segment_options(self, model: str, device: str):
-        """The options ``volseg segment`` would run this model with (outputs as in the key)."""
-        from volseg.options import SegmentOptions
+    def segment_options(self, model: str, device: str) -> SegmentOptions:
+        """The options ``volseg segment`` would run this model with on ``device``."""
+        from dataclasses import replace
 
-        source = self.model_sources.get(model, model)
-        return SegmentOptions(model=source, device=device, trust_bundle=self.trust_bundle, **dict(self.key.options))
+        return replace(self.segment, model=self.model_sources.get(model, model), device=device)
 
 
 def run_key(models: Sequence[str], options: dict[str, Any] | None = None) -> RunKey:
@@ -73,29 +75,23 @@ def run_key(models: Sequence[str], options: dict[str, Any] | None = None) -> Run
 
 def load_models(ctx: RunContext, device: str) -> dict[str, Segmenter]:
     """Every model of the run, loaded once on ``device`` with the run's engine settings."""
-    from volseg import api
-
     loaded = {}
     for name, source in ctx.model_sources.items():
         options = ctx.segment_options(name, device)
-        loaded[name] = api.load_model(source, device=device, trust=options.trust_bundle, engine=options.engine)
+        loaded[name] = pipeline_model.load_model(source, device=device, trust=options.trust_bundle,
+                                                 engine=options.engine)
     return loaded
 
 
 def segment(ctx: RunContext, models: dict[str, Segmenter], image, *, device: str,
             progress) -> tuple[dict[str, tuple[Any, list[str]]], float]:
     """Every model's (label map, report warnings) for ``image`` (exceptions propagate), and the time."""
-    from volseg import api
-
-    from volseg.segmenters.applicability import check_applicable, scope_of_segmenter
-
     start = time.perf_counter()
     results = {}
     for name, seg in models.items():
-        if not ctx.force:  # a study the model was not made for fails alone, before predicting
-            check_applicable(image.volume, scope_of_segmenter(seg), modality=image.source.modality,
-                             path=image.source.path)
-        warnings = api.check_outputs(image, seg, options=ctx.segment_options(name, device))
+        # a study the model was not made for fails alone, before predicting (unless --force)
+        pipeline_model.check_fits(image, seg, force=ctx.segment.force)
+        warnings = pipeline_write.check_outputs(image, seg, options=ctx.segment_options(name, device))
         labels = seg.predict(image.volume, modality=image.source.modality, progress=progress)
         results[name] = (labels, warnings)
     return results, time.perf_counter() - start
@@ -104,17 +100,16 @@ def segment(ctx: RunContext, models: dict[str, Segmenter], image, *, device: str
 def write_and_finalize(ctx: RunContext, job: Job, models: dict[str, Segmenter], image, results: dict,
                        *, device: str, timings: dict[str, float], progress: ProgressCallback = no_progress) -> dict:
     """Measure and write every model's outputs in a work folder, move it into place, record it done."""
-    from volseg import api
-
     start = time.perf_counter()
     out = Path(ctx.out_dir)
     work = layout.new_work_dir(out, job.study.study_id)
     try:
         for name, (label_map, warnings) in results.items():
             target = work / name if len(results) > 1 else work
-            api.write_outputs(image, label_map, target, study_id=job.study.study_id, segmenter=models[name],
-                              options=ctx.segment_options(name, device), timings=timings, warnings=warnings,
-                              input=job.study.path, progress=progress)
+            pipeline_write.write_outputs(image, label_map, target, study_id=job.study.study_id,
+                                         segmenter=models[name], options=ctx.segment_options(name, device),
+                                         timings=timings, warnings=warnings, input=job.study.path,
+                                         progress=progress)
         outputs = records.hash_outputs(work)
         final = layout.finalize(work, layout.study_dir(out, job.study.study_id))
     except BaseException:

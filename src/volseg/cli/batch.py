@@ -30,19 +30,22 @@ def batch(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address, e.g. 10.0.0.1:6379 (with --executor ray)."),
     reader: Optional[str] = typer.Option(None, "--reader", help="Advanced: module:function that reads one study (default volseg.io:read_image)."),
     collect: Optional[bool] = typer.Option(None, "--collect/--no-collect", help="Write the cohort tables at the end (default: yes, unless this is one shard of several)."),
-    html: Optional[bool] = typer.Option(None, "--html/--no-html", help="Write each study's report.html with QC pictures (default: on)."),
-    dicom: Optional[bool] = typer.Option(None, "--dicom", help="Also write DICOM SEG + SR for DICOM studies."),
-    keep_phi: Optional[bool] = typer.Option(None, "--keep-phi", help="Copy patient/study identifiers into the DICOM outputs (default: placeholders)."),
-    trust_bundle: bool = typer.Option(False, "--trust-bundle", help="Run a custom MONAI bundle's config (it can execute code): only for bundles you trust."),
-    force: bool = typer.Option(False, "--force", help="Run the models even on studies they were not made for (other modality, not CT in HU, other body region)."),
-    json_log: bool = typer.Option(False, "--json-log", help="One JSON object per event on stderr, instead of progress bars."),
+    html: flags.Html = None,
+    dicom: flags.Dicom = None,
+    rtstruct: flags.Rtstruct = None,
+    anonymize: flags.Anonymize = None,
+    keep_phi: flags.KeepPhi = None,
+    masks: flags.Masks = False,
+    trust_bundle: flags.TrustBundle = False,
+    force: flags.Force = False,
+    json_log: flags.JsonLog = False,
     wait: bool = typer.Option(False, "--wait", help="If another run holds the output folder (the same shard), wait for it instead of failing (exit 6)."),
     anonymize_ids: bool = typer.Option(False, "--anonymize-ids", help="Name studies study-0001… (sorted input paths) instead of after their input paths, which may name patients; the mapping goes to OUT/study_ids.csv (private)."),
     id_map: Optional[Path] = typer.Option(None, "--id-map", help="CSV with columns path,study_id (paths relative to the input folder) giving the study ids."),
-    step: Optional[float] = flags.STEP,
-    tta: Optional[bool] = flags.TTA,
-    precision: Optional[str] = flags.PRECISION,
-    export: Optional[str] = flags.EXPORT,
+    step: flags.Step = None,
+    tta: flags.Tta = None,
+    precision: flags.Precision = None,
+    export: flags.Export = None,
 ) -> None:
     """Segment every study in a folder: models loaded once, resumable, one failed study never stops the rest."""
     from volseg import api
@@ -50,12 +53,13 @@ def batch(
     from volseg.batch.options import parse_models
     from volseg.options import with_overrides
 
+    segment = flags.segment_options(html=html, dicom=dicom, rtstruct=rtstruct, anonymize=anonymize,
+                                    keep_phi=keep_phi, masks=masks, trust_bundle=trust_bundle, force=force,
+                                    step=step, tta=tta, precision=precision, export=export)
     options = with_overrides(BatchOptions(), models=parse_models(model) or None, shard=shard,
                              retry_failed=retry_failed or None, gpus=gpus, executor=executor,
-                             address=address, reader=reader, collect=collect, html=html, dicom=dicom,
-                             keep_phi=keep_phi, trust_bundle=trust_bundle or None, force=force or None, step=step,
-                             tta=tta, precision=precision, export=export, wait=wait or None,
-                             anonymize_ids=anonymize_ids or None, id_map=id_map)
+                             address=address, reader=reader, collect=collect, segment=segment,
+                             wait=wait or None, anonymize_ids=anonymize_ids or None, id_map=id_map)
     view = _JsonView() if json_log else _RichView(quiet=verbosity.quiet)
     with _console_logs(json_lines=json_log), view:
         summary = api.batch(input_dir, output, options=options, on_event=view)
@@ -78,20 +82,24 @@ def slurm_script(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Passed to `volseg batch`."),
     gpus: Optional[str] = typer.Option(None, "--gpus", help="Passed to `volseg batch`: all | none | 0,1."),
     reader: Optional[str] = typer.Option(None, "--reader", help="Passed to `volseg batch`."),
-    html: Optional[bool] = typer.Option(None, "--html/--no-html", help="Passed to `volseg batch` (default: on)."),
-    dicom: Optional[bool] = typer.Option(None, "--dicom", help="Passed to `volseg batch`."),
-    keep_phi: Optional[bool] = typer.Option(None, "--keep-phi", help="Passed to `volseg batch`."),
-    trust_bundle: bool = typer.Option(False, "--trust-bundle", help="Passed to `volseg batch`: run a custom MONAI bundle's config (it can execute code)."),
-    force: bool = typer.Option(False, "--force", help="Passed to `volseg batch`: run the models on studies they were not made for."),
-    json_log: bool = typer.Option(False, "--json-log", help="Passed to `volseg batch`: JSON events in the SLURM logs."),
-    step: Optional[float] = flags.STEP,
-    tta: Optional[bool] = flags.TTA,
-    precision: Optional[str] = flags.PRECISION,
-    export: Optional[str] = flags.EXPORT,
+    html: flags.Html = None,
+    dicom: flags.Dicom = None,
+    rtstruct: flags.Rtstruct = None,
+    anonymize: flags.Anonymize = None,
+    keep_phi: flags.KeepPhi = None,
+    masks: flags.Masks = False,
+    trust_bundle: flags.TrustBundle = False,
+    force: flags.Force = False,
+    json_log: flags.JsonLog = False,
+    step: flags.Step = None,
+    tta: flags.Tta = None,
+    precision: flags.Precision = None,
+    export: flags.Export = None,
 ) -> None:
     """Print a ready sbatch job-array script (run it with bash to also queue `volseg collect` after it).
 
     Every option and model is checked here, before anything is written: a typo fails now, not on the cluster.
+    The options of `volseg batch` given here are passed to it.
     """
     from volseg.batch import BatchOptions
     from volseg.batch import slurm_script as make_script
@@ -103,19 +111,20 @@ def slurm_script(
 
     if not Path(input_dir).is_dir():
         raise UsageError(f"{input_dir}: not a folder", hint="give the folder of studies")
+    segment = flags.segment_options(html=html, dicom=dicom, rtstruct=rtstruct, anonymize=anonymize,
+                                    keep_phi=keep_phi, masks=masks, trust_bundle=trust_bundle, force=force,
+                                    step=step, tta=tta, precision=precision, export=export)
     options = with_overrides(BatchOptions(), models=parse_models(model) or None, retry_failed=retry_failed or None,
-                             gpus=gpus, reader=reader, html=html, dicom=dicom, keep_phi=keep_phi,
-                             trust_bundle=trust_bundle or None, force=force or None, step=step, tta=tta,
-                             precision=precision, export=export)
+                             gpus=gpus, reader=reader, segment=segment)
     try:
-        specs = resolve_models(options.models, trust_bundle=options.trust_bundle)
+        specs = resolve_models(options.models, trust_bundle=options.segment.trust_bundle)
     except ModelError as exc:  # the script would fail on every array task: a usage error here
         raise UsageError(exc.message, path=exc.path, hint=exc.hint) from None
     exe = shutil.which("volseg") or "volseg"
     text = make_script(input_dir, output, models=[spec.source for spec in specs], array=array,
                        partition=partition, gpus_per_task=gpus_per_task, time=time, mem=mem,
                        cpus_per_task=cpus_per_task, volseg=exe, extra_args=batch_args(options, json_log=json_log),
-                       collect_args=[] if options.html else ["--no-html"])
+                       collect_args=[] if options.segment.html else ["--no-html"])
     sys.stdout.write(text)  # byte-exact: a script, not a rendering
     sys.stdout.flush()
     err.print("save it, then `bash it` to submit the array and its collect job (or `sbatch it`)",

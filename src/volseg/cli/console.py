@@ -93,5 +93,5 @@ def progress_bar(enabled: bool = True):
     throttled lines otherwise, nothing with ``-q``."""
     from volseg.cli.progress import progress_view
 
-    with progress_view(enabled=enabled and not verbosity.quiet) as progress:
+    with progress_view(err, enabled=enabled and not verbosity.quiet) as progress:
         yield progress

@@ -175,11 +175,9 @@ def write_err(line: str) -> None:
 
 
 @contextmanager
-def progress_view(*, enabled: bool = True, interval_s: float | None = None
+def progress_view(err, *, enabled: bool = True, interval_s: float | None = None
                   ) -> Iterator[Callable[[str, int, int], None]]:
-    """The progress callback for this stderr: Rich display, plain lines, or nothing."""
-    from volseg.cli.console import err
-
+    """The progress callback for the stderr console ``err``: Rich display, plain lines, or nothing."""
     interval_s = line_interval_s() if interval_s is None else interval_s
     if not enabled:
         yield lambda stage, done, total: None

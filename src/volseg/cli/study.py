@@ -27,21 +27,17 @@ def segment(
                                         "sidecar, MONAI bundle folder."),
     device: Optional[str] = typer.Option(None, "--device", "-d", help="auto | cpu | cuda | cuda:N | mps"),
     series: Optional[str] = typer.Option(None, "--series", help="DICOM SeriesInstanceUID or SeriesNumber."),
-    html: Optional[bool] = typer.Option(None, "--html/--no-html", help="Write report.html with QC pictures (default: on)."),
-    dicom: Optional[bool] = typer.Option(None, "--dicom", help="Also write DICOM SEG + SR (DICOM series inputs)."),
-    rtstruct: Optional[bool] = typer.Option(None, "--rtstruct", help="Also write a DICOM RTSTRUCT (DICOM series inputs)."),
-    anonymize: Optional[bool] = typer.Option(None, "--anonymize", help="DICOM outputs de-identified, with "
-                                             "mapped UIDs (default: the source's patient and study)."),
-    keep_phi: Optional[bool] = typer.Option(None, "--keep-phi", help="Deprecated: identifiers are copied by "
-                                            "default; still records the input path in report.json."),
-    trust_bundle: bool = typer.Option(False, "--trust-bundle", help="Run a custom MONAI bundle's config "
-                                      "(it can execute code): only for bundles you trust."),
-    json_log: bool = typer.Option(False, "--json-log", help="Progress and outcomes as one JSON object per "
-                                  "line on stderr (the events of `volseg batch --json-log`)."),
-    step: Optional[float] = flags.STEP,
-    tta: Optional[bool] = flags.TTA,
-    precision: Optional[str] = flags.PRECISION,
-    export: Optional[str] = flags.EXPORT,
+    html: flags.Html = None,
+    dicom: flags.Dicom = None,
+    rtstruct: flags.Rtstruct = None,
+    anonymize: flags.Anonymize = None,
+    keep_phi: flags.KeepPhi = None,
+    trust_bundle: flags.TrustBundle = False,
+    json_log: flags.JsonLog = False,
+    step: flags.Step = None,
+    tta: flags.Tta = None,
+    precision: flags.Precision = None,
+    export: flags.Export = None,
     input_option: Optional[List[Path]] = typer.Option(
         None, "--input", "-i", help="An input, as TotalSegmentator takes it (repeatable; adds to the "
                                     "positional inputs)."),
@@ -49,26 +45,21 @@ def segment(
     roi_subset: Optional[str] = typer.Option(None, "--roi-subset", "--roi_subset", help="Only these classes, "
                                              "NAME[,NAME...]: written, measured, and only the model parts "
                                              "that predict them are run."),
-    masks: bool = typer.Option(False, "--masks", help="Also write segmentations/<class>.nii.gz, one 0/1 mask "
-                               "per class (TotalSegmentator's layout)."),
-    force: bool = typer.Option(False, "--force", help="Run the model even on an input it was not made for "
-                               "(other modality, not CT in HU, other body region)."),
+    masks: flags.Masks = False,
+    force: flags.Force = False,
 ) -> None:
     """Segment studies: segmentation.nii.gz, colour tables, volumetry.csv, report.html, report.json."""
     from volseg import api
     from volseg.cli.render import print_failures, print_volumetry
     from volseg.errors import UsageError
-    from volseg.options import SegmentOptions, with_overrides
 
     inputs = [*(inputs or []), *(input_option or [])]
     if not inputs:
         raise UsageError("no input given", hint="name the image as an argument or with -i/--input")
-    options = with_overrides(SegmentOptions(), model=model, device=device, series=series, html=html,
-                             dicom=dicom, rtstruct=rtstruct, anonymize=anonymize, keep_phi=keep_phi,
-                             trust_bundle=trust_bundle or None,
-                             step=step, tta=tta, precision=precision, export=export,
-                             fast=fast or None, roi_subset=roi_subset, masks=masks or None,
-                             force=force or None)
+    options = flags.segment_options(model=model, device=device, series=series, html=html, dicom=dicom,
+                                    rtstruct=rtstruct, anonymize=anonymize, keep_phi=keep_phi,
+                                    trust_bundle=trust_bundle, step=step, tta=tta, precision=precision,
+                                    export=export, fast=fast, roi_subset=roi_subset, masks=masks, force=force)
     if keep_phi:
         note("--keep-phi is deprecated: the DICOM outputs carry the source's identifiers by default "
              "(it still records the input path in report.json)")
@@ -98,8 +89,9 @@ def _segment_json_log(inputs, output, options):
     from volseg import api
     from volseg.cli.batch import _console_logs
     from volseg.cli.progress import JsonStudies
+    from volseg.pipeline.model import unique_study_names
 
-    events = JsonStudies(api._unique_study_names([Path(p) for p in inputs]))
+    events = JsonStudies(unique_study_names([Path(p) for p in inputs]))
     with _console_logs(json_lines=True):
         events.start_next()
         return api.segment_many(inputs, output, options=options, progress=events.progress,
