@@ -113,3 +113,14 @@ def test_the_band_drops_rows_and_zeroes_new_ones():
     assert band.capacity == 8 and band.rows(4, 5)[0][1, 0, 0, 0] == 5.0
     with pytest.raises(ValueError, match="outside the band"):
         band.rows(2, 4)
+
+
+def test_streamed_out_of_memory_once_retries_with_a_smaller_window_batch(one_oom):
+    image, predictor = _image((40, 20, 20)), _conv_predictor(3)
+    maps = export_axis_maps(Resampling("spline", 1, 0, None), (40, 20, 20), (40, 20, 20), (2.0,) * 3, (2.0,) * 3)
+    settings = EngineSettings(precision="fp32", window_batch=4)
+    run = segment_windows(image, predictor, channels=3, patch=(16, 16, 16), settings=settings,
+                          decoder=LabelDecoder((0, 1, 2)), maps=maps)
+    assert one_oom[0] == 4 and set(one_oom[1:]) == {2}
+    assert run.window_batch == 2 and run.fallbacks == ["CUDA out of memory: window batch reduced from 4 to 2"]
+    assert torch.equal(run.labels, _whole(image, predictor, 3, (16, 16, 16), settings, LabelDecoder((0, 1, 2)), maps))

@@ -26,7 +26,8 @@ from volseg.segmenters.engine.oom import Attempt, with_oom_fallback
 from volseg.segmenters.engine.precision import autocast_dtype, precision_name
 from volseg.segmenters.engine.resample import AxisMap
 from volseg.segmenters.engine.settings import EngineSettings
-from volseg.segmenters.engine.sliding_window import Predictor, mirror_combinations, predict_windows
+from volseg.segmenters.engine import sliding_window
+from volseg.segmenters.engine.sliding_window import Predictor, mirror_combinations
 from volseg.segmenters.engine.slab_export import SlabExporter
 from volseg.segmenters.engine.tiling import pad_to_patch, window_starts
 
@@ -133,7 +134,7 @@ def _accumulate(padded: torch.Tensor, chunk: list[tuple[slice, ...]], job: _Job,
 
     batch = torch.stack([padded[(slice(None), *sl)] for sl in chunk]).contiguous(memory_format=fmt)
     t0 = time.perf_counter()
-    out = predict_windows(job.predictor, batch, mirror_axes=job.mirror_axes, dtype=job.dtype)
+    out = sliding_window.predict_windows(job.predictor, batch, mirror_axes=job.mirror_axes, dtype=job.dtype)
     if out.device.type == "cuda":
         torch.cuda.synchronize(out.device)
     seconds = time.perf_counter() - t0
