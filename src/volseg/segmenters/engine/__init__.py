@@ -7,6 +7,9 @@ engine does the rest. Modules: :mod:`.settings` (EngineSettings), :mod:`.tiling`
 :mod:`.precision` (autocast), :mod:`.oom` (out-of-memory fallbacks), :mod:`.infer` (all of these in
 one call), :mod:`.preprocess` (intensity normalisation, cropping), :mod:`.resample` (separable
 resampling matrices) and :mod:`.export` (codes on the model grid, back to the input grid).
+:mod:`.stream` does windows, codes and export in one pass with the class scores in a rolling
+:mod:`.band` about one patch deep (:mod:`.slab_export`), so memory does not grow with classes ×
+model-grid volume.
 """
 from volseg.segmenters.engine.settings import EngineSettings
 
