@@ -10,7 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import ndimage
+
+from volseg.postprocess.label_stats import (
+    LabelBoxes, component_sizes_by_label, grouped_values, label_boxes, surface_extremes,
+)
 
 MM3_PER_ML = 1000.0
 INTENSITY_PERCENTILES = (5, 50, 95)
@@ -125,11 +128,19 @@ def touches_fov(
     region_out = outside[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
     if not region_out.any():
         return False
-    padded = np.zeros(region_out.shape, dtype=bool)
-    sl = tuple(slice(o - l, o - l + n) for o, l, n in zip(offset, lo, mask.shape))
-    padded[sl] = mask
-    grown = ndimage.binary_dilation(padded, structure=ndimage.generate_binary_structure(3, 1))
-    return bool((grown & region_out).any())
+    # the mask grown by one voxel (6-neighbours) meets the padding iff the padding lies on a
+    # mask voxel or one step from it: compare the mask with the padding shifted by 0 and ±1
+    # (the box is one voxel inside the array on every side here, so every shift stays in it)
+    place = [slice(o - l, o - l + n) for o, l, n in zip(offset, lo, mask.shape)]
+    if (mask & region_out[tuple(place)]).any():
+        return True
+    for axis in range(3):
+        for step in (-1, 1):
+            shifted = list(place)
+            shifted[axis] = slice(place[axis].start + step, place[axis].stop + step)
+            if (mask & region_out[tuple(shifted)]).any():
+                return True
+    return False
 
 
 def measure_structures(
@@ -146,55 +157,134 @@ def measure_structures(
     intensity statistics of ``image`` are in ``intensity_unit`` ("HU", or "image units (MR)").
 
     Labels present in the map but missing from ``names`` are measured too, named ``label_<n>``,
-    so no voxel goes unaccounted for.
+    so no voxel goes unaccounted for. All structures are measured together from a few passes over
+    the map (:mod:`volseg.postprocess.label_stats`); only the field-of-view check looks at a
+    structure's own bounding box.
     """
-    labels = np.asarray(labels)
-    if labels.dtype.kind not in "iu":
-        if not np.all(np.equal(np.mod(labels, 1), 0)):
-            raise ValueError("label map holds non-integer values")
-        labels = labels.astype(np.int64)
+    labels = _integer_labels(labels)
     if image is not None and image.shape != labels.shape:
         raise ValueError(f"image shape {image.shape} differs from label map shape {labels.shape}")
     affine = np.asarray(affine, dtype=np.float64)
-    vox_mm3 = voxel_volume_mm3(affine)
-    present = _present_labels(labels)
+    tables = _LabelTables.build(labels, affine, image, connectivity)
     all_names = dict(names)
-    for lab in present:
+    for lab in tables.present:
         all_names.setdefault(lab, f"label_{lab}")
-    boxes = ndimage.find_objects(labels.astype(np.int32, copy=False)) if present else []
     out = []
     for lab in sorted(all_names):
-        box = boxes[lab - 1] if 0 < lab <= len(boxes) else None
+        box = tables.box(lab)
         if box is None:
             out.append(_empty(lab, all_names[lab]))
             continue
-        out.append(
-            _measure_one(lab, all_names[lab], labels, box, affine, vox_mm3, image, outside_fov, connectivity)
-        )
+        out.append(_measure_one(lab, all_names[lab], labels, box, affine, tables, outside_fov))
     if image is None:
         return out
     return [replace(m, intensity_unit=intensity_unit) for m in out]
 
 
-def _present_labels(labels: np.ndarray) -> list[int]:
-    if labels.size == 0:
-        return []
-    if labels.min() < 0:
+def _integer_labels(labels) -> np.ndarray:
+    """The map as an array of non-negative integers."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        if not np.all(np.equal(np.mod(labels, 1), 0)):
+            raise ValueError("label map holds non-integer values")
+        labels = labels.astype(np.int64)
+    if labels.size and labels.min() < 0:
         raise ValueError("label map holds negative values")
-    counts = np.bincount(labels.ravel().astype(np.int64, copy=False))
-    return [int(i) for i in np.nonzero(counts)[0] if i != 0]
+    return labels
 
 
-def _measure_one(lab, name, labels, box, affine, vox_mm3, image, outside_fov, connectivity):
-    mask = labels[box] == lab
+@dataclass(frozen=True, eq=False)
+class _LabelTables:
+    """Everything measured per label at once: profiles (counts, boxes, centroids), components,
+    intensity values grouped by label, and the world bounding box of each label's voxels."""
+
+    boxes: LabelBoxes | None
+    n_components: np.ndarray
+    largest: np.ndarray
+    values: list[list[np.ndarray]] | None  # per row, its image values in C order (chunks)
+    world_min: np.ndarray | None  # per row, when the affine is not axis-aligned
+    world_max: np.ndarray | None
+    rows: dict[int, int] | None = None  # label value -> row of the tables (None: the value itself)
+
+    @classmethod
+    def build(cls, labels, affine, image, connectivity) -> _LabelTables:
+        if labels.size == 0 or not labels.any():
+            empty = np.zeros(1, dtype=np.int64)
+            return cls(None, empty, empty, None, None, None, None)
+        labels, rows = _compact(labels)
+        n_labels = int(labels.max()) + 1
+        boxes = label_boxes(labels)
+        n_components, largest = component_sizes_by_label(labels, n_labels, connectivity=connectivity)
+        values = grouped_values(labels, image, n_labels) if image is not None else None
+        world_min = world_max = None
+        if not _axis_aligned(affine):
+            world_min, world_max = surface_extremes(labels, n_labels, affine)
+        return cls(boxes, n_components, largest, values, world_min, world_max, rows)
+
+    @property
+    def present(self) -> list[int]:
+        if self.boxes is None:
+            return []
+        rows = np.nonzero(self.boxes.counts)[0]
+        if self.rows is not None:
+            back = {row: lab for lab, row in self.rows.items()}
+            return [back[int(r)] for r in rows if back[int(r)] != 0]
+        return [int(i) for i in rows if i != 0]
+
+    def row(self, lab: int) -> int | None:
+        """The tables' row of label value ``lab`` (None: absent)."""
+        if self.boxes is None or lab <= 0:
+            return None
+        row = self.rows.get(lab) if self.rows is not None else lab
+        return row if row is not None and row < self.boxes.counts.size else None
+
+    def box(self, lab: int) -> tuple[slice, slice, slice] | None:
+        row = self.row(lab)
+        return None if row is None else self.boxes.box(row)
+
+    def label_values(self, row: int) -> np.ndarray:
+        chunks = self.values[row]
+        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+
+
+#: label values up to this are table rows themselves; a map with larger values is renumbered
+MAX_DIRECT_LABEL = 4095
+
+
+def _compact(labels: np.ndarray) -> tuple[np.ndarray, dict[int, int] | None]:
+    """The map in the smallest unsigned type, renumbered 0..n when its values are large."""
+    top = int(labels.max())
+    if top <= MAX_DIRECT_LABEL and top < labels.size:  # cc3d.statistics needs max < voxels
+        small = labels.astype(np.uint8 if top < 256 else np.uint16, copy=False)
+        # cc3d's cython views need a writeable buffer (a frozen Volume's array is read-only)
+        return (small if small.flags.writeable else small.copy(order="K")), None
+    values, inverse = np.unique(labels, return_inverse=True)
+    if values[0] != 0:
+        values, inverse = np.concatenate([[0], values]), inverse + 1
+    small = np.uint16 if values.size <= 65536 else np.uint32
+    rows = {int(v): i for i, v in enumerate(values)}
+    return inverse.reshape(labels.shape).astype(small), rows
+
+
+def _axis_aligned(affine: np.ndarray) -> bool:
+    """True when each array axis moves along one patient axis only (no oblique or off-axis term)."""
+    return bool(np.all(np.count_nonzero(affine[:3, :3], axis=0) <= 1))
+
+
+def _measure_one(lab, name, labels, box, affine, tables: _LabelTables, outside_fov):
+    row = tables.row(lab)
     offset = np.array([s.start for s in box])
-    count = int(np.count_nonzero(mask))
-    sizes = component_sizes(mask, connectivity=connectivity)
-    stats = intensity_stats(image[box][mask]) if image is not None else None
-    centroid_ijk = offset + _mean_index(mask, count)
-    # extremes of a linear map over a voxel set lie on its surface: use surface voxels only
-    surface = mask & ~ndimage.binary_erosion(mask, border_value=0)
-    world = (np.argwhere(surface) + offset) @ affine[:3, :3].T + affine[:3, 3]
+    count = int(tables.boxes.counts[row])
+    stats = intensity_stats(tables.label_values(row)) if tables.values is not None else None
+    centroid_ijk = offset + _mean_index(tables.boxes.index_sums[row], offset, count)
+    if tables.world_min is not None:
+        world_min, world_max = tables.world_min[row], tables.world_max[row]
+    else:  # axis-aligned: the extremes are at the corners of the box (all on the surface)
+        corners = np.array([[b.start if c == 0 else b.stop - 1 for b, c in zip(box, bits)]
+                            for bits in np.ndindex(2, 2, 2)])
+        world = corners @ affine[:3, :3].T + affine[:3, 3]
+        world_min, world_max = world.min(axis=0), world.max(axis=0)
+    vox_mm3 = voxel_volume_mm3(affine)
     return StructureMeasurement(
         label=lab,
         name=name,
@@ -202,23 +292,33 @@ def _measure_one(lab, name, labels, box, affine, vox_mm3, image, outside_fov, co
         volume_ml=count * vox_mm3 / MM3_PER_ML,
         intensity=stats,
         centroid_ras_mm=_triple(affine[:3, :3] @ centroid_ijk + affine[:3, 3]),
-        bbox_min_ras_mm=_triple(world.min(axis=0)),
-        bbox_max_ras_mm=_triple(world.max(axis=0)),
-        n_components=int(sizes.size),
-        largest_component_ml=float(sizes[0]) * vox_mm3 / MM3_PER_ML,
-        touches_fov=touches_fov(mask, tuple(int(o) for o in offset), labels.shape, outside_fov),
+        bbox_min_ras_mm=_triple(world_min),
+        bbox_max_ras_mm=_triple(world_max),
+        n_components=int(tables.n_components[row]),
+        largest_component_ml=float(tables.largest[row]) * vox_mm3 / MM3_PER_ML,
+        touches_fov=_touches_fov_box(labels, lab, box, outside_fov),
         empty=False,
     )
 
 
-def _mean_index(mask: np.ndarray, count: int) -> np.ndarray:
-    """Mean voxel index of ``mask`` from its marginal sums (no N×3 coordinate array)."""
-    means = []
-    for ax in range(3):
-        other = tuple(a for a in range(3) if a != ax)
-        marginal = mask.sum(axis=other, dtype=np.int64)
-        means.append(float(np.arange(mask.shape[ax]) @ marginal) / count)
-    return np.array(means)
+def _touches_fov_box(labels, lab, box, outside_fov) -> bool:
+    """:func:`touches_fov` of the structure in ``box``, building its mask only when needed."""
+    offset = tuple(int(s.start) for s in box)
+    if any(s.start == 0 or s.stop == n for s, n in zip(box, labels.shape)):
+        return True
+    if outside_fov is None:
+        return False
+    lo = [max(s.start - 1, 0) for s in box]
+    hi = [min(s.stop + 1, n) for s, n in zip(box, labels.shape)]
+    if not outside_fov[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].any():
+        return False
+    return touches_fov(labels[box] == lab, offset, labels.shape, outside_fov)
+
+
+def _mean_index(index_sums: np.ndarray, offset: np.ndarray, count: int) -> np.ndarray:
+    """Mean voxel index within the box at ``offset``: the exact integer sums of the indices
+    relative to the box, divided once (as the per-class marginal sums gave it)."""
+    return np.array([float(int(s) - int(o) * count) / count for s, o in zip(index_sums, offset)])
 
 
 def _empty(lab: int, name: str) -> StructureMeasurement:
