@@ -20,7 +20,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from volseg.errors import ModelError, unknown_choice_hint
 from volseg.labels import LabelInfo, LabelTable, default_color, display_name
-from volseg.segmenters.backend_options import BackendName, BackendOptions, backend_options
+from volseg.segmenters.backend_options import BackendName, BackendOptions, ClassicOptions, backend_options
 from volseg.strict import StrictModel
 
 CATALOGUE_SCHEMA_VERSION = "2.0.0"
@@ -174,7 +174,8 @@ class ModelEntry(StrictModel):
     input: InputSpec
     backend: BackendName
     backend_options: BackendOptions = Field(
-        description="options of the backend named by `backend` (validated by its own model)")
+        default_factory=ClassicOptions,  # replaced by the named backend's defaults (_options_of_backend)
+        description="options of the backend named by `backend`, validated by that backend's model")
     parts: tuple[ModelPart, ...] = ()
     weights: tuple[WeightFile, ...] = ()
     sliding_window: SlidingWindow | None = None
