@@ -10,7 +10,8 @@ From the entry, in this order (later wins):
 Only settings the backend ``supported`` are taken from the entry. The user's
 :class:`~volseg.segmenters.engine.settings.EngineOverrides` come last; a backend that cannot honour
 a set override refuses it (:func:`refuse_unsupported`: a UsageError naming the setting, its flag
-and the model), whatever the backend: one rule instead of warnings that drop keys.
+and the model), whatever the backend: one rule instead of warnings that drop keys. An override
+asking for the value the backend always uses (``--precision fp32`` for ONNX) is honoured.
 """
 from __future__ import annotations
 
@@ -34,15 +35,17 @@ FLAGS: dict[str, str] = {"step": "--step", "mirror": "--tta", "precision": "--pr
 
 
 def engine_settings(entry: ModelEntry | None, overrides: EngineOverrides | None, *,
-                    supported: frozenset[str] = ALL_SETTINGS, base: EngineSettings | None = None,
-                    device_type: str = "cpu", model: str | None = None) -> EngineSettings:
+                    supported: frozenset[str] = ALL_SETTINGS, fixed: Mapping[str, Any] | None = None,
+                    base: EngineSettings | None = None, device_type: str = "cpu",
+                    model: str | None = None) -> EngineSettings:
     """``base`` (default: the engine's defaults) with ``entry``'s settings, then ``overrides``.
 
-    ``entry`` None: a model given by path, whose own files gave ``base``. ``model`` names the model
-    in a refusal (default: the entry's name).
+    ``entry`` None: a model given by path, whose own files gave ``base``. ``fixed``: values the
+    backend always runs with (an override asking for exactly that value is honoured). ``model``
+    names the model in a refusal (default: the entry's name).
     """
     name = model or (entry.name if entry is not None else "this model")
-    refuse_unsupported(overrides, supported=supported, model=name)
+    refuse_unsupported(overrides, supported=supported, fixed=fixed, model=name)
     settings = base or EngineSettings()
     if entry is not None:
         fixed = {k: v for k, v in catalogue_changes(entry, device_type=device_type).items() if k in supported}
@@ -66,12 +69,15 @@ def catalogue_changes(entry: ModelEntry, *, device_type: str = "cpu") -> dict[st
     return changes
 
 
-def refuse_unsupported(overrides: EngineOverrides | None, *, supported: frozenset[str], model: str) -> None:
-    """UsageError for the first set override the model cannot honour."""
+def refuse_unsupported(overrides: EngineOverrides | None, *, supported: frozenset[str], model: str,
+                       fixed: Mapping[str, Any] | None = None) -> None:
+    """UsageError for the first set override the model cannot honour: a setting it does not let
+    the user choose, unless the override asks for the very value it always runs with."""
     if overrides is None:
         return
-    for setting in overrides.changes():
-        if setting not in supported:
+    fixed = fixed or {}
+    for setting, value in overrides.changes().items():
+        if setting not in supported and not (setting in fixed and fixed[setting] == value):
             flag = FLAGS.get(setting, setting)
             raise UsageError(f"model {model!r} cannot honour the engine setting {setting} ({flag})",
                              hint=f"leave out {flag} for this model")

@@ -27,7 +27,7 @@ import numpy as np
 from volseg.errors import ModelError
 from volseg.segmenters.backend_options import BlastCTOptions
 from volseg.segmenters.base import ProgressCallback, check_on_grid, no_progress
-from volseg.segmenters.engine_settings import ALL_SETTINGS, engine_settings
+from volseg.segmenters.engine_settings import ALL_SETTINGS, engine_settings, refuse_unsupported
 from volseg.segmenters.provenance import ModelProvenance
 from volseg.volume import Volume, reorient, undo_reorient
 
@@ -52,6 +52,7 @@ def load(entry: ModelEntry, *, device: str = "auto", models: Sequence[str] | Non
     """Factory for the catalogue entry; ``models`` picks ensemble members (default: all of them)."""
     from volseg.segmenters.weights import require_installed
 
+    refuse_unsupported(engine, supported=SUPPORTED, model=entry.name)  # before any weights load
     options = entry.backend_options
     if not isinstance(options, BlastCTOptions):
         raise ModelError(f"model {entry.name!r} is not a BLAST-CT model (backend {entry.backend!r})")

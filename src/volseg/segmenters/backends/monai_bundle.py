@@ -101,7 +101,7 @@ def load_bundle(path: str | Path, *, device: str = "auto", trust: bool = False,
 
 
 def _settings(spec: NetworkInput, window_batch: int | None, engine: EngineOverrides | None, base=None,
-              *, model: str):
+              *, model: str = "this bundle"):
     """A bundle folder's own window step and batch, then the user's overrides (which win)."""
     from volseg.segmenters.engine.settings import EngineSettings
     from volseg.segmenters.engine_settings import engine_settings

@@ -140,8 +140,8 @@ class OnnxSegmenter:
         self.device = resolve_device(device)
         base = (settings or EngineSettings()).with_options(step=meta.input.step, window_batch=meta.window_batch,
                                                            export=meta.export)
-        self.settings = engine_settings(None, engine, supported=SUPPORTED, base=base.with_options(precision="fp32"),
-                                        model=self.name)
+        self.settings = engine_settings(None, engine, supported=SUPPORTED, fixed={"precision": "fp32"},
+                                        base=base.with_options(precision="fp32"), model=self.name)
         self.session, self.providers = make_session(path, self.device)
         self.weight_records = weight_records([path])
         inputs = self.session.get_inputs()
