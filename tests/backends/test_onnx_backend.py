@@ -116,7 +116,7 @@ def test_raidionics_entries_say_what_is_missing(tmp_path, monkeypatch):
     from volseg.segmenters.registry import load_segmenter
 
     monkeypatch.setenv("VOLSEG_HOME", str(tmp_path / "home"))
-    assert get_entry("raidionics-ct-airways").backend == "onnx"
+    assert get_entry("raidionics-ct-airways").backend == "raidionics"  # its own backend, no longer through onnx.py
     with pytest.raises(ModelError, match="is not installed") as info:
         load_segmenter("raidionics-ct-airways", device="cpu")
     assert "volseg models download raidionics-ct-airways" in (info.value.hint or "")
