@@ -128,8 +128,8 @@ def test_real_model_via_cli_on_a_head_ct_crop(shared_data, volseg_home, tmp_path
     path = write_nifti(crop, tmp_path / "head_crop.nii.gz")
 
     entries = dict(catalogue.load_catalogue())
-    one = entries["blast-ct"].model_copy(update={"backend_options": {
-        **entries["blast-ct"].backend_options, "ensemble": ["model_1.pt"]}})
+    options = entries["blast-ct"].backend_options.model_copy(update={"ensemble": ("model_1.pt",)})
+    one = entries["blast-ct"].model_copy(update={"backend_options": options})
     monkeypatch.setattr(catalogue, "load_catalogue", lambda: {**entries, "blast-ct": one})
     capsys.readouterr()
     # --force: a crop inside the brain has neither air nor skull, so the applicability check refuses it

@@ -11,7 +11,7 @@ import pytest
 
 from volseg.errors import ModelError
 from volseg.postprocess.compare import dice_per_label
-from volseg.segmenters.engine.settings import EngineSettings
+from volseg.segmenters.engine.settings import EngineOverrides, EngineSettings
 
 pytest.importorskip("monai")
 pytest.importorskip("nnunetv2")
@@ -39,7 +39,7 @@ def test_bundle_gives_nnunet_labels(bundle, nnunet_labels):
     present = {int(v): str(v) for v in np.unique(reference) if v != 0}
     dice = dice_per_label(segmenter.predict(volume).array, reference, present)
     assert len(dice) >= 2 and min(dice.values()) >= 0.98, dice
-    prov = segmenter.provenance()
+    prov = segmenter.provenance().as_dict()
     assert prov["backend"] == "monai_bundle" and prov["input"]["axes"] == [0, 2, 1]
 
 
@@ -172,7 +172,7 @@ def test_config_values_map_to_the_engine_spec(tmp_path):
     assert spec.intensity.output_range == (-1.0, 1.0) and spec.resampling == "linear"
     settings = _settings(spec, batch, None)  # what the engine runs: the bundle's overlap and batch ...
     assert (settings.step, settings.window_batch) == (0.75, 2)
-    assert _settings(spec, batch, {"step": 0.5}).step == 0.5  # ... unless the user says otherwise
+    assert _settings(spec, batch, EngineOverrides(step=0.5)).step == 0.5  # ... unless the user says otherwise
 
 
 def test_intensity_presets_with_known_answers():

@@ -2,22 +2,21 @@
 from __future__ import annotations
 
 import argparse
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from volseg.errors import ModelError, UsageError
-from volseg.labels import LabelTable
 from volseg.phantom import make_phantom
 from volseg.segmenters.backends import nnunet as backend
 from volseg.segmenters.backends.nnunet_folder import read_model_folder
 from volseg.segmenters.engine.export import LabelDecoder
-from volseg.segmenters.engine.settings import EngineSettings
+from volseg.segmenters.engine.settings import EngineOverrides, EngineSettings
 from volseg.segmenters.registry import load_segmenter
 
 pytest.importorskip("nnunetv2")
+from tests.backends.entries import make_entry
 from tests.factories.nnunet_model import CLASSES, FOLDER_NAME, SPACING_IJK, write_random_model
 
 FAST = EngineSettings(precision="fp32")
@@ -35,7 +34,7 @@ def test_a_model_folder_path_loads_through_the_registry(random_model, small_ct):
     labels = seg.predict(small_ct)
     assert labels.shape == small_ct.shape and np.array_equal(labels.affine, small_ct.affine)
     assert set(np.unique(labels.array)) <= set(range(len(CLASSES) + 1))
-    prov = seg.provenance()
+    prov = seg.provenance().as_dict()
     assert prov["backend"] == "nnunet" and prov["fallbacks"] == []
     assert prov["weights"][0]["file"] == "nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0/checkpoint_final.pth"
     assert len(prov["weights"][0]["sha256"]) == 64
@@ -95,8 +94,8 @@ def test_out_of_memory_is_recorded_in_provenance(random_model, small_ct, request
     request.getfixturevalue("one_oom")  # from here on, the first network call runs out of memory
     seg = backend.load_folder(random_model, device="cpu", settings=FAST.with_options(window_batch=2))
     labels = seg.predict(small_ct)
-    assert seg.provenance()["fallbacks"] == ["CUDA out of memory: window batch reduced from 2 to 1"]
-    assert seg.provenance()["runs"][0]["window_batch"] == 1
+    assert seg.provenance().as_dict()["fallbacks"] == ["CUDA out of memory: window batch reduced from 2 to 1"]
+    assert seg.provenance().as_dict()["runs"][0]["window_batch"] == 1
     assert np.array_equal(labels.array, reference)
 
 
@@ -109,29 +108,21 @@ def test_progress_reports_windows_and_export(random_model, small_ct):
     assert ("export", 1, 1) in seen
 
 
-def _entry(**fields):
-    table = LabelTable.from_names(CLASSES)
-    base = {"name": "phantom", "version": "1", "label_table": lambda: table, "backend_options": {}, "parts": (),
-            "input": None, "sliding_window": None}
-    base.update(fields)
-    return SimpleNamespace(**base)
-
-
 def test_catalogue_factory_reads_parts_window_and_orientation(random_model):
     root = random_model.parent.parent
-    part = SimpleNamespace(name="Dataset901", labels={1: "body", 2: "lungs"},
-                           options={"model_folder": FOLDER_NAME})
-    entry = _entry(backend_options={"folds": [0], "checkpoint": "checkpoint_final.pth"}, parts=(part,),
-                   input=SimpleNamespace(orientation="RAS"),
-                   sliding_window=SimpleNamespace(overlap=0.25, mirroring=False, batch_size=None))
+    part = {"name": "Dataset901", "labels": {1: "body", 2: "lungs"}, "model_folder": FOLDER_NAME}
+    entry = make_entry(classes={1: "body", 2: "lungs"}, parts=(part,), orientation="RAS",
+                       backend_options={"folds": [0], "checkpoint": "checkpoint_final.pth"},
+                       sliding_window={"overlap": 0.25, "mirroring": False})
     seg = backend.load(entry, device="cpu", model_dir=root)
-    assert seg.reorient_to == "RAS"
+    assert seg.reorient_to == "RAS" and seg.entry is entry
     assert seg.settings.step == 0.75 and seg.settings.mirror is False
     assert seg.label_maps == [{1: 1, 2: 2}]
-    single = backend.load(_entry(backend_options={"model_folder": FOLDER_NAME, "engine": {"step": 0.5}}),
+    single = backend.load(make_entry(classes=CLASSES, backend_options={"model_folder": FOLDER_NAME,
+                                                                       "engine": {"step": 0.5}}),
                           device="cpu", model_dir=root)
     assert single.label_maps == [None] and single.reorient_to is None
-    user = backend.load(entry, device="cpu", model_dir=root, engine={"step": 1.0, "mirror": True})
+    user = backend.load(entry, device="cpu", model_dir=root, engine=EngineOverrides(step=1.0, mirror=True))
     assert (user.settings.step, user.settings.mirror) == (1.0, True)  # the user's flags win
 
 
@@ -153,12 +144,13 @@ def test_engine_flags_reach_the_backend_and_the_report(random_model, small_ct, t
     assert "invalid export 'cubic'" in capsys.readouterr().err
 
 
-def test_catalogue_options_are_validated(random_model):
-    with pytest.raises(ModelError, match="invalid nnU-Net backend options"):
-        backend.load(_entry(backend_options={"fold": 0}), device="cpu", model_dir=random_model)
-    with pytest.raises(ModelError, match="unknown class"):
-        bad = SimpleNamespace(name="p", labels={1: "liver"}, options={})
-        backend.load(_entry(parts=(bad,)), device="cpu", model_dir=random_model)
+def test_catalogue_options_are_validated_when_the_entry_is():
+    with pytest.raises(ModelError, match=r"invalid catalogue entry .*fold\s+Extra inputs are not permitted"):
+        make_entry(classes=CLASSES, backend_options={"fold": 0})
+    with pytest.raises(ModelError, match=r"part 'p' maps to unknown classes \['liver'\]"):
+        make_entry(classes=CLASSES, parts=({"name": "p", "labels": {1: "liver"}},))
+    with pytest.raises(ModelError, match="backend 'tensorflow' is not registered"):
+        make_entry(classes=CLASSES, backend="tensorflow")
 
 
 def test_segment_api_with_a_model_folder(random_model, small_ct, tmp_path):

@@ -1,13 +1,11 @@
 """--roi-subset on multi-part nnU-Net models: only the parts that predict the asked classes load and run."""
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from volseg.errors import ModelError, UsageError
-from volseg.labels import LabelTable
 from volseg.options import SegmentOptions
 from volseg.phantom import make_phantom
 from volseg.segmenters import subset
@@ -15,6 +13,7 @@ from volseg.segmenters.backends import nnunet as backend
 from volseg.segmenters.backends.nnunet import PartOptions, parts_for_classes, select_parts
 
 pytest.importorskip("nnunetv2")
+from tests.backends.entries import make_entry
 from tests.factories.nnunet_model import CLASSES, FOLDER_NAME, SPACING_IJK
 
 
@@ -35,15 +34,11 @@ def test_select_parts_refuses_when_no_part_predicts_the_classes():
 
 def _three_part_entry(root):
     """The phantom model's folder used as three parts: organs (1, 2), bone (3), fat (4, 5)."""
-    folder = {"model_folder": FOLDER_NAME}
-    parts = (SimpleNamespace(name="organs", labels={1: "body", 2: "lungs"}, options=folder),
-             SimpleNamespace(name="bone", labels={3: "bone"}, options=folder),
-             SimpleNamespace(name="fat", labels={4: "subcutaneous_fat", 5: "torso_fat"}, options=folder))
-    table = LabelTable.from_names(CLASSES)
-    return SimpleNamespace(name="phantom-parts", version="1", backend="nnunet", label_table=lambda: table,
-                           backend_options={"model_dir": str(root), "folds": [0],
-                                            "checkpoint": "checkpoint_final.pth"},
-                           parts=parts, input=None, sliding_window=None)
+    parts = ({"name": "organs", "labels": {1: "body", 2: "lungs"}, "model_folder": FOLDER_NAME},
+             {"name": "bone", "labels": {3: "bone"}, "model_folder": FOLDER_NAME},
+             {"name": "fat", "labels": {4: "subcutaneous_fat", 5: "torso_fat"}, "model_folder": FOLDER_NAME})
+    return make_entry(name="phantom-parts", classes=CLASSES, parts=parts,
+                      backend_options={"model_dir": str(root), "folds": [0], "checkpoint": "checkpoint_final.pth"})
 
 
 def test_load_with_classes_loads_only_the_parts_that_predict_them(random_model):
@@ -73,7 +68,7 @@ def test_segment_with_roi_subset_runs_one_part_and_keeps_the_original_index(rand
                          segmenter=segmenter)
     assert [s.name for s in result.report.structures] == ["bone"]
     assert result.report.structure("bone").label == 3
-    assert len(segmenter.provenance()["runs"]) == 1
+    assert len(segmenter.provenance().details["runs"]) == 1
     from volseg.io import read_image
 
     saved = read_image(result.outputs["segmentation"]).volume.array

@@ -44,14 +44,18 @@ def test_registry_and_cli_run_an_onnx_path(onnx_model, tmp_path, capsys):
     from volseg.cli.main import main
     from volseg.io import read_image
     from volseg.io.nifti import write_nifti
+    from volseg.errors import UsageError
+    from volseg.segmenters.engine.settings import EngineOverrides
     from volseg.segmenters.registry import load_segmenter
 
     segmenter = load_segmenter(str(onnx_model), device="cpu")
     assert segmenter.name == "phantom-onnx" and segmenter.labels[1].name
-    tuned = load_segmenter(str(onnx_model), device="cpu", engine={"export": "nearest", "precision": "bf16",
-                                                                  "window_batch": 3})
-    assert (tuned.settings.export, tuned.settings.window_batch) == ("nearest", 3)  # the user's flags win
-    assert tuned.settings.precision == "fp32"  # onnxruntime runs the graph's own precision
+    tuned = load_segmenter(str(onnx_model), device="cpu", engine=EngineOverrides(export="nearest", precision="fp32"))
+    assert tuned.settings.export == "nearest"  # the user's flags win
+    assert tuned.settings.precision == "fp32" and tuned.entry is None  # a file given by path
+    with pytest.raises(UsageError, match=r"model 'phantom-onnx' cannot honour the engine setting precision "
+                                         r"\(--precision\)"):  # onnxruntime runs the graph's own precision
+        load_segmenter(str(onnx_model), device="cpu", engine=EngineOverrides(precision="bf16"))
     volume = make_phantom((40, 44, 36), (4.0, 3.0, 3.0), orientation="RAS", seed=3).image
     path = write_nifti(volume, tmp_path / "ct.nii.gz")
     assert main(["segment", str(path), "--model", str(onnx_model), "--device", "cpu", "-o", str(tmp_path / "o")]) == 0
@@ -112,7 +116,7 @@ def test_raidionics_entries_say_what_is_missing(tmp_path, monkeypatch):
     from volseg.segmenters.registry import load_segmenter
 
     monkeypatch.setenv("VOLSEG_HOME", str(tmp_path / "home"))
-    assert get_entry("raidionics-ct-airways").backend == "onnx"
+    assert get_entry("raidionics-ct-airways").backend == "raidionics"  # its own backend, no longer through onnx.py
     with pytest.raises(ModelError, match="is not installed") as info:
         load_segmenter("raidionics-ct-airways", device="cpu")
     assert "volseg models download raidionics-ct-airways" in (info.value.hint or "")

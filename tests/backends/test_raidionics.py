@@ -52,7 +52,7 @@ def test_identity_network_thresholds_the_normalised_image(tmp_path, mode, change
     assert seg.pipeline.config.mode == mode
     labels = seg.predict(ras_volume(image))
     assert np.array_equal(labels.array, norm_mask(image).astype(np.uint8))
-    assert seg.provenance()["network_calls"] == {"whole": 1, "slab": 3}.get(mode, 3 * 3 * 1)
+    assert seg.provenance().as_dict()["network_calls"] == {"whole": 1, "slab": 3}.get(mode, 3 * 3 * 1)
 
 
 def test_ramp_through_spacing_and_resize_has_its_hand_computed_boundary(tmp_path):
@@ -137,7 +137,7 @@ def test_mediastinal_crop_is_the_box_of_classic_ct_lungs(tmp_path, chest):
     labels = seg.predict(chest.image)
     truth = reorient(chest.truth, "RAS").array
     expected = box_of(np.isin(truth, (2, 3)))
-    crop = seg.provenance()["crop"]
+    crop = seg.provenance().as_dict()["crop"]
     assert crop["kind"] == "lungs" and "classic-ct" in crop["source"]
     got = crop["box_model_grid"]
     for (lo, hi), s in zip(got, expected):
@@ -162,7 +162,7 @@ def test_brain_crop_needs_the_brain_model_and_uses_its_box(tmp_path):
     image[8:11, 6:9, 5:8] = 600
     seg = segmenter(tmp_path, "MRI_Test")
     seg.predict(Volume(image.astype(np.float32), np.eye(4), {"modality": "MR"}))
-    crop = seg.provenance()["crop"]
+    crop = seg.provenance().as_dict()["crop"]
     assert crop["source"] == "MRI_Brain model"
     assert crop["box_model_grid"] == [[5, 17], [4, 15], [3, 12]]  # voxels >= 300 = half of 0..600
 

@@ -157,14 +157,14 @@ def test_entries_validate_against_the_committed_schema():
 
 def test_parts_map_every_class_once_with_their_dataset_ids():
     total = get_entry("total")
-    assert [p.options["dataset_id"] for p in total.parts] == [291, 292, 293, 294, 295]
+    assert [p.options.dataset_id for p in total.parts] == [291, 292, 293, 294, 295]
     mapped = [n for p in total.parts for n in p.labels.values()]
     assert sorted(mapped) == sorted(c.name for c in total.classes) and len(mapped) == 117
     for part in total.parts:
         assert list(part.labels) == list(range(1, len(part.labels) + 1))
     assert get_entry("total").parts[4].labels[26] == "costal_cartilages"
-    assert [p.options["dataset_id"] for p in get_entry("total_mr").parts] == [850, 851]
-    assert get_entry("total-fast").parts[0].options["dataset_id"] == 297
+    assert [p.options.dataset_id for p in get_entry("total_mr").parts] == [850, 851]
+    assert get_entry("total-fast").parts[0].options.dataset_id == 297
     bad = raw("lung_nodules")
     bad["parts"][0]["labels"]["2"] = "not_a_class"
     with pytest.raises(ModelError, match="unknown classes"):
@@ -214,7 +214,7 @@ def test_blast_ct_files_match_the_published_sha256sums(shared_data):
         assert w.url == ("https://github.com/biomedia-mira/blast-ct/raw/96666a1fe61244071b5d5cf4ad0796e4ae3f572a/"
                          f"blast_ct/data/saved_models/{w.name}")
     config = json.loads((folder / "config.json").read_text())
-    assert entry.backend_options["feature_maps"] == config["model"]["DeepMedic"]["feature_maps"]
+    assert list(entry.backend_options.feature_maps) == config["model"]["DeepMedic"]["feature_maps"]
     window = config["data"]["transformation"]["IntensityWindowNormalization"]
     assert entry.input.intensity.window == (window["lower_bound"], window["upper_bound"])
     assert [c.display_name.split("(")[-1].rstrip(")") for c in entry.classes if "(" in c.display_name] == \

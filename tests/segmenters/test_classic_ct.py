@@ -157,13 +157,14 @@ def test_default_model_is_the_builtin_one_when_no_weights_are_installed():
     assert not is_installed("no-such-model")
 
 
-def test_engine_flags_are_ignored_by_classic_ct_with_a_warning(caplog):
+def test_engine_flags_are_refused_by_classic_ct_which_has_no_sliding_window():
+    from volseg.errors import UsageError
+    from volseg.segmenters.engine.settings import EngineOverrides
     from volseg.segmenters.registry import load_segmenter
 
-    with caplog.at_level("WARNING"):
-        segmenter = load_segmenter("classic-ct", engine={"mirror": True, "step": 0.25})
-    assert segmenter.name == "classic-ct"
-    assert "classic-ct has no sliding window: ignoring mirror, step" in caplog.text
+    with pytest.raises(UsageError, match=r"model 'classic-ct' cannot honour the engine setting step \(--step\)"):
+        load_segmenter("classic-ct", engine=EngineOverrides(step=0.25, mirror=True))
+    assert load_segmenter("classic-ct", engine=EngineOverrides()).name == "classic-ct"  # nothing set: fine
 
 
 def test_segment_without_a_model_uses_classic_ct_and_says_so(tmp_path):

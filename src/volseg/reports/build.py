@@ -29,6 +29,7 @@ from volseg.reports.model import (
 
 if TYPE_CHECKING:
     from volseg.postprocess.clinical import ClinicalResult
+    from volseg.segmenters.provenance import ModelProvenance
 
 
 def input_summary(image: LoadedImage, *, with_intensity: bool = True) -> InputSummary:
@@ -73,8 +74,11 @@ def structure_rows(measurements: Sequence[StructureMeasurement], labels: LabelTa
     return rows
 
 
-def provenance(*, model: Mapping[str, Any] | None, options: Mapping[str, Any],
+def provenance(*, model: ModelProvenance | Mapping[str, Any] | None, options: Mapping[str, Any],
                timings_s: Mapping[str, float], fallbacks: Sequence[str] = ()) -> Provenance:
+    """``model``: the segmenter's :class:`~volseg.segmenters.provenance.ModelProvenance` (or its mapping)."""
+    if model is not None and not isinstance(model, Mapping):
+        model = model.as_dict()
     model_info = None
     device = None
     if model:

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from volseg.errors import ModelError
+from volseg.segmenters.units import HU_SHIFT, classify_units
 from volseg.volume import Volume, reorient
 
 log = logging.getLogger(__name__)
 
 SURVEY_SPACING_MM = 4.0  # the subsample's voxel size (integer strides, no interpolation)
-HU_SHIFT = 1024  # stored value of a CT without rescale tags: HU + 1024
 BODY_HU = -300  # denser than this: body tissue (CT)
 BONE_HU = 300  # denser than this: bone
 BRAIN_HU = (0.0, 80.0)  # median inside a skull ring
@@ -191,19 +191,6 @@ def survey(volume: Volume, *, modality: str | None = None, anatomy: bool = True)
             lung_ml = _lung_ml(hu, body, ras.spacing)
     return InputSurvey(modality, units, p1, p99, fov_extent_mm(volume), body_mm, skull_slices, lung_ml,
                        time.perf_counter() - t0)
-
-
-def classify_units(array: np.ndarray) -> tuple[str, float, float]:
-    """("hu" | "hu+1024" | "other", 1st percentile, 99th percentile) of an image's values."""
-    sample = np.asarray(array, dtype=np.float32).ravel()
-    p1, p99 = (float(v) for v in np.percentile(sample, [1, 99]))
-    if p1 <= -500 and p99 <= 5000 and np.mean(sample < -800) >= 0.01:
-        return "hu", p1, p99
-    shifted_air = np.mean((sample >= -100) & (sample < HU_SHIFT - 800))
-    soft = np.mean((sample >= HU_SHIFT - 150) & (sample <= HU_SHIFT + 100))  # fat to soft tissue
-    if p1 >= -100 and p1 <= HU_SHIFT - 500 and p99 <= 5000 + HU_SHIFT and shifted_air >= 0.01 and soft >= 0.1:
-        return "hu+1024", p1, p99
-    return "other", p1, p99
 
 
 def fov_extent_mm(volume: Volume) -> tuple[float, float, float]:

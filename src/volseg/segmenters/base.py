@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from volseg.labels import LabelTable
 from volseg.volume import Volume
+
+if TYPE_CHECKING:
+    from volseg.segmenters.catalogue import ModelEntry
+    from volseg.segmenters.provenance import ModelProvenance
 
 #: progress(stage, done, total): e.g. ("sliding window", 12, 40); the CLI renders it with Rich.
 ProgressCallback = Callable[[str, int, int], None]
@@ -29,6 +33,8 @@ def no_progress(stage: str, done: int, total: int) -> None:
 class Segmenter(Protocol):
     name: str
     labels: LabelTable
+    #: the catalogue entry it was loaded from; None for a user's own model given by path
+    entry: ModelEntry | None
 
     def predict(self, volume: Volume, *, modality: str | None = None,
                 progress: ProgressCallback = no_progress) -> Volume:
@@ -36,8 +42,9 @@ class Segmenter(Protocol):
         returns a label map on exactly its grid."""
         ...
 
-    def provenance(self) -> dict[str, Any]:
-        """What produced the labels: model name/version, weight hashes, device, settings."""
+    def provenance(self) -> ModelProvenance:
+        """What produced the labels: model name/version, backend, weight hashes, device, settings
+        (``.as_dict()``: the report's ``provenance.model``)."""
         ...
 
 

@@ -16,21 +16,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    ValidationError,
-    field_validator,
-    model_serializer,
-    model_validator,
-)
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_serializer, model_validator
 
 from volseg.errors import ModelError, unknown_choice_hint
 from volseg.labels import LabelInfo, LabelTable, default_color, display_name
+from volseg.segmenters.backend_options import BackendName, BackendOptions, ClassicOptions, backend_options
 from volseg.segmenters.intensity import FROM_MODEL, Preset, PresetKind
 from volseg.segmenters.intensity import Intensity as _PresetUnion
+from volseg.strict import StrictModel
 
 CATALOGUE_SCHEMA_VERSION = "2.0.0"
 SCHEMA_PATH = Path(__file__).with_name("catalogue.schema.json")
@@ -44,11 +37,7 @@ _CODE = r"^[A-Z][A-Z0-9-]*:[0-9A-Za-z.\-]+$"  # "SCT:123037004"
 _FILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ClassEntry(_Strict):
+class ClassEntry(StrictModel):
     """One output class: index in the label map, name, colour and the codes the publisher gives."""
 
     index: int = Field(ge=1)
@@ -72,7 +61,7 @@ class ClassEntry(_Strict):
 _PRESETS: TypeAdapter = TypeAdapter(_PresetUnion)
 
 
-class Intensity(_Strict):
+class Intensity(StrictModel):
     """How intensities are normalised before the network: a preset of the one vocabulary
     (:mod:`volseg.segmenters.intensity`, same kind names and fields), or ``from_model``: the model's own
     files say (nnU-Net plans, a Raidionics or MONAI bundle configuration)."""
@@ -112,7 +101,7 @@ class Intensity(_Strict):
         return _PRESETS.validate_python(fields)
 
 
-class InputSpec(_Strict):
+class InputSpec(StrictModel):
     """What the model expects: resampling target, orientation, intensity preset."""
 
     spacing_mm: tuple[float, float, float] | None = Field(
@@ -124,7 +113,7 @@ class InputSpec(_Strict):
     sequences: tuple[str, ...] = Field((), description="MR sequence(s) expected, e.g. T1-CE")
 
 
-class PublisherHash(_Strict):
+class PublisherHash(StrictModel):
     """A non-sha256 checksum the publisher gives (verified too, when present)."""
 
     algorithm: Literal["md5", "sha1"]
@@ -137,7 +126,7 @@ class PublisherHash(_Strict):
         return self
 
 
-class WeightFile(_Strict):
+class WeightFile(StrictModel):
     """One file to download. Archives are kept and extracted safely into ``<model dir>/<extract_to>``
     (the model folder itself when ``extract_to`` is null); ``members`` are relative to that folder."""
 
@@ -158,16 +147,23 @@ class WeightFile(_Strict):
 
 
 
-class ModelPart(_Strict):
+class PartFolder(StrictModel):
+    """Where one part's network lies in the installed files."""
+
+    dataset_id: int | None = Field(None, description="the publisher's dataset number")
+    model_folder: str | None = Field(None, description="trained-model folder, relative to the model's folder")
+
+
+class ModelPart(StrictModel):
     """One network of a multi-network model and the classes it contributes (local → catalogue)."""
 
     name: str
     weights: tuple[str, ...] = Field(description="names of the weight files this part uses")
     labels: dict[int, str] = Field(description="the part's own label index → catalogue class name")
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: PartFolder = PartFolder()
 
 
-class SlidingWindow(_Strict):
+class SlidingWindow(StrictModel):
     patch_size: tuple[int, int, int] | None = Field(None, description="null: from the model's plans")
     overlap: float | None = Field(None, ge=0.0, lt=1.0, description="fraction of the patch")
     blending: Literal["gaussian", "constant"] | None = None
@@ -176,12 +172,12 @@ class SlidingWindow(_Strict):
     padding: str | None = None
 
 
-class PostStep(_Strict):
+class PostStep(StrictModel):
     op: str
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class Cascade(_Strict):
+class Cascade(StrictModel):
     """Crop the input to another model's classes before running this one."""
 
     model: str
@@ -191,7 +187,7 @@ class Cascade(_Strict):
     robust: bool = False
 
 
-class ModelEntry(_Strict):
+class ModelEntry(StrictModel):
     schema_version: str = CATALOGUE_SCHEMA_VERSION
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
     version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-+]*$")
@@ -202,8 +198,10 @@ class ModelEntry(_Strict):
     region: Region
     classes: tuple[ClassEntry, ...]
     input: InputSpec
-    backend: str
-    backend_options: dict[str, Any] = Field(default_factory=dict)
+    backend: BackendName
+    backend_options: BackendOptions = Field(
+        default_factory=ClassicOptions,  # replaced by the named backend's defaults (_options_of_backend)
+        description="options of the backend named by `backend`, validated by that backend's model")
     parts: tuple[ModelPart, ...] = ()
     weights: tuple[WeightFile, ...] = ()
     sliding_window: SlidingWindow | None = None
@@ -219,6 +217,14 @@ class ModelEntry(_Strict):
     fast_variant: str | None = Field(
         None, pattern=r"^[a-z0-9][a-z0-9_\-]*$",
         description="catalogue entry run for --fast (a faster, coarser model of the same family)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _options_of_backend(cls, data: Any) -> Any:
+        """Validate ``backend_options`` with the model of the named backend (not by trial)."""
+        if isinstance(data, dict) and isinstance(data.get("backend"), str):
+            data = {**data, "backend_options": backend_options(data["backend"], data.get("backend_options"))}
+        return data
 
     @field_validator("classes")
     @classmethod
@@ -249,10 +255,6 @@ class ModelEntry(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "ModelEntry":
-        from volseg.segmenters.registry import BACKENDS
-
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend {self.backend!r} is not registered")
         files = [w.name for w in self.weights]
         if len(set(files)) != len(files):
             raise ValueError("weight file names must be unique within an entry")

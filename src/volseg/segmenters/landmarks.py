@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from scipy import ndimage
@@ -25,6 +25,14 @@ log = logging.getLogger(__name__)
 SOURCES_OPTION = "landmark_sources"
 CLASSIC = "classic-ct"
 CLASSIC_LANDMARKS = {1: "lung_left", 2: "lung_right", 3: "trachea", 4: "airway_bronchi"}
+
+
+@runtime_checkable
+class ReusesClassicMasks(Protocol):
+    """A segmenter that ran classic-ct on the study already (the Raidionics mediastinal crop)."""
+
+    @property
+    def classic_masks(self) -> dict[str, np.ndarray] | None: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,24 +53,24 @@ def landmark_sources(model: str | None) -> tuple[str, ...]:
     """The landmark models the catalogue entry ``model`` declares (empty when none)."""
     from volseg.segmenters.catalogue import load_catalogue
 
+    from volseg.segmenters.backend_options import RaidionicsOptions
+
     entry = load_catalogue().get(model or "")
-    if entry is None:
+    if entry is None or not isinstance(entry.backend_options, RaidionicsOptions):
         return ()
-    return tuple(entry.backend_options.get(SOURCES_OPTION) or ())
+    return entry.backend_options.landmark_sources
 
 
 def segmenter_landmarks(segmenter, volume: Volume, warnings: list[str]) -> LandmarkMap | None:
-    """The station landmarks for a study segmented by ``segmenter``: its own (reusing what it ran)
-    when it offers ``landmarks(volume)``, else from its catalogue entry's sources; None when it
-    declares none. A landmark model that cannot run adds a warning instead of failing the study."""
+    """The station landmarks for a study segmented by ``segmenter``, from its catalogue entry's
+    sources (reusing classic-ct's masks when the segmenter computed them); None when it declares
+    none. A landmark model that cannot run adds a warning instead of failing the study."""
     from volseg.errors import InputError, ModelError
 
-    own = getattr(segmenter, "landmarks", None)
     try:
-        if callable(own):
-            return own(volume)
-        sources = landmark_sources(getattr(segmenter, "name", None))
-        return study_landmarks(volume, sources) if sources else None
+        sources = landmark_sources(segmenter.name)
+        reuse = segmenter.classic_masks if isinstance(segmenter, ReusesClassicMasks) else None
+        return study_landmarks(volume, sources, classic_masks=reuse) if sources else None
     except (InputError, ModelError) as exc:
         warnings.append(f"lymph-node stations left unknown: no landmarks ({exc.one_line()})")
         return None

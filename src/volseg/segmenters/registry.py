@@ -1,7 +1,8 @@
 """Backends by name, imported lazily, and the one function that turns a model name into a Segmenter.
 
 A backend is a factory ``(entry, *, device, engine) -> Segmenter`` (``engine``: the user's
-sliding-window overrides, applied over the catalogue's settings) named ``"module:attribute"`` so that
+:class:`EngineOverrides`, applied over the catalogue's settings by
+:func:`volseg.segmenters.engine_settings.engine_settings`) named ``"module:attribute"`` so that
 nothing heavy (torch, onnxruntime, nnunetv2) is imported until a model of that backend is loaded.
 Backends find their verified weights with ``volseg.segmenters.weights.require_installed(name)``.
 
@@ -11,9 +12,10 @@ When no model is named, :func:`default_model` picks one: the first of ``PREFERRE
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from volseg.errors import DependencyError, ModelError
 from volseg.segmenters.base import accepting_images
@@ -21,6 +23,7 @@ from volseg.segmenters.base import accepting_images
 if TYPE_CHECKING:
     from volseg.segmenters.base import Segmenter
     from volseg.segmenters.catalogue import ModelEntry
+    from volseg.segmenters.engine.settings import EngineOverrides
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +33,12 @@ BACKENDS: dict[str, str] = {
     "nnunet": "volseg.segmenters.backends.nnunet:load",
     "monai_bundle": "volseg.segmenters.backends.monai_bundle:load",
     "onnx": "volseg.segmenters.backends.onnx:load",
+    "raidionics": "volseg.segmenters.backends.raidionics:load",
     "blast_ct": "volseg.segmenters.backends.blast_ct:load",
 }
 
 #: backend name → the pip extra that installs its third-party dependencies
-BACKEND_EXTRAS: dict[str, str] = {"nnunet": "nnunet", "monai_bundle": "monai", "onnx": "onnx"}
+BACKEND_EXTRAS: dict[str, str] = {"nnunet": "nnunet", "monai_bundle": "monai", "onnx": "onnx", "raidionics": "onnx"}
 
 #: the built-in model used when nothing better is installed
 BUILTIN_MODEL = "classic-ct"
@@ -102,17 +106,17 @@ def is_model_path(model: str) -> bool:
 
 
 def load_segmenter(model: str | None = None, *, device: str = "auto", trust: bool = False,
-                   engine: dict[str, Any] | None = None) -> Segmenter:
+                   engine: EngineOverrides | Mapping[str, object] | None = None) -> Segmenter:
     """Load a model once: a catalogue name (default: :func:`default_model`) or the path of a user's
     own model (see :func:`load_path_model`).
 
     ``trust`` allows a custom MONAI bundle folder's config to be instantiated (it can run code);
-    ``engine`` overrides sliding-window settings (:class:`EngineSettings` field names).
+    ``engine``: the user's engine overrides (a model that cannot honour one refuses it).
     """
     from volseg.segmenters.catalogue import get_entry
+    from volseg.segmenters.engine_settings import as_overrides
 
-    if engine is not None and not isinstance(engine, dict):  # EngineOverrides (transitional: backends take a dict)
-        engine = engine.changes()
+    engine = as_overrides(engine)  # the public API also takes a mapping of override names
     if model is not None and is_model_path(model):
         return accepting_images(load_path_model(Path(model).expanduser(), device=device, trust=trust,
                                                 engine=engine))
@@ -131,7 +135,7 @@ def load_segmenter(model: str | None = None, *, device: str = "auto", trust: boo
 
 
 def load_path_model(path: Path, *, device: str = "auto", trust: bool = False,
-                    engine: dict[str, Any] | None = None) -> Segmenter:
+                    engine: EngineOverrides | None = None) -> Segmenter:
     """A user's own model given by path: an nnU-Net v2 trained-model folder (plans.json +
     dataset.json), an ``.onnx`` file with its sidecar, or a MONAI bundle folder (``trust`` needed)."""
     from volseg.segmenters.backends.nnunet_folder import is_model_folder

@@ -12,8 +12,11 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from volseg.errors import UsageError, unknown_choice_hint
+from volseg.errors import UsageError
 from volseg.labels import LabelTable
+from volseg.segmenters.roi_subset import check_roi_subset
+
+__all__ = ["check_roi_subset", "keep_classes", "load_for", "resolve_model"]
 
 if TYPE_CHECKING:
     from volseg.options import SegmentOptions
@@ -38,15 +41,6 @@ def resolve_model(options: SegmentOptions) -> str | None:
     return variant
 
 
-def check_roi_subset(names: Sequence[str], table: LabelTable, *, model: str) -> None:
-    """UsageError naming the closest class when a ``--roi-subset`` name is not a class of ``model``."""
-    known = set(table.names().values())
-    for name in names:
-        if name not in known:
-            raise UsageError(f"--roi-subset: model {model!r} has no class {name!r}",
-                             hint=unknown_choice_hint(name, known))
-
-
 def load_for(options: SegmentOptions) -> Segmenter:
     """Load the model ``options`` ask for (``--fast``), only the parts ``--roi-subset`` needs."""
     from volseg.segmenters.registry import backend_factory, load_segmenter
@@ -59,10 +53,8 @@ def load_for(options: SegmentOptions) -> Segmenter:
         if entry.backend == "nnunet" and len(entry.parts) > 1:
             log.info("loading model %s %s (backend nnunet, parts for %s)", entry.name, entry.version,
                      ", ".join(names))
-            return backend_factory("nnunet")(entry, device=options.device, engine=options.engine.changes(),
-                                             classes=names)
-    segmenter = load_segmenter(model, device=options.device, trust=options.trust_bundle,
-                               engine=options.engine.changes())
+            return backend_factory("nnunet")(entry, device=options.device, engine=options.engine, classes=names)
+    segmenter = load_segmenter(model, device=options.device, trust=options.trust_bundle, engine=options.engine)
     if names:
         check_roi_subset(names, segmenter.labels, model=segmenter.name)
     return segmenter

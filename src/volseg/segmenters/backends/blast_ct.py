@@ -21,45 +21,41 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from volseg.errors import ModelError
+from volseg.segmenters.backend_options import BlastCTOptions
 from volseg.segmenters.base import ProgressCallback, check_on_grid, no_progress
+from volseg.segmenters.engine_settings import ALL_SETTINGS, engine_settings, refuse_unsupported
+from volseg.segmenters.provenance import ModelProvenance
 from volseg.volume import Volume, reorient, undo_reorient
+
+if TYPE_CHECKING:
+    from volseg.segmenters.catalogue import ModelEntry
+    from volseg.segmenters.engine.settings import EngineOverrides
+
+__all__ = ["BlastCTOptions", "BlastCTSegmenter", "load"]
 
 log = logging.getLogger(__name__)
 
 ORIENTATION = "LPS"  # SimpleITK identity direction: i → left, j → posterior, k → superior
 
 
-class BlastCTOptions(BaseModel):
-    """``backend_options`` of the ``blast-ct`` catalogue entry."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    architecture: str = "DeepMedic"
-    scale_factors: tuple[int, ...] = (5, 3, 1)
-    feature_maps: tuple[int, ...] = (30, 30, 40, 40, 40, 40, 50, 50)
-    fully_connected: tuple[int, ...] = (250, 250)
-    input_channels: int = 1
-    num_classes: int = 5
-    ensemble: tuple[str, ...] = Field(min_length=1)
-    class_names: tuple[str, ...] = ()
-    engine: dict[str, Any] = Field(default_factory=dict)
+#: valid windows are laid edge to edge, never mirrored, and labels return by nearest neighbour (as
+#: the publisher's code does): --step, --tta and --export are refused, not ignored
+SUPPORTED = ALL_SETTINGS - {"step", "mirror", "export", "blend"}
 
 
-def load(entry, *, device: str = "auto", models: Sequence[str] | None = None,
-         settings=None, engine: dict | None = None) -> BlastCTSegmenter:
+def load(entry: ModelEntry, *, device: str = "auto", models: Sequence[str] | None = None,
+         settings=None, engine: EngineOverrides | None = None) -> BlastCTSegmenter:
     """Factory for the catalogue entry; ``models`` picks ensemble members (default: all of them)."""
     from volseg.segmenters.weights import require_installed
 
-    try:
-        options = BlastCTOptions.model_validate(entry.backend_options)
-    except ValidationError as exc:
-        raise ModelError(f"invalid BLAST-CT backend options: {exc.errors()[0]['msg']}") from exc
+    refuse_unsupported(engine, supported=SUPPORTED, model=entry.name)  # before any weights load
+    options = entry.backend_options
+    if not isinstance(options, BlastCTOptions):
+        raise ModelError(f"model {entry.name!r} is not a BLAST-CT model (backend {entry.backend!r})")
     if options.architecture != "DeepMedic":
         raise ModelError(f"BLAST-CT backend builds DeepMedic, not {options.architecture!r}")
     names = tuple(models) if models else options.ensemble
@@ -91,20 +87,18 @@ class EnsemblePredictor:
 class BlastCTSegmenter:
     """The loaded ensemble (weights on the device once), predicting many head CTs."""
 
-    def __init__(self, weights: list[Path], *, entry, options: BlastCTOptions, device: str = "auto",
-                 settings=None, engine: dict | None = None):
+    def __init__(self, weights: list[Path], *, entry: ModelEntry, options: BlastCTOptions, device: str = "auto",
+                 settings=None, engine: EngineOverrides | None = None):
         from volseg.segmenters.device import resolve_device
-        from volseg.segmenters.engine.settings import EngineSettings
         from volseg.segmenters.weights import weight_records
 
         self.name, self.version, self.labels = entry.name, entry.version, entry.label_table()
         self.entry, self.options = entry, options
         self.device = resolve_device(device)
-        base = settings or EngineSettings().with_options(**options.engine)
+        # given ``settings`` replace the catalogue's (tests); on CUDA the publisher's GPU batch
+        self.settings = engine_settings(None if settings is not None else entry, engine, supported=SUPPORTED,
+                                        base=settings, device_type=self.device.type, model=entry.name)
         sw = entry.sliding_window
-        if self.device.type == "cuda" and sw is not None and sw.batch_size and settings is None:
-            base = base.with_options(window_batch=sw.batch_size)  # the publisher's GPU batch
-        self.settings = base.with_options(**_applicable(engine))
         self.window = tuple(sw.patch_size) if sw is not None and sw.patch_size else (110, 110, 110)
         self.weights = list(weights)
         self.weight_records = weight_records(self.weights)
@@ -169,24 +163,15 @@ class BlastCTSegmenter:
                                     "export": time.perf_counter() - t2}}
         return check_on_grid(out, volume, self.name)
 
-    def provenance(self) -> dict[str, Any]:
+    def provenance(self) -> ModelProvenance:
         from volseg.segmenters.device import describe_device
-        return {"model": self.name, "version": self.version, "backend": "blast_ct",
-                "weights": self.weight_records,
-                "ensemble_size": len(self.weights), "device": describe_device(self.device),
-                "settings": self.settings.as_dict(), "window": list(self.window), "tile": list(self.tile),
-                "orientation": ORIENTATION, **self._last}
-
-
-def _applicable(engine: dict | None) -> dict:
-    """The user's engine overrides this pipeline uses (tiles never overlap nor mirror; labels return
-    by nearest neighbour, as the publisher's code does)."""
-    engine = dict(engine or {})
-    ignored = sorted(k for k in ("step", "mirror", "export", "blend") if engine.pop(k, None) is not None)
-    if ignored:
-        log.warning("BLAST-CT tiles without overlap or mirroring and returns labels by nearest neighbour: "
-                    "ignoring %s", ", ".join(ignored))
-    return engine
+        return ModelProvenance(name=self.name, version=self.version, backend="blast_ct",
+                               device=describe_device(self.device), weights=tuple(self.weight_records),
+                               settings=self.settings.as_dict(),
+                               details={"ensemble_size": len(self.weights), "window": list(self.window),
+                                        "tile": list(self.tile), "orientation": ORIENTATION, **self._last},
+                               layout=("model", "version", "backend", "weights", "ensemble_size", "device",
+                                       "settings"))
 
 
 def resample_linear_itk(array: np.ndarray, spacing: Sequence[float], target: Sequence[float]) -> np.ndarray:

@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from volseg.errors import DependencyError, ModelError
 from volseg.labels import LabelTable
@@ -32,7 +32,12 @@ from volseg.segmenters.backends.window_pipeline import (
     run_pipeline,
 )
 from volseg.segmenters.base import ProgressCallback, check_on_grid, no_progress
+from volseg.segmenters.provenance import ModelProvenance
 from volseg.volume import Volume
+
+if TYPE_CHECKING:
+    from volseg.segmenters.catalogue import ModelEntry
+    from volseg.segmenters.engine.settings import EngineOverrides
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +52,12 @@ def is_bundle(path: str | Path) -> bool:
     return p.is_dir() and any((p / name).is_file() for name in CONFIG_NAMES)
 
 
-def load(entry, *, device: str = "auto", engine: dict | None = None) -> MonaiBundleSegmenter:
+def load(entry: ModelEntry, *, device: str = "auto",
+         engine: EngineOverrides | None = None) -> MonaiBundleSegmenter:
     """Factory for catalogued bundles: instantiated only after their files verify."""
+    from volseg.segmenters.backend_options import MonaiBundleOptions
+    from volseg.segmenters.device import resolve_device
+    from volseg.segmenters.engine_settings import engine_settings
     from volseg.segmenters.weights import require_installed, verify
 
     folder = require_installed(entry.name, check_hashes=False)  # verify() below hashes every file
@@ -57,11 +66,13 @@ def load(entry, *, device: str = "auto", engine: dict | None = None) -> MonaiBun
         raise ModelError(f"installed files of {entry.name!r} fail verification; the bundle config is not run",
                          hint="; ".join(report.problems[:3]))
     options = entry.backend_options
-    root = folder / options.get("bundle_folder", "")
+    if not isinstance(options, MonaiBundleOptions):
+        raise ModelError(f"model {entry.name!r} is not a MONAI bundle (backend {entry.backend!r})")
+    root = folder / options.bundle_folder
     nested = [p.parent.parent for p in root.glob("*/configs/inference.json")]
     if not is_bundle(root) and len(nested) == 1:  # zips usually hold one top-level bundle folder
         root = nested[0]
-    checkpoint = folder / options["checkpoint"] if options.get("checkpoint") else None
+    checkpoint = folder / options.checkpoint if options.checkpoint else None
     sw = entry.sliding_window
     if entry.input.spacing_mm is None or sw is None or sw.patch_size is None:
         raise ModelError(f"catalogue entry {entry.name!r} lacks the spacing or sliding-window settings")
@@ -70,12 +81,12 @@ def load(entry, *, device: str = "auto", engine: dict | None = None) -> MonaiBun
                         step=1.0 - (sw.overlap or 0.5))
     return MonaiBundleSegmenter(root, spec=spec, labels=entry.label_table(), name=entry.name,
                                 version=entry.version, device=device, checkpoint=checkpoint,
-                                channels=options.get("out_channels"),
-                                settings=_settings(spec, sw.batch_size, engine))
+                                channels=options.out_channels, entry=entry,
+                                settings=engine_settings(entry, engine, device_type=resolve_device(device).type))
 
 
 def load_bundle(path: str | Path, *, device: str = "auto", trust: bool = False,
-                settings=None, engine: dict | None = None) -> MonaiBundleSegmenter:
+                settings=None, engine: EngineOverrides | None = None) -> MonaiBundleSegmenter:
     """A user's own bundle folder; its config is instantiated only with ``trust=True``."""
     root = Path(path)
     if not is_bundle(root):
@@ -86,21 +97,23 @@ def load_bundle(path: str | Path, *, device: str = "auto", trust: bool = False,
     spec, window_batch = spec_from_config(config, root)
     labels = labels_from_metadata(root)
     return MonaiBundleSegmenter(root, spec=spec, labels=labels, name=root.name, version=_bundle_version(root),
-                                device=device, settings=_settings(spec, window_batch, engine, settings))
+                                device=device, settings=_settings(spec, window_batch, engine, settings, model=root.name))
 
 
-def _settings(spec: NetworkInput, window_batch: int | None, engine: dict | None, base=None):
-    """The bundle's window step and batch, then the user's overrides (which win)."""
+def _settings(spec: NetworkInput, window_batch: int | None, engine: EngineOverrides | None, base=None,
+              *, model: str = "this bundle"):
+    """A bundle folder's own window step and batch, then the user's overrides (which win)."""
     from volseg.segmenters.engine.settings import EngineSettings
+    from volseg.segmenters.engine_settings import engine_settings
 
     bundle = (base or EngineSettings()).with_options(step=spec.step, window_batch=window_batch)
-    return bundle.with_options(**(engine or {}))
+    return engine_settings(None, engine, base=bundle, model=model)
 
 
 class MonaiBundleSegmenter:
     def __init__(self, root: Path, *, spec: NetworkInput, labels: LabelTable, name: str, version: str,
                  device: str = "auto", checkpoint: Path | None = None, channels: int | None = None,
-                 settings=None):
+                 settings=None, entry: ModelEntry | None = None):
         import torch
 
         from volseg.segmenters.device import resolve_device
@@ -108,6 +121,7 @@ class MonaiBundleSegmenter:
         from volseg.segmenters.weights import weight_records
 
         self.root, self.spec, self.labels, self.name, self.version = root, spec, labels, name, version
+        self.entry = entry  # None: a bundle folder given by path
         self.device = resolve_device(device)
         self.settings = settings or EngineSettings()
         self.checkpoint = checkpoint or root / "models" / "model.pt"
@@ -139,13 +153,13 @@ class MonaiBundleSegmenter:
         self._last = {**result.info, "seconds": time.perf_counter() - t0}
         return check_on_grid(volume.with_array(result.labels.astype(dtype)), volume, self.name)
 
-    def provenance(self) -> dict[str, Any]:
+    def provenance(self) -> ModelProvenance:
         from volseg.segmenters.device import describe_device
 
-        return {"model": self.name, "version": self.version, "backend": "monai_bundle",
-                "weights": self.weight_records,
-                "device": describe_device(self.device), "settings": self.settings.as_dict(),
-                "input": self.spec.model_dump(mode="json"), **self._last}
+        return ModelProvenance(name=self.name, version=self.version, backend="monai_bundle",
+                               device=describe_device(self.device), weights=tuple(self.weight_records),
+                               settings=self.settings.as_dict(),
+                               details={"input": self.spec.model_dump(mode="json"), **self._last})
 
 
 # ---- reading a bundle ----------------------------------------------------------------------------

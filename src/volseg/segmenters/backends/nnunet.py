@@ -20,52 +20,32 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from volseg.errors import ModelError
 from volseg.labels import LabelTable
+from volseg.segmenters.backend_options import NnUNetOptions, PartOptions
 from volseg.segmenters.backends.nnunet_folder import ModelFolder, read_model_folder
 from volseg.segmenters.backends.nnunet_pipeline import BodyCrop, NnUNetPart
 from volseg.segmenters.base import ProgressCallback, check_on_grid, no_progress
 from volseg.segmenters.device import describe_device, resolve_device
-from volseg.segmenters.engine.settings import EngineSettings
+from volseg.segmenters.engine.settings import EngineOverrides, EngineSettings
+from volseg.segmenters.engine_settings import engine_settings
+from volseg.segmenters.provenance import ModelProvenance
+from volseg.segmenters.roi_subset import check_roi_subset
 from volseg.volume import Volume, reorient, undo_reorient
+
+if TYPE_CHECKING:
+    from volseg.segmenters.catalogue import ModelEntry
 
 log = logging.getLogger(__name__)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PartOptions(_Strict):
-    """One nnU-Net model of a multi-part model and where its classes go in the combined map."""
-
-    model_folder: str | None = None  # trained-model folder (absolute, or relative to the model dir)
-    dataset: str | None = None  # or: <model dir>/<dataset>/<trainer>__<plans>__<configuration>
-    trainer: str = "nnUNetTrainer"
-    plans: str = "nnUNetPlans"
-    configuration: str = "3d_fullres"
-    folds: tuple[int | str, ...] | None = None
-    checkpoint: str | None = None
-    label_map: dict[int, int] | None = None  # this model's label → combined label (others dropped)
-
-
-class NnUNetOptions(PartOptions):
-    """``backend_options`` of a catalogue entry with ``backend: "nnunet"``."""
-
-    model_dir: str | None = None  # default: where the weights manager installed the model
-    parts: tuple[PartOptions, ...] | None = None
-    reorient_to: str | None = Field(default=None, pattern=r"^[LRAPSI]{3}$")
-    crop_to_body: bool = False  # only where the catalogue knows the model tolerates it
-    engine: dict[str, Any] = Field(default_factory=dict)  # EngineSettings overrides
-
-
-def load(entry, *, device: str = "auto", model_dir: str | Path | None = None,
-         engine: dict[str, Any] | None = None, classes: Iterable[str] | None = None) -> NnUNetSegmenter:
+def load(entry: ModelEntry, *, device: str = "auto", model_dir: str | Path | None = None,
+         engine: EngineOverrides | None = None, classes: Iterable[str] | None = None) -> NnUNetSegmenter:
     """Factory for catalogue entries (``BACKENDS["nnunet"]``).
 
     The weights folder is ``model_dir``, else ``backend_options.model_dir``, else the weights
@@ -75,33 +55,35 @@ def load(entry, *, device: str = "auto", model_dir: str | Path | None = None,
     overrides; orientation from ``input``. ``classes`` (names; TotalSegmentator's ``--roi_subset``)
     loads and runs only the parts that predict one of them.
     """
-    options = parse_options(entry.backend_options)
+    options = entry.backend_options
+    if not isinstance(options, NnUNetOptions):
+        raise ModelError(f"model {entry.name!r} is not an nnU-Net model (backend {entry.backend!r})")
     root = Path(model_dir or options.model_dir or _installed_folder(entry))
     if not root.is_dir():
         raise ModelError(f"the weights folder of model {entry.name!r} does not exist", path=root)
     labels = entry.label_table()
     parts = options.parts or _entry_parts(entry, options, labels) or (options,)
     if classes is not None:
-        from volseg.segmenters.subset import check_roi_subset
-
         check_roi_subset(list(classes), labels, model=entry.name)
         parts = select_parts(parts, [labels.index_of(name) for name in classes], model=entry.name)
     folders = [(read_part(p, root), p.label_map) for p in parts]
-    orientation = options.reorient_to or getattr(getattr(entry, "input", None), "orientation", None)
+    orientation = options.reorient_to or entry.input.orientation
+    device_type = resolve_device(device).type
     return NnUNetSegmenter(folders, name=entry.name, version=entry.version, labels=labels, device=device,
-                           settings=_engine_settings(entry, options).with_options(**(engine or {})),
-                           reorient_to=orientation,
+                           settings=engine_settings(entry, engine, device_type=device_type),
+                           reorient_to=orientation, entry=entry,
                            body_crop=BodyCrop() if options.crop_to_body else None)
 
 
 def load_folder(path: str | Path, *, device: str = "auto", folds=None, checkpoint: str | None = None,
                 settings: EngineSettings | None = None, reorient_to: str | None = None,
-                engine: dict[str, Any] | None = None) -> NnUNetSegmenter:
+                engine: EngineOverrides | None = None) -> NnUNetSegmenter:
     """A user's own trained-model folder as a segmenter (classes from its dataset.json)."""
     folder = read_model_folder(path, folds=folds, checkpoint=checkpoint)
-    return NnUNetSegmenter([(folder, None)], name=_folder_name(folder.path), version=_folder_version(folder),
+    name = _folder_name(folder.path)
+    return NnUNetSegmenter([(folder, None)], name=name, version=_folder_version(folder),
                            labels=labels_from_dataset_json(folder), device=device,
-                           settings=(settings or EngineSettings()).with_options(**(engine or {})),
+                           settings=engine_settings(None, engine, base=settings, model=name),
                            reorient_to=reorient_to)
 
 
@@ -114,7 +96,10 @@ def load_parts(parts: list[tuple[str | Path, dict[int, int]]], *, labels: LabelT
                            settings=settings or EngineSettings(), reorient_to=reorient_to)
 
 
-def parse_options(raw: dict) -> NnUNetOptions:
+def parse_options(raw: dict | NnUNetOptions) -> NnUNetOptions:
+    """``backend_options`` of an nnU-Net model (the catalogue validates them when it loads)."""
+    if isinstance(raw, NnUNetOptions):
+        return raw
     try:
         return NnUNetOptions.model_validate(raw)
     except ValidationError as exc:
@@ -153,7 +138,7 @@ def select_parts(parts: Sequence[PartOptions], wanted: Sequence[int], *,
     return tuple(parts[i] for i in keep)
 
 
-def _installed_folder(entry) -> Path:
+def _installed_folder(entry: ModelEntry) -> Path:
     try:
         from volseg.segmenters.weights import require_installed
     except ImportError:
@@ -162,31 +147,19 @@ def _installed_folder(entry) -> Path:
     return Path(require_installed(entry.name))
 
 
-def _entry_parts(entry, options: NnUNetOptions, labels: LabelTable) -> tuple[PartOptions, ...]:
+def _entry_parts(entry: ModelEntry, options: NnUNetOptions, labels: LabelTable) -> tuple[PartOptions, ...]:
     """Parts declared by the catalogue entry: model folder and labels by class name."""
     parts = []
-    for part in getattr(entry, "parts", ()) or ():
+    for part in entry.parts:
         try:
             mapping = {int(k): labels.index_of(str(name)) for k, name in part.labels.items()}
         except KeyError as exc:
             raise ModelError(f"part {part.name!r} of {entry.name!r} names unknown class {exc}") from None
-        folder = (part.options or {}).get("model_folder") or options.model_folder
+        folder = part.options.model_folder or options.model_folder
         parts.append(PartOptions(model_folder=folder, trainer=options.trainer, plans=options.plans,
                                  configuration=options.configuration, folds=options.folds,
                                  checkpoint=options.checkpoint, label_map=mapping))
     return tuple(parts)
-
-
-def _engine_settings(entry, options: NnUNetOptions) -> EngineSettings:
-    overrides: dict[str, Any] = {}
-    window = getattr(entry, "sliding_window", None)
-    if window is not None:
-        if getattr(window, "overlap", None) is not None:
-            overrides["step"] = 1.0 - float(window.overlap)
-        overrides["mirror"] = getattr(window, "mirroring", None)
-        overrides["window_batch"] = getattr(window, "batch_size", None)
-    overrides.update(options.engine)
-    return EngineSettings().with_options(**overrides)
 
 
 class NnUNetSegmenter:
@@ -194,7 +167,9 @@ class NnUNetSegmenter:
 
     def __init__(self, parts: list[tuple[ModelFolder, dict[int, int] | None]], *, name: str, version: str,
                  labels: LabelTable, device: str = "auto", settings: EngineSettings | None = None,
-                 reorient_to: str | None = None, body_crop: BodyCrop | None = None):
+                 reorient_to: str | None = None, body_crop: BodyCrop | None = None,
+                 entry: ModelEntry | None = None):
+        self.entry = entry  # None: a trained-model folder given by path
         self.name, self.version, self.labels = name, version, labels
         self.settings = settings = settings or EngineSettings()
         self.reorient_to = reorient_to
@@ -233,17 +208,16 @@ class NnUNetSegmenter:
                 any(p.scheme == "CTNormalization" for p in self.parts):
             raise ModelError(f"model {self.name!r} expects CT in Hounsfield units; this image is {modality}")
 
-    def provenance(self) -> dict[str, Any]:
+    def provenance(self) -> ModelProvenance:
         runs = self._last.get("parts", [])
         weights = [{"file": f"{p.folder.path.name}/fold_{f.fold}/{f.path.name}", "sha256": f.sha256}
                    for p in self.parts for f in p.folder.folds]
-        return {
-            "model": self.name, "version": self.version, "backend": "nnunet", "weights": weights,
-            "device": describe_device(self.device), "settings": self.settings.as_dict(),
-            "reorient_to": self.reorient_to, "body_crop": self.body_crop is not None,
-            "mirror_axes": [list(p.folder.mirror_axes) for p in self.parts],
-            "runs": runs, "fallbacks": [f for r in runs for f in r.get("fallbacks", [])],
-        }
+        return ModelProvenance(
+            name=self.name, version=self.version, backend="nnunet", device=describe_device(self.device),
+            weights=tuple(weights), settings=self.settings.as_dict(),
+            details={"reorient_to": self.reorient_to, "body_crop": self.body_crop is not None,
+                     "mirror_axes": [list(p.folder.mirror_axes) for p in self.parts],
+                     "runs": runs, "fallbacks": [f for r in runs for f in r.get("fallbacks", [])]})
 
 
 def labels_from_dataset_json(folder: ModelFolder) -> LabelTable:

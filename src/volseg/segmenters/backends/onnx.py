@@ -7,9 +7,8 @@ validated strictly). The network takes one float32 input (B, 1, *patch) and its 
 CUDA when the device is CUDA and onnxruntime has its CUDA provider, else on the CPU; windows go
 through the engine (Gaussian blending, argmax on the model grid, labels to exactly the input grid).
 
-Catalogued Raidionics entries (``backend_options.framework == "raidionics"``) carry their own
-preprocessing in ``pre_processing.ini`` (resize to a fixed shape, slabs, per-class thresholds);
-:func:`load` hands them to :mod:`volseg.segmenters.backends.raidionics`.
+Catalogued Raidionics models are their own backend (:mod:`volseg.segmenters.backends.raidionics`);
+both build their session with :func:`volseg.segmenters.backends.onnx_session.make_session`.
 """
 from __future__ import annotations
 
@@ -17,15 +16,23 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
-from volseg.errors import DependencyError, ModelError
+from volseg.errors import ModelError
 from volseg.labels import LabelTable
+from volseg.segmenters.backends.onnx_session import make_session
 from volseg.segmenters.backends.window_pipeline import NetworkInput, run_pipeline
 from volseg.segmenters.base import ProgressCallback, check_on_grid, no_progress
+from volseg.segmenters.engine_settings import ALL_SETTINGS, engine_settings
+from volseg.segmenters.provenance import ModelProvenance
+from volseg.strict import StrictModel
 from volseg.volume import Volume
+
+if TYPE_CHECKING:
+    from volseg.segmenters.catalogue import ModelEntry
+    from volseg.segmenters.engine.settings import EngineOverrides
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +40,12 @@ SIDECAR_SCHEMA_VERSION = "1.0"
 SIDECAR_SUFFIXES = (".onnx.json", ".volseg.json")
 
 
-class OnnxSidecar(BaseModel):
-    """``model.onnx.json``: everything volseg needs to run a custom ONNX segmentation model."""
+#: onnxruntime runs the graph in its own precision: autocast would only mislabel provenance
+SUPPORTED = ALL_SETTINGS - {"precision"}
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class OnnxSidecar(StrictModel):
+    """``model.onnx.json``: everything volseg needs to run a custom ONNX segmentation model."""
 
     schema_version: str = SIDECAR_SCHEMA_VERSION
     name: str | None = Field(None, description="model name for reports (default: the file name)")
@@ -86,17 +95,13 @@ def read_sidecar(path: str | Path) -> OnnxSidecar:
         raise ModelError(f"invalid sidecar: {first['msg']} at {where or 'top level'}", path=path) from exc
 
 
-def load(entry, *, device: str = "auto", engine: dict | None = None) -> OnnxSegmenter:
-    """Factory for catalogue entries with ``backend: "onnx"``."""
-    if entry.backend_options.get("framework") == "raidionics":
-        from volseg.segmenters.backends.raidionics import load as load_raidionics
-
-        return load_raidionics(entry, device=device, engine=engine)
+def load(entry: ModelEntry, *, device: str = "auto", engine: EngineOverrides | None = None) -> OnnxSegmenter:
+    """Factory for catalogue entries with ``backend: "onnx"`` (none yet: custom models come by path)."""
     raise ModelError(f"model {entry.name!r}: catalogued ONNX models need a 'model' and 'sidecar' option")
 
 
 def load_file(path: str | Path, *, device: str = "auto", sidecar: str | Path | None = None,
-              settings=None, engine: dict | None = None) -> OnnxSegmenter:
+              settings=None, engine: EngineOverrides | None = None) -> OnnxSegmenter:
     """A custom ``.onnx`` model with its sidecar as a segmenter."""
     path = Path(path)
     if not path.is_file():
@@ -122,23 +127,21 @@ class OnnxPredictor:
 
 class OnnxSegmenter:
     def __init__(self, path: Path, meta: OnnxSidecar, *, device: str = "auto", settings=None,
-                 engine: dict | None = None):
+                 engine: EngineOverrides | None = None):
         from volseg.segmenters.device import resolve_device
         from volseg.segmenters.engine.settings import EngineSettings
         from volseg.segmenters.weights import weight_records
 
         self.path, self.meta = path, meta
+        self.entry: ModelEntry | None = None  # a file given by path
         self.name = meta.name or path.stem
         self.version = meta.version
         self.labels = LabelTable.from_names(meta.classes)
         self.device = resolve_device(device)
         base = (settings or EngineSettings()).with_options(step=meta.input.step, window_batch=meta.window_batch,
                                                            export=meta.export)
-        engine = dict(engine or {})
-        if engine.pop("precision", "fp32") != "fp32":
-            log.warning("ONNX models run in the graph's own precision; ignoring the precision setting")
-        # onnxruntime runs the graph in its own precision: autocast would only mislabel provenance
-        self.settings = base.with_options(**engine).with_options(precision="fp32")
+        self.settings = engine_settings(None, engine, supported=SUPPORTED, fixed={"precision": "fp32"},
+                                        base=base.with_options(precision="fp32"), model=self.name)
         self.session, self.providers = make_session(path, self.device)
         self.weight_records = weight_records([path])
         inputs = self.session.get_inputs()
@@ -159,36 +162,13 @@ class OnnxSegmenter:
         self._last = {**result.info, "seconds": time.perf_counter() - t0}
         return check_on_grid(volume.with_array(result.labels.astype(dtype)), volume, self.name)
 
-    def provenance(self) -> dict[str, Any]:
+    def provenance(self) -> ModelProvenance:
         from volseg.segmenters.device import describe_device
 
-        return {"model": self.name, "version": self.version, "backend": "onnx",
-                "weights": self.weight_records,
-                "device": describe_device(self.device), "providers": list(self.providers),
-                "settings": self.settings.as_dict(), "input": self.meta.input.model_dump(mode="json"),
-                **self._last}
-
-
-def make_session(path: Path, device) -> tuple[Any, list[str]]:
-    """An onnxruntime session on CUDA (when asked for and available) or the CPU."""
-    try:
-        import onnxruntime as ort
-    except ModuleNotFoundError as exc:
-        raise DependencyError("ONNX models need the Python package 'onnxruntime'",
-                              hint="pip install 'volseg[onnx]'") from exc
-    available = ort.get_available_providers()
-    providers = ["CPUExecutionProvider"]
-    if device.type == "cuda":
-        if "CUDAExecutionProvider" not in available:
-            raise ModelError("device is CUDA but onnxruntime has no CUDA provider here",
-                             hint="pip install onnxruntime-gpu, or use --device cpu")
-        providers = [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
-    options = ort.SessionOptions()
-    import torch
-
-    options.intra_op_num_threads = max(1, torch.get_num_threads())
-    try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own exception types for broken files
-        raise ModelError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0][:200]}", path=path) from exc
-    return session, [p if isinstance(p, str) else p[0] for p in providers]
+        return ModelProvenance(name=self.name, version=self.version, backend="onnx",
+                               device=describe_device(self.device), weights=tuple(self.weight_records),
+                               settings=self.settings.as_dict(),
+                               details={"providers": list(self.providers),
+                                        "input": self.meta.input.model_dump(mode="json"), **self._last},
+                               layout=("model", "version", "backend", "weights", "device", "providers",
+                                       "settings"))

@@ -1,4 +1,4 @@
-"""Raidionics models (catalogue ``backend_options.framework == "raidionics"``) with their own preprocessing.
+"""Raidionics models (catalogue ``backend: "raidionics"``) with their own preprocessing.
 
 A Raidionics model folder holds ``pre_processing.ini`` (read by :mod:`.raidionics_config`) and an
 ONNX network. The steps, in the publisher's order (raidionics_seg_lib ``pre_processing.py``,
@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,7 +41,12 @@ from volseg.segmenters.backends.raidionics_config import (
     read_config,
 )
 from volseg.segmenters.base import ProgressCallback, check_on_grid, no_progress
+from volseg.segmenters.provenance import ModelProvenance
 from volseg.volume import Volume, reorient, undo_reorient
+
+if TYPE_CHECKING:
+    from volseg.segmenters.catalogue import ModelEntry
+    from volseg.segmenters.engine.settings import EngineOverrides
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +55,23 @@ RECONSTRUCTION_METHODS = ("thresholding", "argmax")
 RECONSTRUCTION_ORDERS = ("resample_first", "resample_second")
 
 
-def load(entry, *, device: str = "auto", engine: dict | None = None) -> RaidionicsSegmenter:
-    """Factory for catalogue entries with ``backend_options.framework == "raidionics"``."""
+def load(entry: ModelEntry, *, device: str = "auto", engine: EngineOverrides | None = None) -> RaidionicsSegmenter:
+    """Factory for catalogue entries with ``backend: "raidionics"`` (``BACKENDS["raidionics"]``).
+
+    The models run with the publisher's own inference settings: any engine override is refused.
+    """
+    from volseg.segmenters.backend_options import RaidionicsOptions
+    from volseg.segmenters.engine_settings import NO_SETTINGS, refuse_unsupported
     from volseg.segmenters.weights import require_installed
 
+    refuse_unsupported(engine, supported=NO_SETTINGS, model=entry.name)
     options = entry.backend_options
+    if not isinstance(options, RaidionicsOptions):
+        raise ModelError(f"model {entry.name!r} is not a Raidionics model (backend {entry.backend!r})")
     root = require_installed(entry.name)
-    if engine:
-        log.warning("Raidionics models run with their own inference settings; ignoring %s", ", ".join(sorted(engine)))
-    segmenter = RaidionicsSegmenter(root, options["task"], name=entry.name, version=entry.version,
-                                    labels=entry.label_table(), device=device,
-                                    method=options.get("reconstruction_method", "thresholding"),
-                                    order=options.get("reconstruction_order", "resample_first"))
-    segmenter.landmark_sources = tuple(options.get("landmark_sources") or ())
-    return segmenter
+    return RaidionicsSegmenter(root, options.task, name=entry.name, version=entry.version,
+                               labels=entry.label_table(), device=device, entry=entry,
+                               method=options.reconstruction_method, order=options.reconstruction_order)
 
 
 class OnnxNetwork:
@@ -71,7 +79,7 @@ class OnnxNetwork:
     (1, 1, X, Y, Z) channels first; swapped models see (Z, X, Y) of the swapped array."""
 
     def __init__(self, path: Path, config: RaidionicsConfig, device):
-        from volseg.segmenters.backends.onnx import make_session
+        from volseg.segmenters.backends.onnx_session import make_session
 
         self.path, self.config = path, config
         self.session, self.providers = make_session(path, device)
@@ -280,11 +288,12 @@ class RaidionicsSegmenter:
     """A catalogued Raidionics model; satisfies :class:`volseg.segmenters.base.Segmenter`."""
 
     def __init__(self, root: Path, task: str, *, name: str, version: str, labels: LabelTable, device: str = "auto",
-                 method: str = "thresholding", order: str = "resample_first"):
+                 method: str = "thresholding", order: str = "resample_first", entry: ModelEntry | None = None):
         from volseg.segmenters.device import resolve_device
         from volseg.segmenters.weights import weight_records
 
         self.root, self.task, self.name, self.version, self.labels = Path(root), task, name, version, labels
+        self.entry = entry
         self.device = resolve_device(device)
         folder = find_model_folder(self.root, task)
         config = read_config(folder / INI_NAME)
@@ -296,21 +305,16 @@ class RaidionicsSegmenter:
         pipes = [self.pipeline] + ([brain] if brain else [])
         self.weight_records = weight_records([p for pipe in pipes for p in (pipe.network.path, pipe.folder / INI_NAME)],
                                              relative_to=self.root)
-        self.landmark_sources: tuple[str, ...] = ()  # set by load() from the catalogue entry
         channels = config.nb_classes - config.first_label_channel()
         if len(labels) < channels:
             raise ModelError(f"model {name!r}: the network has {channels} classes but the catalogue names "
                              f"{len(labels)}", path=folder / INI_NAME)
         self._last: dict[str, Any] = {}
 
-    def landmarks(self, volume: Volume):
-        """The study's landmark map (:func:`volseg.segmenters.landmarks.study_landmarks`) for the
-        volume last predicted, reusing classic-ct's masks of the mediastinal crop (None: no sources)."""
-        from volseg.segmenters.landmarks import study_landmarks
-
-        if not self.landmark_sources:
-            return None
-        return study_landmarks(volume, self.landmark_sources, classic_masks=self.pipeline.classic_masks)
+    @property
+    def classic_masks(self) -> dict[str, np.ndarray] | None:
+        """classic-ct's masks of the last mediastinal crop (reused for station landmarks)."""
+        return self.pipeline.classic_masks
 
     def predict(self, volume: Volume, *, modality: str | None = None,
                 progress: ProgressCallback = no_progress) -> Volume:
@@ -322,12 +326,15 @@ class RaidionicsSegmenter:
         self._last = {**self.pipeline.last, "seconds": time.perf_counter() - t0}
         return check_on_grid(labels, volume, self.name)
 
-    def provenance(self) -> dict[str, Any]:
+    def provenance(self) -> ModelProvenance:
         from dataclasses import asdict
 
         from volseg.segmenters.device import describe_device
         settings = {"framework": "raidionics", "task": self.task, "reconstruction_method": self.pipeline.method,
                     "reconstruction_order": self.pipeline.order, "pre_processing": asdict(self.pipeline.config)}
-        return {"model": self.name, "version": self.version, "backend": "onnx", "weights": self.weight_records,
-                "device": describe_device(self.device), "providers": list(self.pipeline.network.providers),
-                "settings": settings, **self._last}
+        return ModelProvenance(name=self.name, version=self.version, backend="raidionics",
+                               device=describe_device(self.device), weights=tuple(self.weight_records),
+                               settings=settings,
+                               details={"providers": list(self.pipeline.network.providers), **self._last},
+                               layout=("model", "version", "backend", "weights", "device", "providers",
+                                       "settings"))

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cc3d
 import numpy as np
 
 from volseg.errors import ModelError
 from volseg.postprocess.intensity import hu_summary, looks_like_ct
-from volseg.segmenters.applicability import classify_units
+from volseg.segmenters.units import classify_units
 from volseg.segmenters.base import ProgressCallback, check_on_grid, no_progress
 from volseg.segmenters.classic import airways as airway_steps
 from volseg.segmenters.classic.body import segment_body
@@ -29,7 +29,12 @@ from volseg.segmenters.classic.fov import undecided_note
 from volseg.segmenters.classic.grid import BlockGrid, bounding_box, fill_holes_2d
 from volseg.segmenters.classic.lungs import find_lungs
 from volseg.segmenters.classic.split import split_lungs
+from volseg.segmenters.provenance import ModelProvenance
 from volseg.volume import Volume, reorient, undo_reorient
+
+if TYPE_CHECKING:
+    from volseg.segmenters.catalogue import ModelEntry
+    from volseg.segmenters.engine.settings import EngineOverrides
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +44,14 @@ MIN_LUNG_PIECE_ML = 0.5
 PAINT_ORDER = ("body", "subcutaneous_fat", "torso_fat", "bone", "lung_left", "lung_right", "airways")
 
 
-def load(entry, *, device: str = "auto", engine: dict | None = None) -> ClassicCT:
-    """Backend factory (registry name ``classic``); runs on the CPU whatever ``device`` says."""
-    if engine:
-        log.warning("%s has no sliding window: ignoring %s", entry.name, ", ".join(sorted(engine)))
+def load(entry: ModelEntry, *, device: str = "auto", engine: EngineOverrides | None = None) -> ClassicCT:
+    """Backend factory (registry name ``classic``); runs on the CPU whatever ``device`` says.
+
+    It has no sliding window, so any engine override is refused.
+    """
+    from volseg.segmenters.engine_settings import NO_SETTINGS, refuse_unsupported
+
+    refuse_unsupported(engine, supported=NO_SETTINGS, model=entry.name)
     return ClassicCT(entry)
 
 
@@ -68,14 +77,16 @@ def check_ct(image: np.ndarray, modality: str | None) -> None:
 class ClassicCT:
     """The built-in CT segmenter; satisfies :class:`volseg.segmenters.base.Segmenter`."""
 
-    def __init__(self, entry) -> None:
+    def __init__(self, entry: ModelEntry) -> None:
         self.entry = entry
         self.name = entry.name
         self.labels = entry.label_table()
         self._index = {name: i for i, name in self.labels.names().items()}
 
-    def provenance(self) -> dict[str, Any]:
-        return {"model": self.name, "version": self.entry.version, "device": "cpu", "weights": []}
+    def provenance(self) -> ModelProvenance:
+        # its report mapping has never had a "backend" key; the object still knows its backend
+        return ModelProvenance(name=self.name, version=self.entry.version, backend=self.entry.backend,
+                               device="cpu", layout=("model", "version", "device", "weights"))
 
     def predict(self, volume: Volume, *, modality: str | None = None,
                 progress: ProgressCallback = no_progress) -> Volume:
