@@ -5,7 +5,6 @@ import pickle
 
 import numpy as np
 import pydicom
-import pytest
 
 from tests.factories.dicom_series import PATIENT_NAME, ras_affine, rotation, write_enhanced, write_series
 from volseg.io import read_image

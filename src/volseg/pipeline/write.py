@@ -12,7 +12,6 @@ from volseg.segmenters.base import ProgressCallback, no_progress
 
 if TYPE_CHECKING:
     from volseg.io import LoadedImage
-    from volseg.labels import LabelTable
     from volseg.pipeline.results import StudyResult
     from volseg.segmenters.base import Segmenter
     from volseg.volume import Volume
