@@ -155,7 +155,7 @@ def test_model_failures_fail_one_study_each(cohort, tmp_path, monkeypatch):
 
     class Flaky:
         def __init__(self, base):
-            self.base, self.name, self.labels = base, base.name, base.labels
+            self.base, self.name, self.labels, self.entry = base, base.name, base.labels, base.entry
 
         def predict(self, volume, *, modality=None, progress=lambda *a: None):
             case = round((volume.spacing[0] - 5.0) / 0.15)  # write_cohort varies the spacing per case
@@ -228,6 +228,7 @@ class _BoneOnly:
     """A second model for the layout test: classic-ct's bone, as a one-class label map."""
 
     name = "bone-only"
+    entry = None  # no catalogue entry
 
     def __init__(self, base) -> None:
         from volseg.labels import LabelTable

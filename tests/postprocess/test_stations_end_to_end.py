@@ -18,6 +18,7 @@ from volseg import api
 from volseg.phantom import make_phantom
 from volseg.postprocess.landmarks import find_landmarks
 from volseg.postprocess.stations import StationMapper
+from volseg.segmenters.catalogue import get_entry
 from volseg.segmenters.landmarks import (
     CLASSIC,
     landmark_sources,
@@ -116,6 +117,7 @@ class _FakeNodeModel:
     """The lymph-node model's name and classes, predicting a fixed node map (no weights)."""
 
     name = "raidionics-ct-lymphnodes"
+    entry = get_entry("raidionics-ct-lymphnodes")  # declares the lesion-type classes
 
     def __init__(self, nodes: np.ndarray):
         from volseg.labels import LabelTable

@@ -148,6 +148,7 @@ class ThresholdSegmenter:
     """A two-class HU-threshold segmenter with SNOMED CT codes on one class (a stand-in model)."""
 
     name = "threshold-test"
+    entry = None  # no catalogue entry
     labels = LabelTable([
         LabelInfo(1, "soft_tissue", "Soft tissue", (200, 120, 100)),  # no codes: generic fallback
         LabelInfo(2, "bone", "Bone", (240, 220, 150), snomed_category="SCT:91723000", snomed_type="SCT:272673000"),

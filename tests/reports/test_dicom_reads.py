@@ -24,6 +24,7 @@ TABLE = LabelTable([LabelInfo(1, "box", "Box", (240, 220, 150))])
 
 class BoxSegmenter:
     name = "box-test"
+    entry = None  # no catalogue entry
     labels = TABLE
 
     def predict(self, volume, *, modality=None, progress=None):

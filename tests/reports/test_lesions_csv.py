@@ -138,6 +138,7 @@ class _FixedSegmenter:
     """A segmenter whose prediction is a fixed label map on the input grid (no model)."""
 
     name = "not-in-the-catalogue"
+    entry = None  # no catalogue entry
 
     def __init__(self, labels: np.ndarray, names: dict[int, str]):
         from volseg.labels import LabelTable

@@ -28,6 +28,7 @@ class RingSegmenter:
     """HU thresholds: > 300 → 2 (box), > -300 → 1 (ring)."""
 
     name = "ring-test"
+    entry = None  # no catalogue entry
     labels = LabelTable([
         LabelInfo(1, "ring", "Ring", (200, 120, 100)),
         LabelInfo(2, "box", "Box", (240, 220, 150), snomed_category="SCT:91723000", snomed_type="SCT:272673000"),

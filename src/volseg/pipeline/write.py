@@ -70,9 +70,6 @@ def input_path(input: str | Path, options: SegmentOptions) -> dict[str, str]:
 
 
 def instance_classes(segmenter: Segmenter) -> list[str] | None:
-    """Lesion-type classes a catalogue entry declares for its model (None: the naming rule)."""
-    from volseg.segmenters.catalogue import load_catalogue
-
-    entry = load_catalogue().get(getattr(segmenter, "name", ""))
-    declared = getattr(entry, "instance_classes", None) if entry is not None else None
+    """Lesion-type classes the model's catalogue entry declares (None: the naming rule)."""
+    declared = segmenter.entry.instance_classes if segmenter.entry is not None else None
     return list(declared) if declared else None
