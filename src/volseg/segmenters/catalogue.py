@@ -97,7 +97,10 @@ class Intensity(StrictModel):
         """The pipeline's preset these fields describe; None for ``from_model``."""
         if self.kind == FROM_MODEL:
             return None
-        fields = self.model_dump(include=self.model_fields_set - {"description"}, mode="python")
+        # fields left at their defaults say nothing (a dumped entry sets them all, e.g. window=None)
+        defaults = {name: info.default for name, info in type(self).model_fields.items()}
+        fields = {k: v for k, v in self.model_dump(mode="python").items()
+                  if k == "kind" or (k != "description" and v != defaults.get(k))}
         return _PRESETS.validate_python(fields)
 
 
