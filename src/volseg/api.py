@@ -11,7 +11,7 @@ and reports progress through a callback.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from volseg.pipeline.model import ModelLoader
 from volseg.pipeline.results import StudyFailure, StudyResult
 from volseg.pipeline.write import check_outputs, write_outputs  # noqa: F401  (re-exported: public API)
 from volseg.segmenters.base import ProgressCallback, Segmenter, no_progress
+from volseg.segmenters.engine.settings import EngineOverrides
 
 __all__ = [
     "StudyResult", "StudyFailure", "DemoResult", "ImageInfo", "ModelStatus", "load_model", "segment",
@@ -32,12 +33,13 @@ __all__ = [
 
 
 def load_model(model: str | None = None, *, device: str = "auto", trust: bool = False,
-               engine: dict[str, Any] | None = None) -> Segmenter:
+               engine: EngineOverrides | Mapping[str, Any] | None = None) -> Segmenter:
     """Load a model once (default: the best installed, else the built-in ``classic-ct``).
 
     ``model`` is a catalogue name or a path (nnU-Net folder, ``.onnx`` with its sidecar, MONAI
     bundle folder); ``trust=True`` lets a custom MONAI bundle's config, which can run code, be
-    instantiated; ``engine`` overrides the sliding-window settings (``SegmentOptions.engine``).
+    instantiated; ``engine`` overrides engine settings (an :class:`EngineOverrides`, as
+    ``SegmentOptions.engine``, or a mapping of its field names).
     """
     from volseg.pipeline.model import load_model as _load
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from volseg.io import LoadedImage
     from volseg.options import SegmentOptions
     from volseg.segmenters.base import Segmenter
+    from volseg.segmenters.engine.settings import EngineOverrides
 
 
 def input_names(input: Any, study_id: str | None) -> tuple[str, str]:
@@ -90,7 +91,7 @@ def check_fits(image: LoadedImage, segmenter: Segmenter, *, force: bool) -> None
 
 
 def load_model(model: str | None = None, *, device: str = "auto", trust: bool = False,
-               engine=None) -> Segmenter:
+               engine: EngineOverrides | Mapping[str, Any] | None = None) -> Segmenter:
     """Load a model once (see :func:`volseg.api.load_model`)."""
     from volseg.segmenters.registry import load_segmenter
 
