@@ -54,13 +54,25 @@ def _series(tmp_path):
 
 
 def test_segment_with_dicom_and_rtstruct_reads_no_source_file(tmp_path, dcmread_calls):
-    # anonymised: the synthetic source has no PatientSex, which a SEG copying the source identity needs
     loaded = pickle.loads(pickle.dumps(read_image(_series(tmp_path).folder)))  # as batch hands it on
     dcmread_calls.clear()
     result = api.segment(loaded, tmp_path / "out", segmenter=BoxSegmenter(),
                          options=SegmentOptions(dicom=True, rtstruct=True, anonymize=True, html=False))
     assert {"dicom_seg", "dicom_sr", "dicom_rtstruct"} <= set(result.outputs)
     assert dcmread_calls == []
+
+
+def test_a_source_without_type2_patient_attributes_gets_them_empty(tmp_path):
+    """The synthetic series has no PatientSex: the SEG and SR (source identity, not anonymised) are
+    written with that Type 2 attribute present and empty, not refused; the others are copied."""
+    series = _series(tmp_path)
+    source = pydicom.dcmread(series.files[0], stop_before_pixels=True)
+    assert "PatientSex" not in source
+    result = api.segment(series.folder, tmp_path / "out", segmenter=BoxSegmenter(),
+                         options=SegmentOptions(dicom=True, html=False))
+    for key in ("dicom_seg", "dicom_sr"):
+        ds = pydicom.dcmread(result.outputs[key])
+        assert ds.PatientSex == "" and ds.PatientBirthDate == source.PatientBirthDate
 
 
 def test_cli_segment_dicom_rtstruct_reads_each_file_once_for_headers_once_for_pixels(shared_data, tmp_path,

@@ -40,6 +40,8 @@ DEIDENTIFICATION_METHOD = "volseg: identifiers removed, UIDs mapped"  # LO: ≤ 
 UID_SALT = "volseg-anonymize-1"
 _EMPTY_WITHOUT_PHI = ("PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
                       "ReferringPhysicianName")
+#: Type 2 attributes of the Patient and General Study modules the outputs copy from their source
+_TYPE2_PATIENT_STUDY = ("PatientName", "PatientID", *_EMPTY_WITHOUT_PHI)
 _GEOMETRY_ATOL_MM = 0.01
 
 
@@ -131,6 +133,9 @@ def _minimal_copy(original, sop_uid: str, shared: dict[str, str], *, anonymize: 
         for keyword in IDENTIFYING:
             if keyword in original:
                 setattr(ds, keyword, original[keyword].value)
+        for keyword in _TYPE2_PATIENT_STUDY:  # Type 2: present, empty when the source lacks them
+            if keyword not in ds:
+                setattr(ds, keyword, "")
         return ds
     ds.PatientName = PLACEHOLDER_NAME
     ds.PatientID = placeholder_patient_id(shared["StudyInstanceUID"])
