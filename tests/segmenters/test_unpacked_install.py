@@ -188,3 +188,65 @@ def test_models_show_names_the_reference_of_each_path(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "-m total-fast follows the TotalSegmentator pipeline: RAS reorientation, resampling to 3 × 3 × 3 mm" in out
     assert "--model PATH on its nnU-Net folder follows nnU-Net's own predictor semantics" in out
+
+
+def test_results_folder_and_release_zip_give_the_same_labels(tmp_path, monkeypatch):
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny network on a shared host: one thread is much faster
+    try:
+        _same_labels(tmp_path, monkeypatch)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _same_labels(tmp_path, monkeypatch):
+    """The same fabricated weights under TotalSegmentator's names: installed from its results folder
+    in one VOLSEG_HOME and from the release-layout zip in another, `segment -m total-fast` agrees."""
+    pytest.importorskip("nnunetv2")
+    import zipfile
+
+    import nibabel as nib
+    import numpy as np
+
+    from tests.factories.nnunet_model import write_random_model
+    from volseg.cli.main import main
+    from volseg.io.nifti import write_nifti
+    from volseg.phantom import make_phantom
+
+    results = tmp_path / "ts-home" / "nnunet" / "results"
+    write_random_model(results / TS_FAST)
+    [asset] = [w.name for w in get_entry("total-fast").weights]
+    release = tmp_path / "release"
+    release.mkdir()
+    with zipfile.ZipFile(release / asset, "w", zipfile.ZIP_DEFLATED) as zf:  # as the release asset
+        for path in sorted((results / TS_FAST.split("/")[0]).rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(results).as_posix())
+    ct = write_nifti(make_phantom((24, 20, 8), (8.0, 8.0, 15.0)).image, tmp_path / "ct.nii.gz")
+    labels = {}
+    for how, source in (("folder", results), ("zip", release)):
+        monkeypatch.setenv("VOLSEG_HOME", str(tmp_path / f"home-{how}"))
+        assert main(["models", "install", str(source), "-m", "total-fast"]) == 0
+        out = tmp_path / f"out-{how}"
+        assert main(["segment", str(ct), "-m", "total-fast", "--force", "-o", str(out)]) == 0
+        labels[how] = np.asarray(nib.load(out / "segmentation.nii.gz").dataobj)
+    assert labels["folder"].shape == labels["zip"].shape
+    assert np.array_equal(labels["folder"], labels["zip"]) and len(np.unique(labels["zip"])) > 1
+
+
+def test_model_path_on_a_publishers_folder_says_which_entry_it_is(tmp_path, caplog):
+    pytest.importorskip("nnunetv2")
+    import logging
+
+    from tests.factories.nnunet_model import write_random_model
+    from volseg.segmenters.registry import load_segmenter
+
+    folder = write_random_model(tmp_path / "results" / TS_FAST)
+    with caplog.at_level(logging.INFO, logger="volseg"):
+        segmenter = load_segmenter(str(folder), device="cpu")
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "TotalSegmentator's folder for catalogue model total-fast" in said
+    assert "nnU-Net's own predictor semantics" in said and "`-m total-fast` follows the TotalSegmentator" in said
+    assert segmenter.name != "total-fast"  # still the plain nnU-Net folder
