@@ -10,7 +10,13 @@ import pytest
 
 from volseg.errors import ModelError
 from volseg.segmenters.catalogue import get_entry
-from volseg.segmenters.weights import install_from_source, installed_path, read_lock, require_installed, verify
+from volseg.segmenters.weights import (
+    install_from_source,
+    installed_path,
+    read_lock,
+    require_installed,
+    verify,
+)
 
 TS_FAST = ("Dataset297_TotalSegmentator_total_3mm_1559subj/"
            "nnUNetTrainer_4000epochs_NoMirroring__nnUNetPlans__3d_fullres")
