@@ -74,20 +74,25 @@ def test_ts_home_is_recognised_without_naming_the_model(home, tmp_path):
     ts_folders(results, "total-fast")
     ts_folders(results, "total")
     (ts_home / "config.json").write_text("{}")
+    for stray in ("a", "b"):  # files named like another entry's weights do not get in the way
+        (ts_home / stray).mkdir()
+        (ts_home / stray / "model.pt").write_bytes(b"x")
     found = install_from_source(ts_home)
     assert sorted(r.name for r in found) == ["total", "total-fast"]
     assert installed_path("total") is not None and verify("total").ok
 
 
 def test_raidionics_models_folder(home, tmp_path):
-    models = tmp_path / "raidionics-models"
+    raidionics_home = tmp_path / ".raidionics"  # Raidionics unzips each model into resources/models/
+    models = raidionics_home / "resources" / "models"
     for task in ("MRI_GBM", "MRI_Brain"):
         (models / task / "fold0").mkdir(parents=True)
         (models / task / "pre_processing.ini").write_text("[Default]\n")
         (models / task / "fold0" / "model.onnx").write_bytes(task.encode() * 100)
     (models / "MRI_GBM" / "pipeline.json").write_text("{}")
-    [r] = install_from_source(models)
+    [r] = install_from_source(raidionics_home)
     assert r.name == "raidionics-mri-gbm"
+    assert [x.name for x in install_from_source(models, model="raidionics-mri-gbm")] == [r.name]
     folder = require_installed("raidionics-mri-gbm")
     assert (folder / "MRI_Brain" / "fold0" / "model.onnx").read_bytes() == b"MRI_Brain" * 100
     assert verify("raidionics-mri-gbm").ok

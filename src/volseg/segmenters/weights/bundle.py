@@ -180,8 +180,8 @@ def export_bundle(names: list[str], out_zip: str | Path) -> Path:
     for name in dict.fromkeys(names):
         entry = get_entry(name)
         require_installed(entry.name, check_hashes=False)  # verify re-hashes and says what differs
-        manifest = read_manifest(entry.name, entry.version)
-        if manifest is not None and is_unpacked_install(entry, manifest):
+        installed = read_manifest(entry.name, entry.version)
+        if installed is not None and is_unpacked_install(entry, installed):
             raise ModelError(f"{entry.name} was installed from an unpacked folder, without the "
                              "publisher's archives a bundle carries; not exported",
                              hint=f"copy that folder instead and run `volseg models install FOLDER "

@@ -58,13 +58,10 @@ def plan_unpacked(entry: ModelEntry, root: Path, *, explicit: bool) -> UnpackedP
     plain: dict[str, Path] = {}
     trees: list[Tree] = []
     missing: list[str] = []
+    if not any(wf.archive is not None for wf in entry.weights):
+        return UnpackedPlan(entry, plain, (), ())  # plain files only: matched by name and hash elsewhere
     for wf in entry.weights:
         if wf.archive is None:
-            found = _find_file(root, wf.name)
-            if found is None:
-                missing.append(wf.name)
-            else:
-                plain[wf.name] = found
             continue
         top = archive_top(wf)
         source, lacking = _find_tree(entry, wf, root, top, explicit=explicit)
@@ -73,6 +70,14 @@ def plan_unpacked(entry: ModelEntry, root: Path, *, explicit: bool) -> UnpackedP
             continue
         target = PurePosixPath(wf.extract_to or "") / (top or "")
         trees.append(Tree(wf.name, source, str(target) if str(target) != "." else ""))
+    for wf in entry.weights:
+        if wf.archive is None and trees:  # a bundle's models/model.pt first, then anywhere below root
+            found = next((f for f in (_find_file(t.source, wf.name, explicit=explicit) for t in trees) if f),
+                         None) or _find_file(root, wf.name, explicit=explicit)
+            if found is None:
+                missing.append(wf.name)
+            else:
+                plain[wf.name] = found
     return UnpackedPlan(entry, plain, tuple(trees), tuple(missing))
 
 
@@ -111,12 +116,13 @@ def _holds(folder: Path, needed: list[str]) -> bool:
     return True
 
 
-def _find_file(root: Path, name: str) -> Path | None:
+def _find_file(root: Path, name: str, *, explicit: bool) -> Path | None:
+    """The one file called ``name`` below ``root``; several are an error for a named model, else no match."""
     found = [p for p in _files(root) if p.name == name]
-    if len(found) > 1:
+    if len(found) > 1 and explicit:
         shown = ", ".join(str(p.relative_to(root)) for p in found[:3])
         raise ModelError(f"{name} appears {len(found)} times in this folder ({shown}); keep one", path=root)
-    return found[0] if found else None
+    return found[0] if len(found) == 1 else None
 
 
 def _files(folder: Path) -> list[Path]:
