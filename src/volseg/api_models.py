@@ -30,6 +30,20 @@ class ModelStatus:
     def name(self) -> str:
         return self.entry.name
 
+    @property
+    def reference(self) -> str:
+        """What ``-m NAME`` reproduces, e.g. "TotalSegmentator pipeline: RAS reorientation, …"."""
+        from volseg.segmenters.weights.publishers import model_reference
+
+        return model_reference(self.entry)
+
+    @property
+    def path_reference(self) -> str | None:
+        """What ``--model PATH`` on this model's nnU-Net folder follows instead (None: not an nnU-Net model)."""
+        from volseg.segmenters.weights.publishers import PATH_REFERENCE
+
+        return PATH_REFERENCE if self.entry.backend == "nnunet" else None
+
 
 def _status(entry: "ModelEntry") -> ModelStatus:
     from volseg.segmenters.weights import installed_path

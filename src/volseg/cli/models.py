@@ -35,7 +35,13 @@ def show(name: str = typer.Argument(..., help="Catalogue model name."),
     from volseg import api
     from volseg.cli.render import print_model_detail
 
-    print_model_detail(api.show_model(name), as_json=as_json)
+    status = api.show_model(name)
+    print_model_detail(status, as_json=as_json)
+    if not as_json:
+        out.print(f"reference: -m {status.name} follows the {status.reference}", markup=False, soft_wrap=True)
+        if status.path_reference:
+            out.print(f"           --model PATH on its nnU-Net folder follows {status.path_reference}",
+                      markup=False, soft_wrap=True)
 
 
 @app.command("download")
@@ -54,11 +60,16 @@ def download(names: List[str] = typer.Argument(..., help="Catalogue model names.
 
 @app.command("install")
 def install(source: Path = typer.Argument(..., help="A bundle zip from `volseg models export`, a folder of "
-                                                    "weight files, or one weight file."),
+                                                    "weight files, one weight file, or a publisher's "
+                                                    "own folder (TotalSegmentator, Raidionics, MONAI)."),
             model: Optional[str] = typer.Option(None, "--model", "-m",
                                                 help="Install the files as this model."),
             require_lock: bool = _REQUIRE_LOCK, lock: Optional[Path] = _LOCK) -> None:
-    """Install weights offline (never touches the network), verifying every file."""
+    """Install weights offline (never touches the network), verifying every file.
+
+    Also takes the folders the publishers' own programs fill: a TotalSegmentator home or
+    ``nnunet/results`` folder, a Raidionics models folder, a MONAI bundle folder.
+    """
     from volseg import api
     from volseg.cli.render import print_install_results
 

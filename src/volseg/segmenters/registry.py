@@ -140,6 +140,7 @@ def load_path_model(path: Path, *, device: str = "auto", trust: bool = False,
     dataset.json), an ``.onnx`` file with its sidecar, or a MONAI bundle folder (``trust`` needed)."""
     from volseg.segmenters.backends.nnunet_folder import is_model_folder
 
+    _say_which_entry(path)
     if is_model_folder(path):
         from volseg.segmenters.backends.nnunet import load_folder
 
@@ -159,3 +160,13 @@ def load_path_model(path: Path, *, device: str = "auto", trust: bool = False,
     raise ModelError("not a model volseg can run", path=path,
                      hint="expected an nnU-Net trained-model folder (plans.json, dataset.json, fold_*), "
                           "a MONAI bundle (configs/inference.json) or an .onnx file with its sidecar")
+
+
+def _say_which_entry(path: Path) -> None:
+    """Log which catalogue entry a publisher's model folder is; what ``--model PATH`` computes is unchanged."""
+    from volseg.segmenters.weights.publishers import PATH_REFERENCE, identify_path, publisher
+
+    for entry in identify_path(path):
+        log.info("%s is %s's folder for catalogue model %s; given by path it follows %s, while `-m %s` "
+                 "follows the %s pipeline", path.name, publisher(entry), entry.name, PATH_REFERENCE,
+                 entry.name, publisher(entry))

@@ -16,8 +16,15 @@ from pathlib import Path
 from volseg.errors import InputError, ModelError
 from volseg.segmenters.catalogue import ModelEntry, get_entry, load_catalogue
 from volseg.segmenters.weights.archive import safe_extract
-from volseg.segmenters.weights.cache import model_dir, volseg_home
+from volseg.segmenters.weights.cache import model_dir, read_manifest, volseg_home
 from volseg.segmenters.weights.install import HashPolicy, InstallResult, commit, require_installed
+from volseg.segmenters.weights.publishers import publisher
+from volseg.segmenters.weights.unpacked import (
+    UnpackedPlan,
+    commit_unpacked,
+    is_unpacked_install,
+    plan_unpacked,
+)
 
 BUNDLE_MANIFEST = "volseg-bundle.json"
 BUNDLE_SCHEMA_VERSION = "1.0.0"
@@ -37,21 +44,33 @@ def install_from_source(source: str | Path, *, model: str | None = None, require
     files = _scan(source)
     entries = [get_entry(model)] if model else [e for e in load_catalogue().values() if e.needs_weights]
     complete = [e for e in entries if all(w.name in files for w in e.weights)]
-    if model and not complete:
+    unpacked = _unpacked_plans(source, [e for e in entries if e not in complete], explicit=bool(model))
+    if model and not complete and not unpacked:
         missing = [w.name for w in entries[0].weights if w.name not in files]
-        raise ModelError(f"{source.name} lacks {len(missing)} file(s) of {model}: {', '.join(missing[:4])}",
-                         path=source)
+        layout = plan_unpacked(entries[0], source, explicit=True) if source.is_dir() else None
+        alt = f" (nor, unpacked, {', '.join(layout.missing[:3])})" if layout and layout.missing else ""
+        raise ModelError(f"{source.name} lacks {len(missing)} file(s) of {model}: {', '.join(missing[:4])}"
+                         + alt, path=source)
     if not model:
         complete = [e for e in complete if _pinned(e, policy)]
-    if not complete:
+    if not complete and not unpacked:
         raise ModelError("no catalogued model is complete in this folder", path=source,
                          hint=_closest_hint(files, entries, policy))
     origin = "file" if source.is_file() else "folder"
-    results = []
+    results = [commit_unpacked(p, policy=policy, origin=f"{publisher(p.entry)} folder {source.name}")
+               for p in unpacked]
     for entry in complete:
         picked = {w.name: _one(files, w.name, source) for w in entry.weights}
         results.append(commit(entry, picked, policy=policy, origin=f"{origin} {source.name}"))
     return results
+
+
+def _unpacked_plans(source: Path, entries: list[ModelEntry], *, explicit: bool) -> list[UnpackedPlan]:
+    """Entries whose archives ``source`` holds unpacked, as their publisher's program lays them out."""
+    if not source.is_dir():
+        return []
+    plans = [plan_unpacked(e, source, explicit=explicit) for e in entries]
+    return [p for p in plans if p.complete]
 
 
 def _is_bundle_zip(path: Path) -> bool:
@@ -161,6 +180,12 @@ def export_bundle(names: list[str], out_zip: str | Path) -> Path:
     for name in dict.fromkeys(names):
         entry = get_entry(name)
         require_installed(entry.name, check_hashes=False)  # verify re-hashes and says what differs
+        installed = read_manifest(entry.name, entry.version)
+        if installed is not None and is_unpacked_install(entry, installed):
+            raise ModelError(f"{entry.name} was installed from an unpacked folder, without the "
+                             "publisher's archives a bundle carries; not exported",
+                             hint=f"copy that folder instead and run `volseg models install FOLDER "
+                                  f"-m {entry.name}` on the other machine")
         report = verify(entry.name, extracted=False)
         if not report.ok:
             raise ModelError(f"{entry.name} fails verification ({report.problems[0]}); not exported",

@@ -80,7 +80,8 @@ def write_lock(lock: LockFile, path: str | Path | None = None) -> Path:
 def build_lock() -> LockFile:
     """A lock pinning every file of every installed model (plus the recorded pins of others)."""
     from volseg.segmenters.catalogue import load_catalogue
-    from volseg.segmenters.weights.cache import read_manifest
+    from volseg.segmenters.weights.cache import model_dir, read_manifest
+    from volseg.segmenters.weights.unpacked import is_unpacked_install
 
     lock = read_lock()
     for entry in load_catalogue().values():
@@ -90,4 +91,9 @@ def build_lock() -> LockFile:
         for f in manifest.files:
             lock.record(entry.name, entry.version, f.name, sha256=f.sha256, size_bytes=f.size_bytes,
                         url=entry.weight(f.name).url)
+        if is_unpacked_install(entry, manifest):  # no archive to pin: pin what was unpacked
+            folder = model_dir(entry.name, entry.version)
+            for rel, sha in sorted(manifest.extracted.items()):
+                lock.record(entry.name, entry.version, rel, sha256=sha,
+                            size_bytes=(folder / rel).stat().st_size, url=None)
     return lock
