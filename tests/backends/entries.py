@@ -19,7 +19,7 @@ def make_entry(*, classes: Mapping[int, str], name: str = "phantom", backend: st
         "name": name, "version": "1", "title": f"{name} (test)", "task": "other", "modality": "CT",
         "region": "whole body",
         "classes": [{"index": i, "name": n} for i, n in sorted(classes.items())],
-        "input": {"orientation": orientation, "intensity": {"kind": "nnunet_plans"}},
+        "input": {"orientation": orientation, "intensity": {"kind": "from_model"}},
         "backend": backend, "backend_options": dict(backend_options or {}),
         "parts": [{"name": p["name"], "weights": [], "labels": {str(k): v for k, v in p["labels"].items()},
                    "options": {"model_folder": p.get("model_folder")}} for p in parts],
