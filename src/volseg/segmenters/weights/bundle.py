@@ -16,13 +16,12 @@ from pathlib import Path
 from volseg.errors import InputError, ModelError
 from volseg.segmenters.catalogue import ModelEntry, get_entry, load_catalogue
 from volseg.segmenters.weights.archive import safe_extract
-from volseg.segmenters.weights.cache import model_dir, read_manifest, volseg_home
+from volseg.segmenters.weights.cache import is_unpacked_install, model_dir, read_manifest, volseg_home
 from volseg.segmenters.weights.install import HashPolicy, InstallResult, commit, require_installed
 from volseg.segmenters.weights.publishers import publisher
 from volseg.segmenters.weights.unpacked import (
     UnpackedPlan,
     commit_unpacked,
-    is_unpacked_install,
     plan_unpacked,
 )
 

@@ -16,8 +16,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from volseg.errors import ModelError
+
+if TYPE_CHECKING:
+    from volseg.segmenters.catalogue import ModelEntry
 
 MANIFEST_NAME = "volseg-model.json"
 MANIFEST_SCHEMA_VERSION = "1.0.0"
@@ -127,3 +131,9 @@ def read_manifest(name: str, version: str) -> Manifest | None:
         return Manifest.read(folder)
     except FileNotFoundError:
         return None
+
+
+def is_unpacked_install(entry: ModelEntry, manifest: Manifest) -> bool:
+    """True when the model was installed from an unpacked folder (its archives are not kept)."""
+    kept = {f.name for f in manifest.files}
+    return any(w.archive is not None and w.name not in kept for w in entry.weights)

@@ -80,8 +80,7 @@ def write_lock(lock: LockFile, path: str | Path | None = None) -> Path:
 def build_lock() -> LockFile:
     """A lock pinning every file of every installed model (plus the recorded pins of others)."""
     from volseg.segmenters.catalogue import load_catalogue
-    from volseg.segmenters.weights.cache import model_dir, read_manifest
-    from volseg.segmenters.weights.unpacked import is_unpacked_install
+    from volseg.segmenters.weights.cache import is_unpacked_install, model_dir, read_manifest
 
     lock = read_lock()
     for entry in load_catalogue().values():

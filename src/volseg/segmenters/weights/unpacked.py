@@ -208,7 +208,3 @@ def _record(entry: ModelEntry, files: list[InstalledFile]) -> None:
         write_lock(lock)
 
 
-def is_unpacked_install(entry: ModelEntry, manifest: Manifest) -> bool:
-    """True when the model was installed from an unpacked folder (its archives are not kept)."""
-    kept = {f.name for f in manifest.files}
-    return any(w.archive is not None and w.name not in kept for w in entry.weights)
