@@ -213,10 +213,11 @@ def airway_picture(display: DisplayVolumes, labels: LabelTable,
     """Coronal maximum-intensity projection of the airway labels (depth-shaded), centrelines on top."""
     airway = [i for i, info in labels.items() if AIRWAY_NAME.search(info.name)]
     lab = display.labels
-    mask = np.isin(np.asarray(lab.array), airway) if airway else None
+    mask = label_mask(lab.array, airway) if airway else None
     if mask is None or not mask.any():
         return None
-    depth = mask.sum(axis=1).astype(np.float32)  # coronal: project along anterior (RAS axis 1)
+    # coronal: project along anterior (RAS axis 1); counts are exact integers in any integer type
+    depth = mask.sum(axis=1, dtype=np.int32 if mask.shape[1] < 2**31 else np.int64).astype(np.float32)
     shade = view_plane(depth[:, None, :], "coronal", 0)
     shade = shade / max(float(shade.max()), 1.0)
     colour = np.asarray(labels[airway[0]].color, dtype=np.float32) / 255.0
@@ -229,6 +230,18 @@ def airway_picture(display: DisplayVolumes, labels: LabelTable,
     note = f"; {len(branches)} centreline branches coloured by generation" if branches else ""
     caption = "Coronal maximum-intensity projection of the airway segmentation (brighter: thicker)" + note
     return Picture("airway-mip", "Airway tree (coronal MIP)", caption, _png(fig))
+
+
+def label_mask(array: np.ndarray, values: Sequence[int]) -> np.ndarray:
+    """``np.isin(array, values)`` for a few label values: one comparison each, in the array's own
+    memory order (a transposed view is read as it lies), instead of isin's sort or table."""
+    array = np.asarray(array)
+    if len(values) > 8 or array.dtype.kind not in "iub":
+        return np.isin(array, values)
+    mask = array == values[0]
+    for value in values[1:]:
+        mask |= array == value
+    return mask
 
 
 # ---- drawing helpers ----------------------------------------------------------------------------------
@@ -286,6 +299,34 @@ def _draw_background(ax, display: DisplayVolumes, view: str, index: int) -> None
 
 
 def _draw_outlines(ax, plane: np.ndarray, labels: LabelTable, *, filled: bool, emphasise: int = 0) -> None:
+    """Each structure of ``plane`` filled (no image) and outlined in its colour.
+
+    Each outline is traced on the structure's own bounding box in the plane grown by one pixel
+    (:func:`label_boxes_2d`): every cell the level-0.5 contour crosses lies in it, and its cells
+    keep their order, so the lines, their vertices and the picture are those of a contour over
+    the whole plane, at a fraction of the cost."""
+    plane = np.asarray(plane)
+    if plane.dtype.kind not in "iu" or (plane.size and plane.min() < 0):
+        _draw_outlines_whole(ax, plane, labels, filled=filled, emphasise=emphasise)
+        return
+    boxes = label_boxes_2d(plane)
+    present = sorted(boxes)
+    if filled and present:
+        colours = np.zeros((int(plane.max()) + 1, 4), dtype=np.float32)
+        for value in present:
+            colours[value] = (*_rgb(labels, value), 0.55)
+        ax.imshow(colours[plane], aspect=ax.get_aspect(), interpolation="nearest")
+    for value in present:
+        (r0, r1), (c0, c1) = boxes[value]
+        mask = (plane[r0:r1, c0:c1] == value).astype(np.float32)
+        width = 2.2 if value == emphasise else 1.1
+        ax.contour(np.arange(c0, c1), np.arange(r0, r1), mask, levels=[0.5], colors=[_rgb(labels, value)],
+                   linewidths=width)
+
+
+def _draw_outlines_whole(ax, plane: np.ndarray, labels: LabelTable, *, filled: bool, emphasise: int) -> None:
+    """:func:`_draw_outlines` for a plane of other values than non-negative integers (one mask per
+    value over the whole plane)."""
     present = [int(v) for v in np.unique(plane) if v != 0]
     if filled and present:
         rgba = np.zeros(plane.shape + (4,), dtype=np.float32)
@@ -296,6 +337,26 @@ def _draw_outlines(ax, plane: np.ndarray, labels: LabelTable, *, filled: bool, e
         mask = (plane == value).astype(np.float32)
         width = 2.2 if value == emphasise else 1.1
         ax.contour(mask, levels=[0.5], colors=[_rgb(labels, value)], linewidths=width)
+
+
+def label_boxes_2d(plane: np.ndarray) -> dict[int, tuple[tuple[int, int], tuple[int, int]]]:
+    """Per non-zero value of a 2-D integer ``plane``: ((row_lo, row_hi), (col_lo, col_hi)), end
+    exclusive, its bounding box grown by one pixel on each side within the plane."""
+    from scipy import ndimage
+
+    plane = np.asarray(plane)
+    if plane.size == 0 or not plane.any():
+        return {}
+    values = np.unique(plane)
+    values = values[values != 0]
+    dense = np.searchsorted(values, plane) + 1  # 1..n where plane is non-zero
+    dense[plane == 0] = 0
+    out = {}
+    for value, box in zip(values, ndimage.find_objects(dense)):
+        rows, cols = box
+        out[int(value)] = ((max(rows.start - 1, 0), min(rows.stop + 1, plane.shape[0])),
+                           (max(cols.start - 1, 0), min(cols.stop + 1, plane.shape[1])))
+    return out
 
 
 def _draw_centrelines(ax, lab: Volume, branches: Sequence[Mapping[str, object]]) -> None:
