@@ -43,3 +43,14 @@ def test_component_sizes_match_one_mask_per_label(monkeypatch, background):
         comps, n = cc3d.connected_components((labels == lab).astype(np.uint8), connectivity=6, return_N=True)
         sizes = np.bincount(comps.ravel())[1:]
         assert counts[lab] == n and largest[lab] == (sizes.max() if n else 0)
+
+
+def test_first_voxel_is_each_components_first_c_order_index():
+    from volseg.postprocess.instances import _first_voxel
+
+    rng = np.random.default_rng(7)
+    flat = np.repeat(rng.integers(0, 40, 500), rng.integers(1, 5, 500))
+    first = _first_voxel(flat, 41)
+    for value in range(1, 41):
+        hits = np.flatnonzero(flat == value)
+        assert first[value] == (hits[0] if hits.size else flat.size)

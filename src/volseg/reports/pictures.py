@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from volseg.labels import LabelTable
+from volseg.reports.picture_outlines import draw_outlines, label_mask
 from volseg.volume import Volume, orientation_transform
 
 VIEWS = ("axial", "coronal", "sagittal")
@@ -136,7 +137,7 @@ def overview_pictures(display: DisplayVolumes, labels: LabelTable) -> list[Pictu
         plane = view_plane(lab.array, view, index)
         fig, ax = _cropped_figure(plane, lab.spacing, view)
         _draw_background(ax, display, view, index)
-        _draw_outlines(ax, plane, labels, filled=display.image is None)
+        draw_outlines(ax, plane, labels, filled=display.image is None)
         _crop(ax, plane, lab.spacing, view)
         _edge_letters(ax, view)
         position = lab.index_to_world(_index_on(fixed, index))[fixed]
@@ -171,7 +172,8 @@ def lesion_picture(display: DisplayVolumes, labels: LabelTable, instance: Mappin
     fig, ax = _figure((c_hi - c_lo) * sx, (r_hi - r_lo) * sy, width_in=3.2)
     _draw_background(ax, display, "axial", index)
     plane = view_plane(lab.array, "axial", index)
-    _draw_outlines(ax, plane, labels, filled=display.image is None, emphasise=int(instance.get("label") or 0))
+    draw_outlines(ax, plane, labels, filled=display.image is None, emphasise=int(instance.get("label") or 0),
+                  window=(r_lo, r_hi, c_lo, c_hi))
     for p0, p1 in others:  # the other pieces of a fragmented cross-section, each with its own caliper
         _caliper(ax, p0, p1, "#ff8c00")
     _caliper(ax, (r0, c0), (r1, c1), "#ffe000")
@@ -232,18 +234,6 @@ def airway_picture(display: DisplayVolumes, labels: LabelTable,
     return Picture("airway-mip", "Airway tree (coronal MIP)", caption, _png(fig))
 
 
-def label_mask(array: np.ndarray, values: Sequence[int]) -> np.ndarray:
-    """``np.isin(array, values)`` for a few label values: one comparison each, in the array's own
-    memory order (a transposed view is read as it lies), instead of isin's sort or table."""
-    array = np.asarray(array)
-    if len(values) > 8 or array.dtype.kind not in "iub":
-        return np.isin(array, values)
-    mask = array == values[0]
-    for value in values[1:]:
-        mask |= array == value
-    return mask
-
-
 # ---- drawing helpers ----------------------------------------------------------------------------------
 def crop_box(plane: np.ndarray, spacing: Sequence[float], view: str,
              margin_mm: float = 15.0) -> tuple[int, int, int, int]:
@@ -298,67 +288,6 @@ def _draw_background(ax, display: DisplayVolumes, view: str, index: int) -> None
               interpolation="nearest")
 
 
-def _draw_outlines(ax, plane: np.ndarray, labels: LabelTable, *, filled: bool, emphasise: int = 0) -> None:
-    """Each structure of ``plane`` filled (no image) and outlined in its colour.
-
-    Each outline is traced on the structure's own bounding box in the plane grown by one pixel
-    (:func:`label_boxes_2d`): every cell the level-0.5 contour crosses lies in it, and its cells
-    keep their order, so the lines, their vertices and the picture are those of a contour over
-    the whole plane, at a fraction of the cost."""
-    plane = np.asarray(plane)
-    if plane.dtype.kind not in "iu" or (plane.size and plane.min() < 0):
-        _draw_outlines_whole(ax, plane, labels, filled=filled, emphasise=emphasise)
-        return
-    boxes = label_boxes_2d(plane)
-    present = sorted(boxes)
-    if filled and present:
-        colours = np.zeros((int(plane.max()) + 1, 4), dtype=np.float32)
-        for value in present:
-            colours[value] = (*_rgb(labels, value), 0.55)
-        ax.imshow(colours[plane], aspect=ax.get_aspect(), interpolation="nearest")
-    for value in present:
-        (r0, r1), (c0, c1) = boxes[value]
-        mask = (plane[r0:r1, c0:c1] == value).astype(np.float32)
-        width = 2.2 if value == emphasise else 1.1
-        ax.contour(np.arange(c0, c1), np.arange(r0, r1), mask, levels=[0.5], colors=[_rgb(labels, value)],
-                   linewidths=width)
-
-
-def _draw_outlines_whole(ax, plane: np.ndarray, labels: LabelTable, *, filled: bool, emphasise: int) -> None:
-    """:func:`_draw_outlines` for a plane of other values than non-negative integers (one mask per
-    value over the whole plane)."""
-    present = [int(v) for v in np.unique(plane) if v != 0]
-    if filled and present:
-        rgba = np.zeros(plane.shape + (4,), dtype=np.float32)
-        for value in present:
-            rgba[plane == value] = (*_rgb(labels, value), 0.55)
-        ax.imshow(rgba, aspect=ax.get_aspect(), interpolation="nearest")
-    for value in present:
-        mask = (plane == value).astype(np.float32)
-        width = 2.2 if value == emphasise else 1.1
-        ax.contour(mask, levels=[0.5], colors=[_rgb(labels, value)], linewidths=width)
-
-
-def label_boxes_2d(plane: np.ndarray) -> dict[int, tuple[tuple[int, int], tuple[int, int]]]:
-    """Per non-zero value of a 2-D integer ``plane``: ((row_lo, row_hi), (col_lo, col_hi)), end
-    exclusive, its bounding box grown by one pixel on each side within the plane."""
-    from scipy import ndimage
-
-    plane = np.asarray(plane)
-    if plane.size == 0 or not plane.any():
-        return {}
-    values = np.unique(plane)
-    values = values[values != 0]
-    dense = np.searchsorted(values, plane) + 1  # 1..n where plane is non-zero
-    dense[plane == 0] = 0
-    out = {}
-    for value, box in zip(values, ndimage.find_objects(dense)):
-        rows, cols = box
-        out[int(value)] = ((max(rows.start - 1, 0), min(rows.stop + 1, plane.shape[0])),
-                           (max(cols.start - 1, 0), min(cols.stop + 1, plane.shape[1])))
-    return out
-
-
 def _draw_centrelines(ax, lab: Volume, branches: Sequence[Mapping[str, object]]) -> None:
     if not branches:
         return
@@ -393,12 +322,6 @@ def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, facecolor=fig.get_facecolor())
     return buf.getvalue()
-
-
-def _rgb(labels: LabelTable, value: int) -> tuple[float, float, float]:
-    if value in labels:
-        return tuple(c / 255.0 for c in labels[value].color)  # type: ignore[return-value]
-    return (1.0, 1.0, 1.0)
 
 
 def _clamp(lo: float, hi: float, n: int) -> tuple[int, int]:
