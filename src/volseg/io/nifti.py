@@ -145,30 +145,24 @@ def _read_voxels(img, path: Path) -> np.ndarray:
 
 def read_gzip_block(path: Path, offset: int, out: memoryview) -> None:
     """Fill ``out`` with the bytes from ``offset`` of a gzip file, then read on to its end so that
-    Python's gzip checks every member's CRC-32 and length (nibabel and ITK never do)."""
-    import gzip
+    every member's CRC-32 and length are checked (nibabel and ITK never do); zlib inflates each
+    piece once, straight into ``out`` (:mod:`volseg.io.gzip_stream`)."""
+    from volseg.io.gzip_stream import NotGzipError, inflate_into
 
     try:
-        with gzip.open(path, "rb") as fh:
-            while offset > 0:
-                skipped = len(fh.read(min(offset, 1 << 20)))
-                if not skipped:
-                    raise EOFError("file ends inside the header")
-                offset -= skipped
-            _fill(fh, out, path)
-            while fh.read(1 << 20):  # the trailer is checked when the stream ends
-                pass
-    except gzip.BadGzipFile as exc:
+        with open(path, "rb") as fh:
+            done = inflate_into(fh, offset, out)
+    except zlib.error as exc:
         text = str(exc)
-        if "CRC" in text:
+        if "incorrect data check" in text:
             raise InputError("gzip CRC mismatch: file corrupt", path=path) from exc
-        if "length" in text.lower():
+        if "incorrect length check" in text:
             raise InputError("gzip length mismatch: file corrupt", path=path) from exc
         raise InputError(f"truncated or corrupt voxel data ({_short(exc)})", path=path) from exc
-    except EOFError as exc:
+    except (EOFError, NotGzipError) as exc:
         raise InputError(f"truncated or corrupt voxel data ({_short(exc)})", path=path) from exc
-    except zlib.error as exc:
-        raise InputError(f"truncated or corrupt voxel data ({_short(exc)})", path=path) from exc
+    if done < len(out):
+        raise InputError(f"truncated or corrupt voxel data: {done} of {len(out)} bytes", path=path)
 
 
 def _raise_gzip_mismatch(path: Path) -> None:

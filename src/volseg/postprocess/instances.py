@@ -79,8 +79,9 @@ def split_instances(labels: np.ndarray, label: int, class_name: str, *, voxel_vo
         return []
     crop = mask[outer]
     comps = cc3d.connected_components(crop.astype(np.uint8), connectivity=connectivity)
-    sizes = np.bincount(comps.ravel())
-    first = _first_voxel(comps, len(sizes))
+    flat = comps.ravel()  # C order (one copy of a Fortran-ordered crop, shared by both uses)
+    sizes = np.bincount(flat)
+    first = _first_voxel(flat, len(sizes))
     min_voxels = min_volume_mm3 / voxel_volume_mm3 if voxel_volume_mm3 > 0 else 0.0
     keep = [c for c in range(1, len(sizes)) if sizes[c] > 0 and sizes[c] >= min_voxels]
     keep.sort(key=lambda c: (-int(sizes[c]), int(first[c])))
@@ -115,10 +116,14 @@ def _tight_box(mask: np.ndarray) -> tuple[slice, ...] | None:
     return tuple(box)
 
 
-def _first_voxel(comps: np.ndarray, n: int) -> np.ndarray:
-    """C-order index of each component's first voxel (for a deterministic tie order)."""
-    flat = comps.ravel()
+def _first_voxel(flat: np.ndarray, n: int) -> np.ndarray:
+    """C-order index of each component's first voxel in ``flat`` (the components in C order), for
+    a deterministic tie order: a first voxel starts a run of equal values, so only run starts
+    are looked at (the first occurrence of each value among them, by a stable sort)."""
     first = np.full(n, flat.size, dtype=np.int64)
-    nz = np.nonzero(flat)[0]
-    np.minimum.at(first, flat[nz], nz)
+    starts = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    starts = np.concatenate([np.zeros(1 if flat.size else 0, dtype=starts.dtype), starts])
+    starts = starts[flat[starts] != 0]
+    values, where = np.unique(flat[starts], return_index=True)
+    first[values] = starts[where]
     return first

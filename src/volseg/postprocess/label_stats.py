@@ -85,7 +85,13 @@ def grouped_values(labels: np.ndarray, image: np.ndarray, n_labels: int) -> list
 
 def _group_values(labels: np.ndarray, values: np.ndarray, counts: np.ndarray,
                   chunks: list[list[np.ndarray]]) -> None:
-    """Append each label's values of this slab (C order kept: a stable sort by label)."""
+    """Append each label's values of this slab (C order kept: a stable sort by label). A slab that
+    is mostly background sorts only its labelled voxels (same values, same order per label)."""
+    if 2 * int(counts[0]) > labels.size:
+        keep = np.flatnonzero(labels)
+        labels, values = labels[keep], values[keep]
+        counts = counts.copy()
+        counts[0] = 0
     grouped = values[np.argsort(labels, kind="stable")]
     stops = np.cumsum(counts)
     for lab in np.nonzero(counts)[0]:
@@ -109,12 +115,20 @@ def component_sizes_by_label(labels: np.ndarray, n_labels: int, *,
     for start in range(0, flat_comps.size, SLAB_VOXELS):
         part = flat_comps[start:start + SLAB_VOXELS]
         sizes += np.bincount(part, minlength=n + 1)
-        owner[part] = flat_labels[start:start + SLAB_VOXELS]
+        runs = _run_starts(part)  # a component's label is that of any of its voxels: one per run
+        owner[part[runs]] = flat_labels[start:start + SLAB_VOXELS][runs]
     owner, sizes = owner[1:], sizes[1:]
     n_components = np.bincount(owner, minlength=n_labels)
     largest = np.zeros(n_labels, dtype=np.int64)
     np.maximum.at(largest, owner, sizes)
     return n_components, largest
+
+
+def _run_starts(values: np.ndarray) -> np.ndarray:
+    """Indices where a run of equal consecutive values starts (0 first)."""
+    starts = np.flatnonzero(values[1:] != values[:-1])
+    starts += 1
+    return np.concatenate([np.zeros(1 if values.size else 0, dtype=starts.dtype), starts])
 
 
 def surface_extremes(labels: np.ndarray, n_labels: int, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from volseg.labels import LabelTable
+from volseg.reports.picture_outlines import draw_outlines, label_mask
 from volseg.volume import Volume, orientation_transform
 
 VIEWS = ("axial", "coronal", "sagittal")
@@ -136,7 +137,7 @@ def overview_pictures(display: DisplayVolumes, labels: LabelTable) -> list[Pictu
         plane = view_plane(lab.array, view, index)
         fig, ax = _cropped_figure(plane, lab.spacing, view)
         _draw_background(ax, display, view, index)
-        _draw_outlines(ax, plane, labels, filled=display.image is None)
+        draw_outlines(ax, plane, labels, filled=display.image is None)
         _crop(ax, plane, lab.spacing, view)
         _edge_letters(ax, view)
         position = lab.index_to_world(_index_on(fixed, index))[fixed]
@@ -171,7 +172,8 @@ def lesion_picture(display: DisplayVolumes, labels: LabelTable, instance: Mappin
     fig, ax = _figure((c_hi - c_lo) * sx, (r_hi - r_lo) * sy, width_in=3.2)
     _draw_background(ax, display, "axial", index)
     plane = view_plane(lab.array, "axial", index)
-    _draw_outlines(ax, plane, labels, filled=display.image is None, emphasise=int(instance.get("label") or 0))
+    draw_outlines(ax, plane, labels, filled=display.image is None, emphasise=int(instance.get("label") or 0),
+                  window=(r_lo, r_hi, c_lo, c_hi))
     for p0, p1 in others:  # the other pieces of a fragmented cross-section, each with its own caliper
         _caliper(ax, p0, p1, "#ff8c00")
     _caliper(ax, (r0, c0), (r1, c1), "#ffe000")
@@ -213,10 +215,11 @@ def airway_picture(display: DisplayVolumes, labels: LabelTable,
     """Coronal maximum-intensity projection of the airway labels (depth-shaded), centrelines on top."""
     airway = [i for i, info in labels.items() if AIRWAY_NAME.search(info.name)]
     lab = display.labels
-    mask = np.isin(np.asarray(lab.array), airway) if airway else None
+    mask = label_mask(lab.array, airway) if airway else None
     if mask is None or not mask.any():
         return None
-    depth = mask.sum(axis=1).astype(np.float32)  # coronal: project along anterior (RAS axis 1)
+    # coronal: project along anterior (RAS axis 1); counts are exact integers in any integer type
+    depth = mask.sum(axis=1, dtype=np.int32 if mask.shape[1] < 2**31 else np.int64).astype(np.float32)
     shade = view_plane(depth[:, None, :], "coronal", 0)
     shade = shade / max(float(shade.max()), 1.0)
     colour = np.asarray(labels[airway[0]].color, dtype=np.float32) / 255.0
@@ -285,19 +288,6 @@ def _draw_background(ax, display: DisplayVolumes, view: str, index: int) -> None
               interpolation="nearest")
 
 
-def _draw_outlines(ax, plane: np.ndarray, labels: LabelTable, *, filled: bool, emphasise: int = 0) -> None:
-    present = [int(v) for v in np.unique(plane) if v != 0]
-    if filled and present:
-        rgba = np.zeros(plane.shape + (4,), dtype=np.float32)
-        for value in present:
-            rgba[plane == value] = (*_rgb(labels, value), 0.55)
-        ax.imshow(rgba, aspect=ax.get_aspect(), interpolation="nearest")
-    for value in present:
-        mask = (plane == value).astype(np.float32)
-        width = 2.2 if value == emphasise else 1.1
-        ax.contour(mask, levels=[0.5], colors=[_rgb(labels, value)], linewidths=width)
-
-
 def _draw_centrelines(ax, lab: Volume, branches: Sequence[Mapping[str, object]]) -> None:
     if not branches:
         return
@@ -332,12 +322,6 @@ def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, facecolor=fig.get_facecolor())
     return buf.getvalue()
-
-
-def _rgb(labels: LabelTable, value: int) -> tuple[float, float, float]:
-    if value in labels:
-        return tuple(c / 255.0 for c in labels[value].color)  # type: ignore[return-value]
-    return (1.0, 1.0, 1.0)
 
 
 def _clamp(lo: float, hi: float, n: int) -> tuple[int, int]:

@@ -1,0 +1,104 @@
+"""Helpers of :mod:`volseg.reports.pictures` that look at label values: structure outlines drawn
+on a slice (each traced on its own box), fill colours, and masks of a few labels."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from volseg.labels import LabelTable
+
+
+#: outlines this many slice pixels or more outside the shown window are left out (a line is at
+#: most 2.2 pt wide, and a slice pixel is never under half a screen pixel in these pictures)
+OFF_VIEW_PIXELS = 8
+
+
+def draw_outlines(ax, plane: np.ndarray, labels: LabelTable, *, filled: bool, emphasise: int = 0,
+                  window: tuple[int, int, int, int] | None = None) -> None:
+    """Each structure of ``plane`` filled (no image) and outlined in its colour.
+
+    Each outline is traced on the structure's own bounding box in the plane grown by one pixel
+    (:func:`label_boxes_2d`): every cell the level-0.5 contour crosses lies in it, and its cells
+    keep their order, so the lines, their vertices and the picture are those of a contour over
+    the whole plane, at a fraction of the cost. With ``window`` (row_lo, row_hi, col_lo, col_hi: the
+    part of the plane shown), outlines wholly outside it (:data:`OFF_VIEW_PIXELS`) are not drawn:
+    they could not touch a pixel of the picture."""
+    plane = np.asarray(plane)
+    if plane.dtype.kind not in "iu" or (plane.size and plane.min() < 0):
+        _outlines_whole(ax, plane, labels, filled=filled, emphasise=emphasise)
+        return
+    boxes = label_boxes_2d(plane)
+    present = sorted(boxes)
+    if filled and present:
+        colours = np.zeros((int(plane.max()) + 1, 4), dtype=np.float32)
+        for value in present:
+            colours[value] = (*label_rgb(labels, value), 0.55)
+        ax.imshow(colours[plane], aspect=ax.get_aspect(), interpolation="nearest")
+    for value in present:
+        (r0, r1), (c0, c1) = boxes[value]
+        if window is not None and _off_view((r0, r1, c0, c1), window):
+            continue
+        mask = (plane[r0:r1, c0:c1] == value).astype(np.float32)
+        width = 2.2 if value == emphasise else 1.1
+        ax.contour(np.arange(c0, c1), np.arange(r0, r1), mask, levels=[0.5],
+                   colors=[label_rgb(labels, value)], linewidths=width)
+
+
+def _off_view(box: tuple[int, int, int, int], window: tuple[int, int, int, int]) -> bool:
+    (r0, r1, c0, c1), (w_r0, w_r1, w_c0, w_c1) = box, window
+    m = OFF_VIEW_PIXELS
+    return r1 <= w_r0 - m or r0 >= w_r1 + m or c1 <= w_c0 - m or c0 >= w_c1 + m
+
+
+def _outlines_whole(ax, plane: np.ndarray, labels: LabelTable, *, filled: bool, emphasise: int) -> None:
+    """:func:`draw_outlines` for a plane of other values than non-negative integers (one mask per
+    value over the whole plane)."""
+    present = [int(v) for v in np.unique(plane) if v != 0]
+    if filled and present:
+        rgba = np.zeros(plane.shape + (4,), dtype=np.float32)
+        for value in present:
+            rgba[plane == value] = (*label_rgb(labels, value), 0.55)
+        ax.imshow(rgba, aspect=ax.get_aspect(), interpolation="nearest")
+    for value in present:
+        mask = (plane == value).astype(np.float32)
+        width = 2.2 if value == emphasise else 1.1
+        ax.contour(mask, levels=[0.5], colors=[label_rgb(labels, value)], linewidths=width)
+
+
+def label_boxes_2d(plane: np.ndarray) -> dict[int, tuple[tuple[int, int], tuple[int, int]]]:
+    """Per non-zero value of a 2-D integer ``plane``: ((row_lo, row_hi), (col_lo, col_hi)), end
+    exclusive, its bounding box grown by one pixel on each side within the plane."""
+    from scipy import ndimage
+
+    plane = np.asarray(plane)
+    if plane.size == 0 or not plane.any():
+        return {}
+    values = np.unique(plane)
+    values = values[values != 0]
+    dense = np.searchsorted(values, plane) + 1  # 1..n where plane is non-zero
+    dense[plane == 0] = 0
+    out = {}
+    for value, box in zip(values, ndimage.find_objects(dense)):
+        rows, cols = box
+        out[int(value)] = ((max(rows.start - 1, 0), min(rows.stop + 1, plane.shape[0])),
+                           (max(cols.start - 1, 0), min(cols.stop + 1, plane.shape[1])))
+    return out
+
+
+def label_mask(array: np.ndarray, values: Sequence[int]) -> np.ndarray:
+    """``np.isin(array, values)`` for a few label values: one comparison each, in the array's own
+    memory order (a transposed view is read as it lies), instead of isin's sort or table."""
+    array = np.asarray(array)
+    if len(values) > 8 or array.dtype.kind not in "iub":
+        return np.isin(array, values)
+    mask = array == values[0]
+    for value in values[1:]:
+        mask |= array == value
+    return mask
+
+
+def label_rgb(labels: LabelTable, value: int) -> tuple[float, float, float]:
+    if value in labels:
+        return tuple(c / 255.0 for c in labels[value].color)  # type: ignore[return-value]
+    return (1.0, 1.0, 1.0)

@@ -1,0 +1,64 @@
+"""Outlines traced per structure box draw the same PNG bytes as one whole-slice mask per label."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from volseg.labels import LabelTable
+from volseg.reports import picture_outlines
+from volseg.reports.picture_outlines import _outlines_whole, draw_outlines, label_boxes_2d, label_mask
+from volseg.reports.pictures import _figure, _png
+
+
+def _plane(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    plane = np.zeros((90, 70), dtype=np.uint8)
+    for value in range(1, 9):
+        r, c = rng.integers(0, 80), rng.integers(0, 60)
+        h, w = rng.integers(2, 25, size=2)
+        plane[r:r + h, c:c + w] = value
+    plane[rng.random(plane.shape) < 0.02] = 5  # scattered pixels, some on the edges
+    plane[0, :10] = 3
+    return plane
+
+
+def _draw(fn, plane, table, filled, **kw) -> bytes:
+    fig, ax = _figure(plane.shape[1], plane.shape[0])
+    ax.imshow(np.zeros(plane.shape), cmap="gray", vmin=0, vmax=1, aspect=1.0, interpolation="nearest")
+    fn(ax, plane, table, filled=filled, emphasise=5, **kw)
+    ax.set_xlim(-0.5, plane.shape[1] - 0.5)
+    ax.set_ylim(plane.shape[0] - 0.5, -0.5)
+    return _png(fig)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("filled", [False, True])
+def test_boxed_outlines_are_byte_identical(seed, filled):
+    plane = _plane(seed)
+    table = LabelTable.from_names({i: f"class_{i}" for i in range(1, 9)})
+    whole = _draw(_outlines_whole, plane, table, filled)
+    assert _draw(draw_outlines, plane, table, filled) == whole
+    window = (0, plane.shape[0], 0, plane.shape[1])  # everything shown: nothing may be skipped
+    assert _draw(draw_outlines, plane, table, filled, window=window) == whole
+
+
+def test_boxes_grown_by_one_and_off_view_skip(monkeypatch):
+    plane = np.zeros((10, 12), dtype=np.uint16)
+    plane[3:5, 0:2] = 7
+    plane[9, 11] = 300
+    assert label_boxes_2d(plane) == {7: ((2, 6), (0, 3)), 300: ((8, 10), (10, 12))}
+    calls = []
+    monkeypatch.setattr(picture_outlines, "OFF_VIEW_PIXELS", 1)
+
+    class Ax:
+        def contour(self, *a, **k):
+            calls.append(a[2].shape)
+
+    draw_outlines(Ax(), plane, LabelTable.from_names({7: "a"}), filled=False, window=(0, 5, 0, 5))
+    assert calls == [(4, 3)]  # label 300's box lies wholly outside the window
+
+
+def test_label_mask_equals_isin():
+    array = np.asfortranarray(np.random.default_rng(2).integers(0, 20, (9, 8, 7)).astype(np.uint8))[::-1]
+    for values in ([3], [3, 5, 400], list(range(12))):
+        np.testing.assert_array_equal(label_mask(array, values), np.isin(array, values))
