@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 
 import numpy as np
 import pydicom
@@ -406,9 +405,7 @@ def test_seg_file_path_is_not_an_image_series(tmp_path):
 # ---- real data -----------------------------------------------------------------------------------
 def test_real_chest_ct(shared_data):
     folder = shared_data / "chest-ct-dicom"
-    start = time.perf_counter()
     loaded = read_dicom_series(folder)
-    elapsed = time.perf_counter() - start
     vol = loaded.volume
     assert vol.shape == (512, 512, 141)
     np.testing.assert_allclose(vol.spacing, (0.9765625, 0.9765625, 2.0), atol=1e-4)
@@ -424,7 +421,6 @@ def test_real_chest_ct(shared_data):
         box = vol.array[i0:i0 + 30, 150:180, 90:100]
         assert np.median(box) < -750 and box.mean() < -600
     assert np.median(vol.array[170:200, 331:361, 90:100]) > -200
-    assert elapsed < 3.0, f"reading took {elapsed:.2f} s"
 
 
 def test_real_totalseg_dicom_matches_reference_labels(shared_data):
