@@ -7,6 +7,13 @@ deep. When a group of windows (one start along axis 0) is done, the rows that no
 are decoded to codes, the output rows whose model rows are all final are exported, and the band moves
 on. Peak memory: classes × patch depth × plane (+ the uint8 codes and the output labels), instead
 of classes × model-grid volume.
+
+When float32 class sums for the band would pass :data:`FP32_BAND_LIMIT` bytes (118 logits on a
+333 × 333 plane: 6.9 GB), they are kept in float16, as nnU-Net keeps its whole-volume sums (each
+window's weighted output is still formed in float32 and rounded once when added; the weight sum
+stays float32; decoding reads the sums back as float32). The report's ``accumulator`` then says
+``"<device>, fp16 sums"``. Label agreement with ``nnUNetPredictor`` under float16 sums is gated in
+``tests/backends/test_engine_fp16_band.py``.
 """
 from __future__ import annotations
 
@@ -34,6 +41,9 @@ from volseg.segmenters.engine.tiling import pad_to_patch, window_starts
 if TYPE_CHECKING:
     import torch
 
+#: float32 band sums above this many bytes are kept in float16 instead (2 GiB)
+FP32_BAND_LIMIT = 2 << 30
+
 
 @dataclass
 class StreamRun:
@@ -49,6 +59,7 @@ class StreamRun:
     accumulator: str
     band_rows: int  # the deepest the band of class scores became (model-grid rows)
     scored_fraction: float = 0.0  # exact export: share of output voxels decoded from scores
+    export_s: float = 0.0  # time spent decoding and exporting final rows (inside the streaming pass)
     fallbacks: list[str] = field(default_factory=list)
 
 
@@ -106,10 +117,11 @@ def _stream(padded: torch.Tensor, job: _Job, exporter: SlabExporter, *, window_b
     plane_corners = list(itertools.product(*starts[1:]))
     total = len(starts[0]) * len(plane_corners)
     depth = job.patch[0]
-    band = Band(job.channels, depth + 2, spatial[1:], device)
+    sums_dtype = band_dtype(job.channels, depth, spatial[1:])
+    band = Band(job.channels, depth + 2, spatial[1:], device, sums_dtype)
     w = job.weights.to(device=device, dtype=torch.float32)
     fmt = torch.channels_last_3d if job.channels_last and padded.ndim == 4 else torch.contiguous_format
-    done, forward_s, deepest = 0, 0.0, 0
+    done, forward_s, export_s, deepest = 0, 0.0, 0.0, 0
     progress("sliding window", 0, total)
     with torch.inference_mode():
         for i, z0 in enumerate(starts[0]):
@@ -122,9 +134,15 @@ def _stream(padded: torch.Tensor, job: _Job, exporter: SlabExporter, *, window_b
                 done += len(chunk)
                 progress("sliding window", done, total)
             final = starts[0][i + 1] if i + 1 < len(starts[0]) else spatial[0]
+            t0 = time.perf_counter()
             exporter.advance(band, final, last=i + 1 == len(starts[0]))
-    return StreamRun(exporter.labels(), exporter.model_shape, total, len(mirror_combinations(job.mirror_axes)) + 1,
-                     forward_s, "", window_batch, str(device), deepest, exporter.scored_fraction)
+            export_s += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        labels = exporter.labels()
+        export_s += time.perf_counter() - t0
+    passes = len(mirror_combinations(job.mirror_axes)) + 1
+    return StreamRun(labels, exporter.model_shape, total, passes, forward_s, "", window_batch,
+                     _accumulator_name(device, sums_dtype), deepest, exporter.scored_fraction, export_s)
 
 
 def _accumulate(padded: torch.Tensor, chunk: list[tuple[slice, ...]], job: _Job, band: Band,
@@ -148,6 +166,19 @@ def _accumulate(padded: torch.Tensor, chunk: list[tuple[slice, ...]], job: _Job,
             target[k].addcmul_(out[b, k], w)
         weight_sum[(slice(None), *sl[1:])].add_(w)
     return seconds
+
+
+def band_dtype(channels: int, patch_depth: int, plane: Sequence[int]) -> torch.dtype:
+    """float32 for the band's class sums, or float16 when float32 would pass :data:`FP32_BAND_LIMIT`."""
+    import torch
+
+    return torch.float16 if band_bytes(channels, patch_depth, plane) > FP32_BAND_LIMIT else torch.float32
+
+
+def _accumulator_name(device: torch.device, sums_dtype: torch.dtype) -> str:
+    import torch
+
+    return str(device) if sums_dtype == torch.float32 else f"{device}, fp16 sums"
 
 
 def band_bytes(channels: int, patch_depth: int, plane: Sequence[int]) -> int:
