@@ -3,8 +3,7 @@
 Windows run in nnU-Net's order, slowest axis first, so once every window starting at a given row of
 axis 0 has run, the rows above the next start can receive no more windows: they are final. The band
 keeps only the rows from the first one still needed to the end of the current windows — about one
-patch deep — so its memory is classes × patch depth × plane, whatever the depth of the volume. The
-class sums may be float16 (as nnU-Net accumulates); the weight sum stays float32.
+patch deep — so its memory is classes × patch depth × plane, whatever the depth of the volume.
 """
 from __future__ import annotations
 
@@ -17,12 +16,11 @@ if TYPE_CHECKING:
 class Band:
     """Weighted sums (K, rows, H, W) and their weight sum (rows, H, W) for padded rows start…start+rows."""
 
-    def __init__(self, channels: int, rows: int, plane: tuple[int, ...], device: torch.device,
-                 dtype: torch.dtype | None = None) -> None:
+    def __init__(self, channels: int, rows: int, plane: tuple[int, ...], device: torch.device) -> None:
         import torch
 
         self.start = 0
-        self.sums = torch.zeros((channels, rows, *plane), dtype=dtype or torch.float32, device=device)
+        self.sums = torch.zeros((channels, rows, *plane), dtype=torch.float32, device=device)
         self.weight_sum = torch.zeros((rows, *plane), dtype=torch.float32, device=device)
 
     @property

@@ -132,7 +132,7 @@ def model_grid_codes(blend: Blend, keep: Sequence[slice], decoder: LabelDecoder,
     rows = max(1, _chunk_voxels(max(classes, sums.shape[0])) // max(1, plane))
     out = torch.empty(sums.shape[1:], dtype=decoder.code_dtype, device=sums.device)
     for z0 in range(0, depth, rows):
-        block = sums[:, z0:z0 + rows].reshape(sums.shape[0], -1).float()
+        block = sums[:, z0:z0 + rows].reshape(sums.shape[0], -1)
         if h is not None:
             block = block / wsum[z0:z0 + rows].reshape(1, -1)
         out[z0:z0 + rows] = _decode_columns(block, h, decoder, codes=True).reshape(out[z0:z0 + rows].shape)
@@ -243,7 +243,7 @@ def _blend_corners(where: torch.Tensor, blend: Blend, keep: Sequence[slice], tab
     for (i0, a), (i1, b), (i2, c) in itertools.product(*per_axis):
         flat = (i0 * shape[1] + i1) * shape[2] + i2
         weight = (a * b * c) / flat_w[flat]
-        corner = flat_sums[:, flat].float()
+        corner = flat_sums[:, flat]
         total = corner * weight if total is None else total.addcmul_(corner, weight)
     return total.T
 
@@ -308,7 +308,7 @@ def _dense_exact(blend: Blend, keep: Sequence[slice], maps: Sequence[AxisMap], d
         b = min(a + rows, out_shape[0])
         r0, r1 = int(lo0[a:b].min()), int(hi0[a:b].max()) + 1
         z = slice(keep[0].start + r0, keep[0].start + r1)
-        part = blend.sums[:, z, keep[1], keep[2]].float() / blend.weight_sum[z, keep[1], keep[2]][None]
+        part = blend.sums[:, z, keep[1], keep[2]] / blend.weight_sum[z, keep[1], keep[2]][None]
         local = (tables[0][0][a:b] - r0, tables[0][1][a:b] - r0, tables[0][2][a:b], tables[0][3][a:b])
         part = _lerp(part, 1, local)
         part = _resample_plane(part, maps[1], maps[2], tables[1], tables[2])

@@ -7,13 +7,6 @@ deep. When a group of windows (one start along axis 0) is done, the rows that no
 are decoded to codes, the output rows whose model rows are all final are exported, and the band moves
 on. Peak memory: classes × patch depth × plane (+ the uint8 codes and the output labels), instead
 of classes × model-grid volume.
-
-When float32 class sums for the band would pass :data:`FP32_BAND_LIMIT` bytes (118 logits on a
-333 × 333 plane: 6.9 GB), they are kept in float16, as nnU-Net keeps its whole-volume sums (each
-window's weighted output is still formed in float32 and rounded once when added; the weight sum
-stays float32; decoding reads the sums back as float32). The report's ``accumulator`` then says
-``"<device>, fp16 sums"``. Label agreement with ``nnUNetPredictor`` under float16 sums is gated in
-``tests/backends/test_engine_fp16_band.py``.
 """
 from __future__ import annotations
 
@@ -40,9 +33,6 @@ from volseg.segmenters.engine.tiling import pad_to_patch, window_starts
 
 if TYPE_CHECKING:
     import torch
-
-#: float32 band sums above this many bytes are kept in float16 instead (2 GiB)
-FP32_BAND_LIMIT = 2 << 30
 
 
 @dataclass
@@ -117,8 +107,7 @@ def _stream(padded: torch.Tensor, job: _Job, exporter: SlabExporter, *, window_b
     plane_corners = list(itertools.product(*starts[1:]))
     total = len(starts[0]) * len(plane_corners)
     depth = job.patch[0]
-    sums_dtype = band_dtype(job.channels, depth, spatial[1:])
-    band = Band(job.channels, depth + 2, spatial[1:], device, sums_dtype)
+    band = Band(job.channels, depth + 2, spatial[1:], device)
     w = job.weights.to(device=device, dtype=torch.float32)
     fmt = torch.channels_last_3d if job.channels_last and padded.ndim == 4 else torch.contiguous_format
     done, forward_s, export_s, deepest = 0, 0.0, 0.0, 0
@@ -142,7 +131,7 @@ def _stream(padded: torch.Tensor, job: _Job, exporter: SlabExporter, *, window_b
         export_s += time.perf_counter() - t0
     passes = len(mirror_combinations(job.mirror_axes)) + 1
     return StreamRun(labels, exporter.model_shape, total, passes, forward_s, "", window_batch,
-                     _accumulator_name(device, sums_dtype), deepest, exporter.scored_fraction, export_s)
+                     str(device), deepest, exporter.scored_fraction, export_s)
 
 
 def _accumulate(padded: torch.Tensor, chunk: list[tuple[slice, ...]], job: _Job, band: Band,
@@ -166,19 +155,6 @@ def _accumulate(padded: torch.Tensor, chunk: list[tuple[slice, ...]], job: _Job,
             target[k].addcmul_(out[b, k], w)
         weight_sum[(slice(None), *sl[1:])].add_(w)
     return seconds
-
-
-def band_dtype(channels: int, patch_depth: int, plane: Sequence[int]) -> torch.dtype:
-    """float32 for the band's class sums, or float16 when float32 would pass :data:`FP32_BAND_LIMIT`."""
-    import torch
-
-    return torch.float16 if band_bytes(channels, patch_depth, plane) > FP32_BAND_LIMIT else torch.float32
-
-
-def _accumulator_name(device: torch.device, sums_dtype: torch.dtype) -> str:
-    import torch
-
-    return str(device) if sums_dtype == torch.float32 else f"{device}, fp16 sums"
 
 
 def band_bytes(channels: int, patch_depth: int, plane: Sequence[int]) -> int:
