@@ -156,8 +156,9 @@ def test_run_on_array_streams_the_windows_with_the_labels_and_report_fields_of_t
     net = Network(lambda x: torch.tanh(conv(x)) * 3, 4 if head else 5, LabelDecoder((0, 2, 1, 6, 3)), h)
     if not head:
         net = Network(lambda x: torch.cat([torch.tanh(conv(x)) * 3, -conv(x)[:, :1]], 1), 5, net.decoder)
-    spec = PipelineSpec(axes=(2, 1, 0), intensity=ClipZScore(kind="clip_zscore", clip=(-1000.0, 1500.0), mean=0.0, std=500.0), patch=(16, 16, 16),
-                        spacing_mm=(3.0, 2.5, 2.0), crop=BodyCrop(threshold=-900.0, margin_mm=2.0))
+    ct = ClipZScore(kind="clip_zscore", clip=(-1000.0, 1500.0), mean=0.0, std=500.0)
+    spec = PipelineSpec(axes=(2, 1, 0), intensity=ct, patch=(16, 16, 16), spacing_mm=(3.0, 2.5, 2.0),
+                        crop=BodyCrop(threshold=-900.0, margin_mm=2.0))
     settings = EngineSettings(precision="fp32", export=export)
     seen = []
     run = run_on_array(array, (1.5, 2.0, 2.6), spec, net, settings, device=torch.device("cpu"),
