@@ -78,36 +78,58 @@ def model_folder(classes: int, root: Path = WORK) -> Path:
     return folder
 
 
-def predict_streamed(part, array: np.ndarray, spacing, settings) -> tuple[np.ndarray, dict]:
-    """``NnUNetPart.predict`` (no body crop, no relabelling) with the streaming engine."""
+def network(part, settings, head_features: int):
+    """The fabricated model's network, or (``head_features`` > 0) a cheap stand-in with that many last
+    features and a 1×1×1 head to every class (TotalSegmentator's networks: 32 features → 118 classes)."""
     import torch
 
-    from volseg.segmenters.backends.nnunet_pipeline import _to_device
-    from volseg.segmenters.backends.nnunet_resampling import (compute_new_shape, export_axis_maps,
-                                                              plan_resampling, resample_volume)
-    from volseg.segmenters.engine.stream import segment_windows
+    from volseg.segmenters.backends.network_pipeline import Network
+    from volseg.segmenters.engine.export import AffineHead
 
-    perm = part.axis_order
-    x = _to_device(array, perm, part.device)
-    spacing_n = tuple(float(spacing[p]) for p in perm)
-    box = part._crop_box(x, spacing_n, None)
-    x = part._normalise(x[(slice(None), *box)])
-    cropped_shape = tuple(x.shape[1:])
-    model_shape = compute_new_shape(cropped_shape, spacing_n, part.spacing)
-    x = resample_volume(x, plan_resampling(part.data_resampling, cropped_shape, model_shape, spacing_n, part.spacing))
-    predictor, head, channels = part._predictor(settings)
-    maps = export_axis_maps(part.score_resampling, model_shape, cropped_shape, part.spacing, spacing_n)
-    run = segment_windows(x, predictor, channels=channels, patch=part.patch, settings=settings,
-                          decoder=part.decoder, maps=maps, head=head, mirror_axes=part.folder.mirror_axes)
+    if head_features <= 0:
+        predictor, head, channels = part._predictor(settings)
+        return Network(predictor, channels, part.decoder, head)
+    torch.manual_seed(0)
+    lift = torch.nn.Conv3d(1, head_features, 1).eval()
+    classes = len(part.decoder.values)
+    head = AffineHead(torch.randn(classes, head_features), torch.randn(classes) * 0.1)
+    return Network(lambda x: torch.tanh(lift(x)), head_features, part.decoder, head)
+
+
+def predict_whole(array: np.ndarray, spacing, spec, net, settings) -> tuple[np.ndarray, dict]:
+    """The pipeline as wired before the streaming engine: whole-grid sums, then codes, then the export."""
+    import torch
+
+    from volseg.segmenters.backends.network_pipeline import preprocess, score_maps
+    from volseg.segmenters.engine.export import exact_labels, model_grid_codes
+    from volseg.segmenters.engine.infer import run_windows
+
+    x, prep = preprocess(array, spacing, spec, torch.device("cpu"))
+    run = run_windows(x, net.predictor, channels=net.channels, patch=spec.patch, settings=settings)
     del x
-    full = torch.zeros(tuple(array.shape[p] for p in perm), dtype=run.labels.dtype, device=run.labels.device)
-    full[box] = run.labels
-    out = full.permute(tuple(int(i) for i in np.argsort(perm))).cpu().numpy()
-    return out, {"model_grid_shape": list(model_shape), "band_rows": run.band_rows,
-                 "network_forward": run.forward_s, "scored_fraction": run.scored_fraction}
+    codes = model_grid_codes(run.blend, run.keep, net.decoder, net.head)
+    maps = score_maps(spec.score_resampling, prep.model_shape, prep.in_shape, prep.target, prep.spacing)
+    stats: dict = {}
+    labels = exact_labels(codes, run.blend, run.keep, maps, net.decoder, net.head, stats=stats)
+    forward_s, run.blend = run.blend.forward_s, None
+    full = torch.zeros(tuple(array.shape[p] for p in spec.axes), dtype=labels.dtype)
+    full[prep.box] = labels
+    out = full.permute(tuple(int(i) for i in np.argsort(spec.axes))).numpy()
+    return out, {"model_grid_shape": list(prep.model_shape), "network_forward": forward_s, **stats}
 
 
-def run(engine: str, classes: int, labels_path: Path | None) -> dict:
+def predict_streamed(array: np.ndarray, spacing, spec, net, settings) -> tuple[np.ndarray, dict]:
+    """The pipeline as wired now (``run_on_array`` → ``segment_windows``)."""
+    import torch
+
+    from volseg.segmenters.backends.network_pipeline import run_on_array
+
+    run = run_on_array(array, spacing, spec, net, settings, device=torch.device("cpu"))
+    return run.labels, {"model_grid_shape": list(run.model_shape), "network_forward": run.timings["network_forward"],
+                        **run.stats, "timings_s": {k: round(v, 2) for k, v in run.timings.items()}}
+
+
+def run(engine: str, classes: int, labels_path: Path | None, head_features: int = 0) -> dict:
     import torch
 
     from volseg.io import read_image
@@ -119,19 +141,18 @@ def run(engine: str, classes: int, labels_path: Path | None) -> dict:
     folder = model_folder(classes)
     t0 = time.perf_counter()
     volume = read_image(CT).volume
-    settings = EngineSettings(precision="fp32", blend="logits", export="exact")
+    blend = "features" if head_features > 0 else "logits"
+    settings = EngineSettings(precision="fp32", blend=blend, export="exact")
     part = NnUNetPart(read_model_folder(folder, folds=(0,)), torch.device("cpu"), settings)
+    net, spec = network(part, settings, head_features), part.spec()
     t1 = time.perf_counter()
-    if engine == "whole":
-        result = part.predict(volume.array, volume.spacing, settings)
-        labels, info = result.labels, {k: result.info.get(k) for k in ("model_grid_shape", "scored_fraction")}
-        info["network_forward"] = result.info["timings_s"]["network_forward"]
-    else:
-        labels, info = predict_streamed(part, volume.array, volume.spacing, settings)
+    predict = predict_whole if engine == "whole" else predict_streamed
+    labels, info = predict(volume.array, volume.spacing, spec, net, settings)
     t2 = time.perf_counter()
     if labels_path is not None:
         np.save(labels_path, labels)
-    return {"engine": engine, "classes": classes, "shape": list(volume.shape), "spacing_mm": list(volume.spacing),
+    return {"engine": engine, "classes": classes, "blend": blend, "channels_blended": net.channels,
+            "shape": list(volume.shape), "spacing_mm": list(volume.spacing),
             "read_and_load_s": round(t1 - t0, 2), "predict_s": round(t2 - t1, 2), **info,
             "labels_present": int(len(np.unique(labels))),
             "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)}
@@ -141,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", choices=("whole", "stream"), default="stream")
     parser.add_argument("--classes", type=int, default=118)
+    parser.add_argument("--head-features", type=int, default=0,
+                        help="blend this many last features of a stand-in network with a 1×1×1 head (0: logits)")
     parser.add_argument("--labels", type=Path, help="save the label map here (.npy)")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"), help="compare two saved label maps")
     args = parser.parse_args(argv)
@@ -149,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         same = a.shape == b.shape and float(np.mean(a == b))
         print(json.dumps({"agreement": same, "identical": bool(a.shape == b.shape and np.array_equal(a, b))}))
         return 0
-    print(json.dumps(run(args.engine, args.classes, args.labels)))
+    print(json.dumps(run(args.engine, args.classes, args.labels, args.head_features)))
     return 0
 
 

@@ -119,3 +119,55 @@ def test_pipeline_spec_is_valid_once_built():
         PipelineSpec(axes=(0, 0, 1), intensity=none, patch=(8, 0, 8))
     with pytest.raises(ValueError, match="crop 'body'; model_grid 'ceil'"):
         PipelineSpec(axes=(0, 1, 2), intensity=none, patch=(8, 8, 8), crop="body", model_grid="ceil")
+
+
+def _whole_pipeline(array, spacing, spec, net, settings):
+    """The pipeline as wired before the streaming engine: whole-grid sums, codes, then the export."""
+    from volseg.segmenters.backends.network_pipeline import preprocess, score_maps
+    from volseg.segmenters.engine.export import exact_labels, model_grid_codes, nearest_labels
+    from volseg.segmenters.engine.infer import run_windows
+
+    x, prep = preprocess(array, spacing, spec, torch.device("cpu"))
+    run = run_windows(x, net.predictor, channels=net.channels, patch=spec.patch, settings=settings)
+    codes = model_grid_codes(run.blend, run.keep, net.decoder, net.head)
+    maps = score_maps(spec.score_resampling, prep.model_shape, prep.in_shape, prep.target, prep.spacing)
+    if settings.export == "exact":
+        labels = exact_labels(codes, run.blend, run.keep, maps, net.decoder, net.head)
+    else:
+        labels = nearest_labels(net.decoder.labels(codes), maps)
+    full = torch.zeros(tuple(array.shape[p] for p in spec.axes), dtype=labels.dtype)
+    full[prep.box] = labels
+    return full.permute(tuple(int(i) for i in np.argsort(spec.axes))).numpy()
+
+
+@pytest.mark.parametrize("export, head", [("exact", False), ("exact", True), ("nearest", False)])
+def test_run_on_array_streams_the_windows_with_the_labels_and_report_fields_of_the_whole_engine(export, head):
+    from scipy import ndimage
+
+    from volseg.segmenters.backends.network_pipeline import BodyCrop, Network, PipelineSpec, run_on_array
+    from volseg.segmenters.engine.export import AffineHead, LabelDecoder
+    from volseg.segmenters.engine.settings import EngineSettings
+
+    rng = np.random.default_rng(3)
+    array = (ndimage.gaussian_filter(rng.normal(size=(30, 52, 24)), 2.0) * 4000 - 300).astype(np.int16)
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(1, 4, 3, padding=1).eval()
+    h = AffineHead(torch.randn(5, 4), torch.randn(5) * 0.1) if head else None
+    net = Network(lambda x: torch.tanh(conv(x)) * 3, 4 if head else 5, LabelDecoder((0, 2, 1, 6, 3)), h)
+    if not head:
+        net = Network(lambda x: torch.cat([torch.tanh(conv(x)) * 3, -conv(x)[:, :1]], 1), 5, net.decoder)
+    ct = ClipZScore(kind="clip_zscore", clip=(-1000.0, 1500.0), mean=0.0, std=500.0)
+    spec = PipelineSpec(axes=(2, 1, 0), intensity=ct, patch=(16, 16, 16), spacing_mm=(3.0, 2.5, 2.0),
+                        crop=BodyCrop(threshold=-900.0, margin_mm=2.0))
+    settings = EngineSettings(precision="fp32", export=export)
+    seen = []
+    run = run_on_array(array, (1.5, 2.0, 2.6), spec, net, settings, device=torch.device("cpu"),
+                       progress=lambda *a: seen.append(a))
+    expected = _whole_pipeline(array, (1.5, 2.0, 2.6), spec, net, settings)
+    assert run.labels.shape == array.shape and len(np.unique(expected)) >= 3
+    assert np.array_equal(run.labels, expected)
+    assert set(run.timings) == {"preprocess", "sliding_window", "network_forward", "export"}
+    assert all(v >= 0 for v in run.timings.values()) and run.timings["network_forward"] <= run.timings["sliding_window"]
+    assert (run.accumulator, run.precision, run.fallbacks) == ("cpu", "fp32", [])
+    assert ("scored_fraction" in run.stats) == (export == "exact")
+    assert ("sliding window", run.windows, run.windows) in seen and seen[-1] == ("export", 1, 1)

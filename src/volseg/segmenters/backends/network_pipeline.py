@@ -6,9 +6,10 @@ resampled, how the model grid is computed and how class scores are resampled on 
 all on the compute device (:func:`run_network`):
 
 reorient → to the device, axes permuted → crop (none / non-zero box / body box then non-zero box)
-→ normalise → model grid → resample the image → the engine's sliding window → labels on the model
-grid → (exact / nearest) labels on the cropped input grid → un-crop → un-permute → undo the
-reorientation.
+→ normalise → model grid → resample the image → the engine's streaming sliding window
+(:func:`~volseg.segmenters.engine.stream.segment_windows`: class scores in a band about one patch
+deep, decoded to (exact / nearest) labels on the cropped input grid as rows become final) → un-crop
+→ un-permute → undo the reorientation.
 
 Resampling rules: nnU-Net plans (:class:`~.nnunet_resampling.Resampling`: skimage-exact B-splines
 with separate z, or torch linear) or plain ``"linear"`` / ``"cubic"`` (voxel areas aligned). Model
@@ -132,35 +133,30 @@ def run_on_array(array: np.ndarray, spacing: tuple[float, ...], spec: PipelineSp
     """Labels of ``array`` (``spacing`` in mm, volume axes) on exactly its grid (orientation as is)."""
     import torch
 
-    from volseg.segmenters.engine.export import exact_labels, model_grid_codes, nearest_labels
-    from volseg.segmenters.engine.infer import run_windows
+    from volseg.segmenters.engine.stream import segment_windows
 
     t0 = time.perf_counter()
     progress("preprocessing", 0, 1)
     x, prep = preprocess(array, spacing, spec, device)
     t1 = time.perf_counter()
     progress("preprocessing", 1, 1)
-    run = run_windows(x, network.predictor, channels=network.channels, patch=spec.patch, settings=settings,
-                      mirror_axes=spec.mirror_axes, progress=progress)
+    maps = score_maps(spec.score_resampling, prep.model_shape, prep.in_shape, prep.target, prep.spacing)
+    run = segment_windows(x, network.predictor, channels=network.channels, patch=spec.patch, settings=settings,
+                          decoder=network.decoder, maps=maps, head=network.head, mirror_axes=spec.mirror_axes,
+                          progress=progress)
     del x
     t2 = time.perf_counter()
-    progress("export", 0, 1)
-    decoder, head = network.decoder, network.head
-    codes = model_grid_codes(run.blend, run.keep, decoder, head)
-    maps = score_maps(spec.score_resampling, prep.model_shape, prep.in_shape, prep.target, prep.spacing)
-    stats: dict[str, float] = {}
-    if settings.export == "exact":
-        labels = exact_labels(codes, run.blend, run.keep, maps, decoder, head, progress=progress, stats=stats)
-    else:
-        labels = nearest_labels(decoder.labels(codes), maps)
-    windows, forward_s, run.blend = run.blend.windows, run.blend.forward_s, None  # free the sums first
+    labels = run.labels
     full = torch.zeros(tuple(array.shape[p] for p in spec.axes), dtype=labels.dtype, device=labels.device)
     full[prep.box] = labels
     out = full.permute(tuple(int(i) for i in np.argsort(spec.axes))).cpu().numpy()
     progress("export", 1, 1)
-    timings = {"preprocess": t1 - t0, "sliding_window": t2 - t1, "network_forward": forward_s,
-               "export": time.perf_counter() - t2}
-    return NetworkRun(out, run.precision, run.window_batch, run.accumulator, windows, run.fallbacks,
+    # windows and export interleave: "sliding_window" is the streaming pass less the time spent
+    # decoding/exporting final rows, "export" is that time plus un-cropping to the input grid
+    stats = {"scored_fraction": run.scored_fraction} if settings.export == "exact" else {}
+    timings = {"preprocess": t1 - t0, "sliding_window": t2 - t1 - run.export_s, "network_forward": run.forward_s,
+               "export": run.export_s + time.perf_counter() - t2}
+    return NetworkRun(out, run.precision, run.window_batch, run.accumulator, run.windows, run.fallbacks,
                       prep.model_shape, stats, timings)
 
 

@@ -49,6 +49,7 @@ class StreamRun:
     accumulator: str
     band_rows: int  # the deepest the band of class scores became (model-grid rows)
     scored_fraction: float = 0.0  # exact export: share of output voxels decoded from scores
+    export_s: float = 0.0  # time spent decoding and exporting final rows (inside the streaming pass)
     fallbacks: list[str] = field(default_factory=list)
 
 
@@ -109,7 +110,7 @@ def _stream(padded: torch.Tensor, job: _Job, exporter: SlabExporter, *, window_b
     band = Band(job.channels, depth + 2, spatial[1:], device)
     w = job.weights.to(device=device, dtype=torch.float32)
     fmt = torch.channels_last_3d if job.channels_last and padded.ndim == 4 else torch.contiguous_format
-    done, forward_s, deepest = 0, 0.0, 0
+    done, forward_s, export_s, deepest = 0, 0.0, 0.0, 0
     progress("sliding window", 0, total)
     with torch.inference_mode():
         for i, z0 in enumerate(starts[0]):
@@ -122,9 +123,15 @@ def _stream(padded: torch.Tensor, job: _Job, exporter: SlabExporter, *, window_b
                 done += len(chunk)
                 progress("sliding window", done, total)
             final = starts[0][i + 1] if i + 1 < len(starts[0]) else spatial[0]
+            t0 = time.perf_counter()
             exporter.advance(band, final, last=i + 1 == len(starts[0]))
-    return StreamRun(exporter.labels(), exporter.model_shape, total, len(mirror_combinations(job.mirror_axes)) + 1,
-                     forward_s, "", window_batch, str(device), deepest, exporter.scored_fraction)
+            export_s += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        labels = exporter.labels()
+        export_s += time.perf_counter() - t0
+    passes = len(mirror_combinations(job.mirror_axes)) + 1
+    return StreamRun(labels, exporter.model_shape, total, passes, forward_s, "", window_batch,
+                     str(device), deepest, exporter.scored_fraction, export_s)
 
 
 def _accumulate(padded: torch.Tensor, chunk: list[tuple[slice, ...]], job: _Job, band: Band,
