@@ -179,7 +179,7 @@ class _RichView:
                                      TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
             self.progress.__enter__()
         elif not self.quiet:
-            from volseg.cli.progress import LineProgress, Heartbeat, write_err, line_interval_s
+            from volseg.cli.progress import Heartbeat, LineProgress, line_interval_s, write_err
 
             interval_s = line_interval_s()
             self.lines = LineProgress(write_err, interval_s=interval_s)

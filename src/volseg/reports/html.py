@@ -22,8 +22,8 @@ from typing import Any
 from volseg import __version__
 from volseg.io.atomic import write_text
 from volseg.labels import LabelTable
-from volseg.reports.model import Report
 from volseg.postprocess.qc import is_fov_exempt
+from volseg.reports.model import Report
 from volseg.reports.pictures import DisplayVolumes, Picture, airway_picture, lesion_picture, overview_pictures
 from volseg.reports.warning_folds import WarningGroup, fold_warnings
 from volseg.volume import Volume
