@@ -14,6 +14,7 @@ import base64
 import html
 import json
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -270,7 +271,7 @@ def flag_badges(flags: Iterable[str]) -> str:
     return "".join(f'<span class="flag{" soft" if f in soft else ""}">{escape(f)}</span>' for f in flags)
 
 
-def _kv_table(items: Sequence[tuple[str, object]], *, highlight: set[str] = frozenset()) -> str:
+def _kv_table(items: Sequence[tuple[str, object]], *, highlight: AbstractSet[str] = frozenset()) -> str:
     rows = "".join(f'<tr{" class=qc" if k in highlight else ""}><th>{escape(k)}</th><td>{escape(v)}</td></tr>'
                    for k, v in items)
     return f'<table class="kv">{rows}</table>'
