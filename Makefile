@@ -9,6 +9,8 @@ demo: install
 
 test: install-test
 	tools/test_setup.sh
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy --cache-dir $(VENV)/.mypy_cache src/volseg
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 install:
@@ -18,4 +20,4 @@ install-test:
 	PYTHON=$(PY) VOLSEG_VENV=$(VENV) tools/install.sh test
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

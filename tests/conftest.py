@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,3 +26,29 @@ def shared_data() -> Path:
     if not (path / "README.md").is_file():
         pytest.skip(f"real test data not found at {path} (set VOLSEG_SHARED_DATA or check out ../shared)")
     return path
+
+
+@dataclass(frozen=True)
+class CliRun:
+    """What one in-process ``volseg`` call gave: exit code and the text it wrote on stdout/stderr."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capfd) -> Callable[..., CliRun]:
+    """``cli("segment", path, "-o", out)`` runs the CLI in this process (``volseg.cli.main.main``,
+    which returns the exit code) and returns a :class:`CliRun`, like ``subprocess.run`` would, without
+    starting an interpreter. Output is captured at the file descriptors (``capfd``), so Rich's
+    consoles, logging and anything a library writes are all caught."""
+    from volseg.cli.main import main
+
+    def run(*args: object) -> CliRun:
+        capfd.readouterr()  # only this call's output
+        code = main([str(a) for a in args])
+        out, err = capfd.readouterr()
+        return CliRun(code, out, err)
+
+    return run

@@ -150,8 +150,11 @@ def collect(out_dir: str | Path, *, html: bool = True):
     return _collect(out_dir, html=html)
 
 
-# ---- model management (catalogue and weights), in its own module ----------------------------
-from volseg.api_models import (  # noqa: E402,F401  (re-exported: one API namespace)
+# ---- re-exported from their own modules (one API namespace): evaluation against a reference,
+# ---- input inspection, model management (catalogue and weights) ------------------------------
+from volseg.api_evaluate import EvaluationResult, evaluate  # noqa: E402,F401
+from volseg.api_inputs import ImageInfo, info, list_series  # noqa: E402,F401
+from volseg.api_models import (  # noqa: E402,F401
     ModelStatus,
     download_models,
     export_lock,
@@ -161,8 +164,3 @@ from volseg.api_models import (  # noqa: E402,F401  (re-exported: one API namesp
     show_model,
     verify_models,
 )
-from volseg.api_inputs import ImageInfo, info, list_series  # noqa: E402,F401  (re-exported)
-
-
-# ---- evaluation against a reference (two label maps, or folders of studies), in its own module ----
-from volseg.api_evaluate import EvaluationResult, evaluate  # noqa: E402,F401  (re-exported: one API namespace)

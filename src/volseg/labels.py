@@ -15,6 +15,7 @@ import shlex
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
 from volseg.errors import InputError
 
@@ -143,7 +144,9 @@ def parse_labels(payload: object) -> LabelTable:
                 index=int(item["index"]),
                 name=str(item["name"]),
                 display_name=str(item.get("display_name") or display_name(item["name"])),
-                color=tuple(int(c) for c in item.get("color") or default_color(int(item["index"]))),
+                # any length here: LabelInfo checks that a colour is three 0-255 values
+                color=cast("tuple[int, int, int]",
+                           tuple(int(c) for c in item.get("color") or default_color(int(item["index"])))),
                 snomed_category=item.get("snomed_category"),
                 snomed_type=item.get("snomed_type"),
             )
@@ -187,8 +190,8 @@ def _slicer_row(line: str) -> LabelInfo | None:
     index, name, *rgba = parts
     if int(index) == 0:
         return None
-    color = tuple(int(v) for v in rgba[:3])
-    return LabelInfo(int(index), name, display_name(name), color)  # type: ignore[arg-type]
+    r, g, b = (int(v) for v in rgba[:3])
+    return LabelInfo(int(index), name, display_name(name), (r, g, b))
 
 
 def _itksnap_row(line: str) -> LabelInfo | None:
@@ -200,6 +203,6 @@ def _itksnap_row(line: str) -> LabelInfo | None:
         return None
     text = " ".join(parts[7].split())
     name = _NOT_NAME.sub("_", text.lower()).strip("_.-") or f"label_{index}"
-    color = tuple(int(float(v)) for v in parts[1:4])
-    return LabelInfo(index, name, text or name, color)  # type: ignore[arg-type]
+    r, g, b = (int(float(v)) for v in parts[1:4])
+    return LabelInfo(index, name, text or name, (r, g, b))
 

@@ -42,9 +42,9 @@ def test_onnx_export_gives_nnunet_labels(onnx_model, nnunet_labels, case):
 
 def test_registry_and_cli_run_an_onnx_path(onnx_model, tmp_path, capsys):
     from volseg.cli.main import main
+    from volseg.errors import UsageError
     from volseg.io import read_image
     from volseg.io.nifti import write_nifti
-    from volseg.errors import UsageError
     from volseg.segmenters.engine.settings import EngineOverrides
     from volseg.segmenters.registry import load_segmenter
 

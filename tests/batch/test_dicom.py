@@ -9,8 +9,8 @@ import pytest
 from tests.factories.dicom_series import BIRTH_DATE, PATIENT_ID, PATIENT_NAME, write_series
 from volseg import api
 from volseg.batch import BatchOptions, discover_studies
-from volseg.phantom import make_phantom
 from volseg.options import SegmentOptions
+from volseg.phantom import make_phantom
 
 NO_HTML = SegmentOptions(html=False)  # BatchOptions(segment=NO_HTML): no report.html
 

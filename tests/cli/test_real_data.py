@@ -1,9 +1,6 @@
 """The foundation issue's must-shows on real data (../shared/data)."""
 import csv
 import json
-import os
-import subprocess
-import sys
 
 import nibabel as nib
 import numpy as np
@@ -14,14 +11,9 @@ from volseg.io import read_image
 FOUR_FILES = {"segmentation.nii.gz", "labels.json", "report.json", "volumetry.csv"}
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "volseg.cli.main", *map(str, args)],
-                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
-
-
-def test_segment_nifti_writes_four_files_on_the_input_grid(shared_data, tmp_path):
+def test_segment_nifti_writes_four_files_on_the_input_grid(shared_data, tmp_path, cli):
     src = shared_data / "totalseg-example" / "example_ct.nii.gz"
-    proc = run("segment", src, "-o", tmp_path / "out1")
+    proc = cli("segment", src, "-o", tmp_path / "out1")
     assert proc.returncode == 0, proc.stderr
     assert FOUR_FILES <= {p.name for p in (tmp_path / "out1").iterdir()}
     seg = nib.load(str(tmp_path / "out1" / "segmentation.nii.gz"))
@@ -32,12 +24,12 @@ def test_segment_nifti_writes_four_files_on_the_input_grid(shared_data, tmp_path
     assert {lab["name"] for lab in labels["labels"]} >= {"body", "lung_left", "lung_right"}
 
 
-def test_segment_dicom_series_matches_a_careful_conversion(shared_data, tmp_path):
+def test_segment_dicom_series_matches_a_careful_conversion(shared_data, tmp_path, cli):
     """Our label map lies on the DICOM grid exactly as SimpleITK's series reader places it."""
     import SimpleITK as sitk
 
     src = shared_data / "chest-ct-dicom"
-    proc = run("segment", src, "-o", tmp_path / "out2")
+    proc = cli("segment", src, "-o", tmp_path / "out2")
     assert proc.returncode == 0, proc.stderr
     assert FOUR_FILES <= {p.name for p in (tmp_path / "out2").iterdir()}
     seg = nib.load(str(tmp_path / "out2" / "segmentation.nii.gz"))
@@ -59,9 +51,9 @@ def test_segment_dicom_series_matches_a_careful_conversion(shared_data, tmp_path
     assert ours.orientation == "LPS"                       # axial: columns → L, rows → P, slices → S
 
 
-def test_measure_reproduces_reference_volumes_with_names(shared_data, tmp_path):
+def test_measure_reproduces_reference_volumes_with_names(shared_data, tmp_path, cli):
     d = shared_data / "totalseg-example"
-    proc = run("measure", d / "example_seg_fast_force_split.nii.gz", "--image", d / "example_ct.nii.gz",
+    proc = cli("measure", d / "example_seg_fast_force_split.nii.gz", "--image", d / "example_ct.nii.gz",
                "--labels", d / "label_map_total_v2.json", "-o", tmp_path / "out3")
     assert proc.returncode == 0, proc.stderr
     with open(tmp_path / "out3" / "volumetry.csv") as fh:

@@ -38,8 +38,7 @@ def test_wrong_gzip_length_is_an_error(tmp_path):
 def test_tampered_installed_weights_fail_at_load_exit_7(tmp_path, monkeypatch):
     from tests.weights.factories import TEST_ENTRY_FILES, make_entry
     from volseg.segmenters import catalogue as cat
-    from volseg.segmenters.weights import install_from_source, require_installed
-    from volseg.segmenters.weights import bundle
+    from volseg.segmenters.weights import bundle, install_from_source, require_installed
 
     monkeypatch.setenv("VOLSEG_HOME", str(tmp_path / "home"))
     entries = {"testnet": cat.ModelEntry.model_validate(make_entry(pin=True))}

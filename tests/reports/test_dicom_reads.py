@@ -17,7 +17,14 @@ from volseg.io import read_image
 from volseg.io.types import ImageSource
 from volseg.labels import LabelInfo, LabelTable
 from volseg.options import SegmentOptions
-from volseg.reports.dicom_outputs import NOT_DICOM, NOT_DICOM_RT, RTSTRUCT_FILE, SEG_FILE, SR_FILE, dicom_preflight
+from volseg.reports.dicom_outputs import (
+    NOT_DICOM,
+    NOT_DICOM_RT,
+    RTSTRUCT_FILE,
+    SEG_FILE,
+    SR_FILE,
+    dicom_preflight,
+)
 
 TABLE = LabelTable([LabelInfo(1, "box", "Box", (240, 220, 150))])
 

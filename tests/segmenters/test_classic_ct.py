@@ -7,7 +7,6 @@ never body. Its truth is painted in patient millimetres, so it is the same anato
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -167,12 +166,11 @@ def test_engine_flags_are_refused_by_classic_ct_which_has_no_sliding_window():
     assert load_segmenter("classic-ct", engine=EngineOverrides()).name == "classic-ct"  # nothing set: fine
 
 
-def test_segment_without_a_model_uses_classic_ct_and_says_so(tmp_path):
+def test_segment_without_a_model_uses_classic_ct_and_says_so(tmp_path, cli):
     phantom = make_phantom((100, 80, 40), (3.5, 3.5, 6.0))
     src = tmp_path / "ct.nii.gz"
     nib.save(nib.Nifti1Image(phantom.image.array, phantom.image.affine), src)
-    proc = subprocess.run([sys.executable, "-m", "volseg.cli.main", "segment", str(src), "-o", str(tmp_path / "out")],
-                          capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "200"})
+    proc = cli("segment", src, "-o", tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     assert "no pretrained model installed; using the built-in classic-ct" in proc.stderr
     assert "no pretrained model" not in proc.stdout

@@ -83,7 +83,9 @@ class Tally:
     def emit(self, kind: str, study_id: str | None = None, data: dict | None = None) -> None:
         event = BatchEvent(kind, study_id, dict(data or {}))
         with self._lock:
-            if kind == "study_done":
+            if study_id is None:  # not a study's event (the study kinds always name their study)
+                pass
+            elif kind == "study_done":
                 self.done.append(study_id)
             elif kind == "study_skipped":
                 self.skipped.append(study_id)

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import errno
 import signal
-from dataclasses import replace
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from volseg.errors import InputError, ModelError, VolsegError

@@ -147,6 +147,7 @@ class ReaderPool:
                 continue
             item, child.task = child.task, None
             message = self._receive(child)
+            outcome: Loaded | failures.Failure
             if message is None:  # the process died while reading this item
                 child.proc.join(1.0)
                 outcome = failures.crashed("read", child.proc.exitcode)

@@ -66,9 +66,9 @@ def slurm_script(input_dir: str | Path, out_dir: str | Path, *, models: Sequence
     for name, value in (("partition", partition), ("time", time), ("mem", mem), ("job name", job_name)):
         if value is not None and not _SAFE.match(value):
             raise UsageError(f"invalid {name} {value!r} for an #SBATCH line")
-    for name, value in (("gpus-per-task", gpus_per_task), ("cpus-per-task", cpus_per_task)):
-        if value is not None and value < 1:
-            raise UsageError(f"--{name} must be at least 1, got {value}")
+    for flag, count in (("gpus-per-task", gpus_per_task), ("cpus-per-task", cpus_per_task)):
+        if count is not None and count < 1:
+            raise UsageError(f"--{flag} must be at least 1, got {count}")
     inp, out = Path(input_dir).resolve(), Path(out_dir).resolve()
     logs = out / LOGS
     q = shlex.quote

@@ -6,12 +6,17 @@ import shutil
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from volseg.cli import flags
 from volseg.cli.console import err, verbosity
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from volseg.cli.progress import Heartbeat, LineProgress
 
 
 def register(app: typer.Typer) -> None:
@@ -157,11 +162,11 @@ class _RichView:
     def __init__(self, *, quiet: bool = False) -> None:
         self.quiet = quiet
         self.live = err.is_terminal and not quiet
-        self.lines = None
-        self.heartbeat = None
-        self.progress = None
-        self.cohort = None
-        self.workers: dict[int, int] = {}
+        self.lines: LineProgress | None = None
+        self.heartbeat: Heartbeat | None = None
+        self.progress: Progress | None = None
+        self.cohort: TaskID | None = None
+        self.workers: dict[int, TaskID] = {}
         self.current: dict[str, int] = {}  # study id → worker
 
     def __enter__(self):
@@ -179,7 +184,7 @@ class _RichView:
                                      TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
             self.progress.__enter__()
         elif not self.quiet:
-            from volseg.cli.progress import LineProgress, Heartbeat, write_err, line_interval_s
+            from volseg.cli.progress import Heartbeat, LineProgress, line_interval_s, write_err
 
             interval_s = line_interval_s()
             self.lines = LineProgress(write_err, interval_s=interval_s)

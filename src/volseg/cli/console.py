@@ -65,7 +65,7 @@ class _ErrStreamHandler(logging.StreamHandler):
         super().__init__()
 
     @property
-    def stream(self):  # type: ignore[override]
+    def stream(self):
         import sys
 
         return sys.stderr

@@ -73,27 +73,26 @@ class LineProgress:
             current = self._stage
             if current is None or current.name != stage or (done < current.done and done == 0):
                 self._stage = _Stage(stage, now, done, total)
-                self._emit(now)
+                self._emit(now, self._stage)
                 return
             finished = done >= total > 0 and current.done < current.total
             first_estimate = current.done == 0 < done < total
             current.done, current.total = done, total
             if finished or first_estimate or now - self._last_line >= self.interval_s:
-                self._emit(now)
+                self._emit(now, current)
 
     def tick(self) -> None:
         """Repeat the current state if no line was written for ``interval_s``."""
         with self._lock:
             now = self._clock()
             if self._stage is not None and now - self._last_line >= self.interval_s:
-                self._emit(now)
+                self._emit(now, self._stage)
 
-    def _emit(self, now: float) -> None:
+    def _emit(self, now: float, stage: _Stage) -> None:
         self._last_line = now
-        self._write(self.line(now))
+        self._write(self.line(now, stage))
 
-    def line(self, now: float) -> str:
-        s = self._stage
+    def line(self, now: float, s: _Stage) -> str:
         elapsed = now - s.started
         count = f"{s.done}/{s.total}" if s.total > 0 else str(s.done)
         if s.total > 0 and s.done >= s.total:
@@ -198,12 +197,13 @@ def rich_progress(console) -> Iterator[Callable[[str, int, int], None]]:
         MofNCompleteColumn,
         Progress,
         SpinnerColumn,
+        TaskID,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
 
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
     last: list[str] = []
     with Progress(SpinnerColumn(finished_text="✓"), TextColumn("{task.description}"), BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=console,

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
 from volseg.cli.console import err, note, out, verbosity
+
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod
 
 FORMATS = ("table", "tsv", "json")
 
@@ -39,8 +43,10 @@ def print_volumetry(report) -> None:
     table = Table(title=f"{report.study_id}: volumes", title_justify="left")
     unit = next((s.intensity_unit for s in report.structures if s.intensity_unit), None)
     mean_column = "mean_hu" if unit in (None, "HU") else f"mean ({unit})"
-    for col, justify in (("structure", "left"), ("volume_ml", "right"), (mean_column, "right"),
-                         ("components", "right"), ("flags", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("structure", "left"), ("volume_ml", "right"), (mean_column, "right"), ("components", "right"),
+        ("flags", "left"))
+    for col, justify in columns:
         table.add_column(col, justify=justify, overflow="fold")  # whole names, folded when narrow
     for s in report.structures:
         flags = ", ".join(f for f, on in (("empty", s.empty), ("cut by FOV", "truncated" in s.qc_flags)) if on)
@@ -77,7 +83,7 @@ def print_info(info, *, fmt: str = "table") -> None:
     from dataclasses import asdict
 
     if fmt == "json":
-        payload = {"series": [asdict(s) for s in info.series]}
+        payload: dict[str, Any] = {"series": [asdict(s) for s in info.series]}
         if info.image is not None:
             payload["image"] = _image_summary(info.image)
         out.print_json(json.dumps(payload))

@@ -73,8 +73,9 @@ def decode_frames(path: Path, folder: Path, rows: int, cols: int) -> np.ndarray:
         raise InputError(f"file {path.name}: no pixel data (truncated file?)", path=folder)
     ts = getattr(ds, "file_meta", None) and ds.file_meta.get("TransferSyntaxUID")
     missing = _missing_decoder(ts) if ts else None
-    if missing and _jpeg_extended_refused(ts, path, folder):
-        raise _jpeg_extended_refused(ts, path, folder)
+    refused = _jpeg_extended_refused(ts, path, folder) if missing else None
+    if refused is not None:
+        raise refused
     if missing:
         raise InputError(f"file {path.name}: no decoder installed for {missing} pixel data", path=folder,
                          hint=DECODER_HINTS.get(str(ts), "pip install python-gdcm"))

@@ -53,12 +53,12 @@ def segment_studies(inputs: Iterable[str | Path], out_dir: str | Path, options: 
     from volseg.io.atomic import ensure_writable_dir
     from volseg.reports.outputs import output_folder
 
-    inputs = [Path(p) for p in inputs]
-    ensure_writable_dir(output_folder(out_dir, studies=len(inputs)))
+    paths = [Path(p) for p in inputs]
+    ensure_writable_dir(output_folder(out_dir, studies=len(paths)))
     loader = ModelLoader(options)  # loaded once, after the first input is checked against the model
     results: list[StudyResult | StudyFailure] = []
-    for path, name in zip(inputs, unique_study_names(inputs)):
-        target = Path(out_dir) if len(inputs) == 1 else Path(out_dir) / name
+    for path, name in zip(paths, unique_study_names(paths)):
+        target = Path(out_dir) if len(paths) == 1 else Path(out_dir) / name
         try:
             outcome: StudyResult | StudyFailure = segment_study(path, target, options, loader, progress=progress)
         except (InputError, ModelError) as exc:  # this study cannot be done: record it, go on

@@ -58,7 +58,7 @@ def structure_rows(measurements: Sequence[StructureMeasurement], labels: LabelTa
     rows = []
     qc = qc or {}
     for m in measurements:
-        stats = intensity_fields(m)
+        stats: dict[str, Any] = intensity_fields(m)  # float | str | None per field, validated by StructureRow
         check = qc.get(m.label)
         rows.append(
             StructureRow(

@@ -61,12 +61,13 @@ def write_colour_tables(out_dir: str | Path, labels: LabelTable) -> dict[str, Pa
 
 def read_slicer_ctbl(text: str) -> dict[int, tuple[str, tuple[int, int, int, int]]]:
     """index → (name, RGBA) of a Slicer colour table (used to check files we write and others')."""
-    table = {}
+    table: dict[int, tuple[str, tuple[int, int, int, int]]] = {}
     for line in text.splitlines():
         parts = line.split()
         if not parts or parts[0].startswith("#"):
             continue
         if len(parts) != 6:
             raise ValueError(f"not 'index name R G B A': {line!r}")
-        table[int(parts[0])] = (parts[1], tuple(int(v) for v in parts[2:]))  # type: ignore[misc]
+        r, g, b, a = (int(v) for v in parts[2:])
+        table[int(parts[0])] = (parts[1], (r, g, b, a))
     return table

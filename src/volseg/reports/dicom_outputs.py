@@ -103,7 +103,7 @@ def _algorithm_family(model_name: str) -> str:
     try:
         from volseg.segmenters.catalogue import get_entry
 
-        backend = get_entry(model_name).backend
+        backend: str = get_entry(model_name).backend
     except Exception:  # noqa: BLE001 - a model outside the catalogue (custom folder): treat as AI
         backend = ""
     return "MorphologicalOperations" if backend == "classic" else "ArtificialIntelligence"

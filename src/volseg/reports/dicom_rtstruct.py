@@ -91,16 +91,17 @@ def _header(sources: SourceSeries, *, model_name: str, series_uid: str, sop_uid:
     import datetime
 
     from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ImplicitVRLittleEndian
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ImplicitVRLittleEndian
 
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = RTSTRUCT_SOP_CLASS
-    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.MediaStorageSOPClassUID = UID(RTSTRUCT_SOP_CLASS)
+    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
     # implicit VR: 32-bit value lengths, so a long contour keeps its 0.01 mm digits (explicit VR's DS
     # values stop at 64 KiB); the DICOM default transfer syntax, which every reader supports
     meta.TransferSyntaxUID = ImplicitVRLittleEndian
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    # no file behind this dataset: pydicom takes None at run time, its hints leave it out
+    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)  # type: ignore[arg-type]
     now = datetime.datetime.now()
     date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     ds.SpecificCharacterSet = "ISO_IR 192"
@@ -171,7 +172,7 @@ def _roi_contours(number: int, info: LabelInfo, mask: np.ndarray, affine: np.nda
     item = Dataset()
     item.ROIDisplayColor = [int(c) for c in info.color]
     item.ReferencedROINumber = number
-    contours = []
+    contours: list[Dataset] = []
     for k in np.flatnonzero(mask.any(axis=(0, 1))):
         for contour in slice_contours(mask[:, :, k]):
             points = contour_points_lps(contour, int(k), affine)

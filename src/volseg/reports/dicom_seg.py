@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import cast
 
 import numpy as np
 
@@ -119,8 +120,10 @@ def pixel_measures(sources: SourceSeries, labels: Volume):
 def _meanings() -> dict[tuple[str, str], str]:
     from pydicom.sr import _concepts_dict
 
+    # the private table is typed loosely (values: object): scheme → keyword → code → (meaning, CIDs)
+    concepts = cast("dict[str, dict[str, dict[str, tuple[str, list[int]]]]]", _concepts_dict.concepts)
     out = {}
-    for scheme, by_keyword in _concepts_dict.concepts.items():
+    for scheme, by_keyword in concepts.items():
         for entries in by_keyword.values():
             for value, (meaning, _cids) in entries.items():
                 out[(scheme, value)] = meaning

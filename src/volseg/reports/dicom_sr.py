@@ -87,7 +87,7 @@ def referenced_segment(seg, number: int):
     import highdicom as hd
 
     shared = seg.SharedFunctionalGroupsSequence[0]
-    sources: dict[str, object] = {}
+    sources: dict[str, Any] = {}  # SOP instance UID → hd.sr.SourceImageForSegmentation
     for item in seg.PerFrameFunctionalGroupsSequence:
         ident = item.get("SegmentIdentificationSequence") or shared.get("SegmentIdentificationSequence")
         if int(ident[0].ReferencedSegmentNumber) != number:

@@ -14,6 +14,7 @@ import base64
 import html
 import json
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -22,8 +23,8 @@ from typing import Any
 from volseg import __version__
 from volseg.io.atomic import write_text
 from volseg.labels import LabelTable
-from volseg.reports.model import Report
 from volseg.postprocess.qc import is_fov_exempt
+from volseg.reports.model import Report
 from volseg.reports.pictures import DisplayVolumes, Picture, airway_picture, lesion_picture, overview_pictures
 from volseg.reports.warning_folds import WarningGroup, fold_warnings
 from volseg.volume import Volume
@@ -270,7 +271,7 @@ def flag_badges(flags: Iterable[str]) -> str:
     return "".join(f'<span class="flag{" soft" if f in soft else ""}">{escape(f)}</span>' for f in flags)
 
 
-def _kv_table(items: Sequence[tuple[str, object]], *, highlight: set[str] = frozenset()) -> str:
+def _kv_table(items: Sequence[tuple[str, object]], *, highlight: AbstractSet[str] = frozenset()) -> str:
     rows = "".join(f'<tr{" class=qc" if k in highlight else ""}><th>{escape(k)}</th><td>{escape(v)}</td></tr>'
                    for k, v in items)
     return f'<table class="kv">{rows}</table>'

@@ -69,7 +69,7 @@ def _recorded_input(report: Report) -> Path | None:
     return None
 
 
-def _label_table(report: Report, path: Path) -> LabelTable:
+def _label_table(report: Report, path: str | Path) -> LabelTable:
     if Path(path).is_file():
         return read_labels(path)
     return LabelTable.from_names({s.label: s.name for s in report.structures})

@@ -19,6 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from volseg.errors import InputError
 from volseg.reports.model import SCHEMA_VERSION, Report
 
@@ -28,7 +30,7 @@ JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
 # ---- generation ------------------------------------------------------------------------------
-def generate_schema(model: type = Report, version: str = SCHEMA_VERSION) -> dict[str, Any]:
+def generate_schema(model: type[BaseModel] = Report, version: str = SCHEMA_VERSION) -> dict[str, Any]:
     """The JSON Schema of ``model`` with its dialect, title and version stated."""
     schema = model.model_json_schema()
     return {

@@ -51,9 +51,8 @@ class LandmarkMap:
 
 def landmark_sources(model: str | None) -> tuple[str, ...]:
     """The landmark models the catalogue entry ``model`` declares (empty when none)."""
-    from volseg.segmenters.catalogue import load_catalogue
-
     from volseg.segmenters.backend_options import RaidionicsOptions
+    from volseg.segmenters.catalogue import load_catalogue
 
     entry = load_catalogue().get(model or "")
     if entry is None or not isinstance(entry.backend_options, RaidionicsOptions):

@@ -48,7 +48,7 @@ def load_for(options: SegmentOptions) -> Segmenter:
     model = resolve_model(options)
     names = options.roi_subset
     entry = _catalogue_entry(model) if names else None
-    if entry is not None:
+    if entry is not None and names:
         check_roi_subset(names, entry.label_table(), model=entry.name)
         if entry.backend == "nnunet" and len(entry.parts) > 1:
             log.info("loading model %s %s (backend nnunet, parts for %s)", entry.name, entry.version,

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class FoldNet:
     trunk: torch.nn.Module  # the network without its last 1×1×1 convolution (or the whole network)
-    head: torch.nn.Module | None  # that convolution, or None when it could not be split off
+    head: torch.nn.Conv3d | None  # that convolution, or None when it could not be split off
 
 
 def load_fold_networks(folder: ModelFolder, device: torch.device, *, channels_last: bool = False) -> list[FoldNet]:
@@ -75,9 +75,10 @@ def _split_head(network) -> FoldNet:
 
 def feature_channels(nets: list[FoldNet]) -> int | None:
     """Channels the feature-mode predictor returns (all folds), or None if a head is missing."""
-    if any(n.head is None for n in nets):
+    heads = [n.head for n in nets]
+    if any(h is None for h in heads):
         return None
-    return sum(int(n.head.in_channels) for n in nets)
+    return sum(int(h.in_channels) for h in heads if h is not None)
 
 
 class LogitsPredictor:
@@ -87,13 +88,18 @@ class LogitsPredictor:
         self.nets = nets
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        total = None
-        for net in self.nets:
-            out = net.trunk(x)
-            if net.head is not None:
-                out = net.head(out)
-            total = out.float() if total is None else total + out.float()
+        outs = (self._logits(net, x) for net in self.nets)
+        total = next(outs)
+        for out in outs:
+            total = total + out
         return total if len(self.nets) == 1 else total / len(self.nets)
+
+    @staticmethod
+    def _logits(net: FoldNet, x: torch.Tensor) -> torch.Tensor:
+        out = net.trunk(x)
+        if net.head is not None:
+            out = net.head(out)
+        return out.float()
 
 
 class FeaturePredictor:

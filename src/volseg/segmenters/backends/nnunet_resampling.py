@@ -98,7 +98,7 @@ def plan_resampling(spec: Resampling, in_shape, out_shape, current_spacing, new_
             raise ModelError("the model's plans disable resampling but the input is not at the model spacing")
         return ResamplePlan((None, None, None), None, False)
     axis = separate_z(spec.force_separate_z, current_spacing, new_spacing)
-    matrices = []
+    matrices: list[np.ndarray | None] = []
     for d, (n_in, n_out) in enumerate(zip(in_shape, out_shape)):
         if n_in == n_out:
             matrices.append(None)
@@ -117,14 +117,15 @@ def resample_volume(x: torch.Tensor, plan: ResamplePlan) -> torch.Tensor:
     if all(m is None for m in plan.matrices):
         return x
     source = x
-    inplane = [d for d in range(3) if d != plan.separate_axis and plan.matrices[d] is not None]
-    inplane.sort(key=lambda d: plan.matrices[d].shape[0] / plan.matrices[d].shape[1])
-    for d in inplane:
-        x = apply_axis(x, plan.matrices[d], d + 1)
+    inplane = [(d, m) for d in range(3) if d != plan.separate_axis and (m := plan.matrices[d]) is not None]
+    inplane.sort(key=lambda dm: dm[1].shape[0] / dm[1].shape[1])
+    for d, m in inplane:
+        x = apply_axis(x, m, d + 1)
     if plan.clip:
         x = _clip_to_source(x, source, plan.separate_axis)
-    if plan.separate_axis is not None and plan.matrices[plan.separate_axis] is not None:
-        x = apply_axis(x, plan.matrices[plan.separate_axis], plan.separate_axis + 1)
+    axis = plan.separate_axis
+    if axis is not None and (last := plan.matrices[axis]) is not None:
+        x = apply_axis(x, last, axis + 1)
     return x
 
 

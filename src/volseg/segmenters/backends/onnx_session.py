@@ -15,7 +15,7 @@ def make_session(path: Path, device) -> tuple[Any, list[str]]:
         raise DependencyError("ONNX models need the Python package 'onnxruntime'",
                               hint="pip install 'volseg[onnx]'") from exc
     available = ort.get_available_providers()
-    providers = ["CPUExecutionProvider"]
+    providers: list[str | tuple[str, dict[str, Any]]] = ["CPUExecutionProvider"]
     if device.type == "cuda":
         if "CUDAExecutionProvider" not in available:
             raise ModelError("device is CUDA but onnxruntime has no CUDA provider here",

@@ -80,7 +80,7 @@ def _tube_like(new: np.ndarray, spacing) -> bool:
     """A thin branch, not a blob: volume within a tube of ``MAX_TUBE_RADIUS_MM`` along its extent."""
     extent_mm = np.array([np.ptp(ax) + 1 for ax in np.nonzero(new)], dtype=float) * np.asarray(spacing)
     volume_mm3 = np.count_nonzero(new) * float(np.prod(spacing))
-    return volume_mm3 <= np.pi * MAX_TUBE_RADIUS_MM ** 2 * max(float(np.linalg.norm(extent_mm)), 1.0)
+    return bool(volume_mm3 <= np.pi * MAX_TUBE_RADIUS_MM ** 2 * max(float(np.linalg.norm(extent_mm)), 1.0))
 
 
 def _tip_centres(candidates: np.ndarray, distance: np.ndarray) -> list[tuple[int, int, int]]:

@@ -109,8 +109,10 @@ def _trunk(body2: np.ndarray) -> np.ndarray:
 def grow_airways(hu: np.ndarray, lung_air: np.ndarray, body: np.ndarray, trachea: Trachea,
                  spacing) -> np.ndarray:
     """The airway lumen on the input grid: one connected tree holding the trachea seed."""
-    box = bounding_box(lung_air | trachea.seed, margin_voxels(5.0, spacing))
-    box = (box[0], box[1], slice(box[2].start, trachea.slice_index + 1))
+    around = bounding_box(lung_air | trachea.seed, margin_voxels(5.0, spacing))
+    if around is None:  # no seed and no lung air: no tree
+        return np.zeros(hu.shape, bool)
+    box = (around[0], around[1], slice(around[2].start, trachea.slice_index + 1))
     hu_box = hu[box]
     allowed = body[box]
     seed = trachea.seed[box]

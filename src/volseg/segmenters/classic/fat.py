@@ -77,18 +77,20 @@ def split_fat(hu: np.ndarray, body: np.ndarray, fat: np.ndarray, body_c: np.ndar
     nk = hu.shape[2]
     wall = np.full((nk, N_RAYS), np.nan)
     centres = np.full((nk, 2), np.nan)
-    trunks_c = {}
+    trunks_c: dict[int, np.ndarray | None] = {}
     fat_range = (hu >= FAT_HU[0]) & (hu <= FAT_HU[1])
     for k in np.flatnonzero(fat.any(axis=(0, 1))):
-        kc = k // grid.factors[2]
+        kc = int(k) // grid.factors[2]
         if kc not in trunks_c:
             trunks_c[kc] = _trunk(body_c[:, :, kc])
-        if trunks_c[kc] is None:
+        trunk_c = trunks_c[kc]
+        if trunk_c is None:
             continue
-        trunk = _up_2d(trunks_c[kc], grid) & body[:, :, k]
-        centres[k] = [(float(v.mean()) + 0.5) * f - 0.5 for v, f in zip(np.nonzero(trunks_c[kc]), grid.factors)]
+        trunk = _up_2d(trunk_c, grid) & body[:, :, k]
+        centres[k] = [(float(v.mean()) + 0.5) * f - 0.5 for v, f in zip(np.nonzero(trunk_c), grid.factors)]
         classes = np.where(trunk, np.where(fat_range[:, :, k], FAT, DEEP), OUTSIDE).astype(np.uint8)
-        wall[k] = _wall_radius(_sample_rays(classes, *centres[k], angles, steps, sx, sy), steps)
+        ci, cj = centres[k]
+        wall[k] = _wall_radius(_sample_rays(classes, ci, cj, angles, steps, sx, sy), steps)
     wall = _smooth_wall(wall, max(3, round(SMOOTH_Z_MM / sz) | 1))
     torso = _inside_wall(fat, centres, wall, sx, sy)
     return fat & ~torso, torso

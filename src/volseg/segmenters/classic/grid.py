@@ -26,8 +26,10 @@ class BlockGrid:
 
     @classmethod
     def for_spacing(cls, shape, spacing, target_mm: float = COARSE_MM) -> BlockGrid:
-        factors = tuple(max(1, int(np.floor(target_mm / s + 0.5))) for s in spacing)
-        return cls(tuple(int(n) for n in shape), tuple(float(s) for s in spacing), factors)
+        fx, fy, fz = (max(1, int(np.floor(target_mm / s + 0.5))) for s in spacing)
+        nx, ny, nz = (int(n) for n in shape)
+        sx, sy, sz = (float(s) for s in spacing)
+        return cls((nx, ny, nz), (sx, sy, sz), (fx, fy, fz))
 
     @property
     def coarse_shape(self) -> tuple[int, int, int]:
@@ -72,10 +74,10 @@ class BlockGrid:
 
     def up(self, coarse: np.ndarray, box: tuple[slice, slice, slice] | None = None) -> np.ndarray:
         """Each input voxel (of ``box``, default all) takes the value of its block."""
-        if box is None:
-            box = tuple(slice(0, n) for n in self.shape)  # type: ignore[assignment]
+        region = box if box is not None else (slice(0, self.shape[0]), slice(0, self.shape[1]),
+                                              slice(0, self.shape[2]))
         out = coarse
-        for axis, (b, f) in enumerate(zip(box, self.factors)):
+        for axis, (b, f) in enumerate(zip(region, self.factors)):
             out = np.take(out, np.arange(b.start, b.stop) // f, axis=axis)
         return out
 
@@ -84,8 +86,9 @@ class BlockGrid:
         return tuple(slice(b.start // f, -(-b.stop // f)) for b, f in zip(box, self.factors))  # type: ignore
 
 
-def bounding_box(mask: np.ndarray, margin: tuple[int, int, int] = (0, 0, 0)) -> tuple[slice, ...] | None:
-    """Smallest box holding ``mask`` grown by ``margin`` voxels (clipped), or None when empty."""
+def bounding_box(mask: np.ndarray, margin: tuple[int, int, int] = (0, 0, 0)
+                 ) -> tuple[slice, slice, slice] | None:
+    """Smallest box holding the 3D ``mask`` grown by ``margin`` voxels (clipped), or None when empty."""
     box = []
     for axis in range(mask.ndim):
         other = tuple(a for a in range(mask.ndim) if a != axis)
@@ -94,7 +97,8 @@ def bounding_box(mask: np.ndarray, margin: tuple[int, int, int] = (0, 0, 0)) -> 
             return None
         box.append(slice(max(0, int(hits[0]) - margin[axis]),
                          min(mask.shape[axis], int(hits[-1]) + 1 + margin[axis])))
-    return tuple(box)
+    bx, by, bz = box
+    return bx, by, bz
 
 
 def margin_voxels(margin_mm: float, spacing) -> tuple[int, int, int]:
@@ -114,7 +118,7 @@ def fill_holes_2d(mask: np.ndarray, axis: int = 2) -> np.ndarray:
     """Fill holes slice by slice along ``axis`` (axial slices for body and lungs)."""
     out = np.empty_like(mask)
     for k in range(mask.shape[axis]):
-        index = [slice(None)] * 3
+        index: list[slice | int] = [slice(None), slice(None), slice(None)]
         index[axis] = k
         sl = mask[tuple(index)]
         out[tuple(index)] = ndimage.binary_fill_holes(sl) if sl.any() else sl

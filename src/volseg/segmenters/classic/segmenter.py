@@ -19,7 +19,6 @@ import numpy as np
 
 from volseg.errors import ModelError
 from volseg.postprocess.intensity import hu_summary, looks_like_ct
-from volseg.segmenters.units import classify_units
 from volseg.segmenters.base import ProgressCallback, check_on_grid, no_progress
 from volseg.segmenters.classic import airways as airway_steps
 from volseg.segmenters.classic.body import segment_body
@@ -30,6 +29,7 @@ from volseg.segmenters.classic.grid import BlockGrid, bounding_box, fill_holes_2
 from volseg.segmenters.classic.lungs import find_lungs
 from volseg.segmenters.classic.split import split_lungs
 from volseg.segmenters.provenance import ModelProvenance
+from volseg.segmenters.units import classify_units
 from volseg.volume import Volume, reorient, undo_reorient
 
 if TYPE_CHECKING:
