@@ -115,3 +115,10 @@ def test_members_13_is_a_one_line_usage_error_before_any_network_loads(head_crop
                  "-o", str(tmp_path / "out")]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(errors) == 1 and "--members 13: model 'blast-ct' has 12 ensemble networks" in errors[0], errors
+
+
+def test_only_the_ensemble_backends_let_members_through():
+    from volseg.segmenters.backends import blast_ct, nnunet, onnx
+
+    assert "members" in blast_ct.SUPPORTED and "members" in nnunet.FOLDS
+    assert "members" not in onnx.SUPPORTED and "members" not in ALL_SETTINGS  # MONAI bundles: ALL_SETTINGS
