@@ -169,13 +169,20 @@ COLUMNS = [("input", "input"), ("model", "model"), ("volseg_wall_s", "volseg s")
            ("volseg_load", "load (volseg)"), ("totalseg_load", "load (TS)")]
 
 
+NOTES = """Made by `PYTHONPATH=src python benchmarks/bench_scale.py` (see its docstring). Same fabricated
+TS-size weights for every program; volseg with its defaults (step 0.5, HTML pictures on), TotalSegmentator 2.18
+with its own settings (`--fast --ml -d cpu`: step 0.8, its own resampling and chunking), nnUNetPredictor at
+step 0.5, 2 preprocessing and 2 export workers. Peak RSS is summed over each process tree.
+"""
+
+
 def markdown(lines: list[dict], rows: list[dict]) -> str:
     head = "| " + " | ".join(t for _, t in COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
     body = "".join("| " + " | ".join(str(line.get(k, "")) for k, _ in COLUMNS) + " |\n" for line in lines)
     stages = "".join(f"| {r['input']} | {r['model']} | {r['program']} | {r['wall_s']} (CPU {r.get('cpu_percent')} %) | "
                      f"{json.dumps(r.get('stages_s', {}))} | {r['load_before']} |\n" for r in rows)
     return (f"# Scale benchmark ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, shared host)\n\n"
-            f"{head}{body}\nPer run (stages in s; load = `uptime` 1/5/15-min load before the run):\n\n"
+            f"{NOTES}\n{head}{body}\nPer run (stages in s; load = `uptime` 1/5/15-min load before the run):\n\n"
             f"| input | model | program | wall s | stages | load |\n|---|---|---|---|---|---|\n{stages}\n"
             "CPU s = user + system seconds of the process tree (GNU time): less sensitive than wall time to the\n"
             "other engineers' processes on this 2-core host; wall-time ratios hold only when the loads match.\n")

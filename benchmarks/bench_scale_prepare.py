@@ -12,7 +12,8 @@ Everything fabricated comes from ``../shared/peers`` (``make_volume.py``, ``make
   the publisher's release layout and installed into volseg with ``volseg models install``;
 * ``net118``: the peers' TS-size 1.5 mm network (``ts15``, 118 outputs), run by path;
 * ``total``: five TS-size 1.5 mm networks with the output counts of datasets 291–295 (ts15
-  architecture), zipped in release layout and installed as volseg's ``total``.
+  architecture), zipped in release layout and installed as volseg's ``total``, and linked into
+  TotalSegmentator's home (made by the total-fast step) under the folder names it expects.
 """
 from __future__ import annotations
 
@@ -145,6 +146,10 @@ def make_total() -> Path:
     root = PEER_WORK / "total_parts"
     subprocess.run([str(TS_PY), "-u", "-c", TOTAL_PARTS_CODE, str(root), json.dumps(parts)], cwd=PEERS,
                    env=peer_env(), check=True)
+    results = PEER_WORK / "ts_home" / "nnunet" / "results"  # TotalSegmentator's home (total-fast made it)
+    for name, _, _, _ in parts:
+        if (results.parent.parent / "config.json").exists() and not (results / name).exists():
+            (results / name).symlink_to(root / name, target_is_directory=True)
     if not _installed("total"):
         zips = WORK / "release" / "total"
         for name, _, _, _ in parts:
