@@ -110,7 +110,8 @@ def applicable(program: str, model: str) -> bool:
     return not ((program == "totalseg" and model == "net118") or (program == "nnunet" and model == "total"))
 
 
-def run_all(a) -> list[dict]:
+def run_all(a, save=lambda rows: None) -> list[dict]:
+    """Every selected (input, model, program) once; ``save`` gets the rows so far after each run."""
     bt = peers()
     prep.prepare(cases=a.inputs, models=a.models)
     rows = []
@@ -130,6 +131,7 @@ def run_all(a) -> list[dict]:
                 print(json.dumps({k: v for k, v in rec.items() if k not in ("net_sample", "log")}), file=sys.stderr,
                       flush=True)
                 rows.append(rec)
+                save(rows)
     return rows
 
 
@@ -196,16 +198,20 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=HERE / "bench_scale_results")
     ap.add_argument("--merge", action="store_true", help="add these runs to the existing JSON results")
     a = ap.parse_args(argv)
-    rows = run_all(a)
-    json_path, md_path = a.out.with_suffix(".json"), a.out.with_suffix(".md")
-    if a.merge and json_path.exists():
-        rows = json.loads(json_path.read_text())["runs"] + rows
-    lines = summary(rows)
-    json_path.write_text(json.dumps({"summary": lines, "runs": rows}, indent=1))
-    text = markdown(lines, rows)
-    md_path.write_text(text)
-    print(text)
+    json_path = a.out.with_suffix(".json")
+    before = json.loads(json_path.read_text())["runs"] if a.merge and json_path.exists() else []
+    rows = run_all(a, save=lambda rows: write(before + rows, a.out))
+    print(write(before + rows, a.out))
     return 0
+
+
+def write(rows: list[dict], out: Path) -> str:
+    """``out``.json (summary and every run) and ``out``.md (the table); returns the Markdown."""
+    lines = summary(rows)
+    out.with_suffix(".json").write_text(json.dumps({"summary": lines, "runs": rows}, indent=1))
+    text = markdown(lines, rows)
+    out.with_suffix(".md").write_text(text)
+    return text
 
 
 if __name__ == "__main__":
