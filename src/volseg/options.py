@@ -26,7 +26,7 @@ class SegmentOptions:
     keep_phi: bool = False  # deprecated (identifiers are copied by default): only records the input path
     trust_bundle: bool = False  # allow a custom MONAI bundle's config (it can run code) to be instantiated
     force: bool = False  # run the model even on an input it was not made for (modality, HU, body region)
-    # sliding-window engine overrides (--step, --tta, --precision, --export); unset ones keep the
+    # sliding-window engine overrides (--step, --tta, --precision, --export, --members); unset ones keep the
     # model's catalogue/tested defaults
     engine: EngineOverrides = field(default_factory=EngineOverrides)
     # TotalSegmentator habits
@@ -81,13 +81,13 @@ _FLAG_NAMES = {"mirror": "tta"}  # EngineOverrides field → CLI flag name (--tt
 
 
 def engine_overrides(*, step: float | None = None, tta: bool | None = None, precision: str | None = None,
-                     export: str | None = None) -> EngineOverrides:
+                     export: str | None = None, members: int | None = None) -> EngineOverrides:
     """User-facing engine flags as :class:`~volseg.segmenters.engine.settings.EngineOverrides`."""
-    return EngineOverrides(step=step, mirror=tta, precision=precision, export=export)
+    return EngineOverrides(step=step, mirror=tta, precision=precision, export=export, members=members)
 
 
 def engine_flags(overrides: EngineOverrides) -> dict[str, Any]:
-    """The set overrides by CLI name (step, tta, precision, export), in that order (run keys, scripts)."""
+    """The set overrides by CLI name (step, tta, precision, export, members), in that order (run keys, scripts)."""
     return {_FLAG_NAMES.get(f.name, f.name): getattr(overrides, f.name) for f in fields(overrides)
             if getattr(overrides, f.name) is not None}
 

@@ -5,7 +5,7 @@ from typer.main import get_command
 from volseg.cli.app import app
 
 SHARED = ("html", "dicom", "rtstruct", "anonymize", "keep_phi", "masks", "trust_bundle", "force", "json_log",
-          "step", "tta", "precision", "export")
+          "step", "tta", "precision", "export", "members")
 
 
 def _params(command: str) -> dict:
@@ -23,9 +23,10 @@ def test_batch_and_slurm_script_take_segments_options_with_the_same_flags_and_he
 def test_segment_options_from_flags_put_the_engine_flags_into_engine():
     from volseg.cli.flags import segment_options
 
-    options = segment_options(html=None, masks=False, force=True, tta=True, step=None, precision="fp32")
+    options = segment_options(html=None, masks=False, force=True, tta=True, step=None, precision="fp32", members=2)
     assert options.html and not options.masks and options.force
-    assert options.engine_flags() == {"tta": True, "precision": "fp32"}
+    assert options.engine_flags() == {"tta": True, "precision": "fp32", "members": 2}
+    assert options.engine.members == 2
 
 
 def test_batch_masks_flag_reaches_every_study(tmp_path, monkeypatch):
@@ -47,3 +48,12 @@ def test_batch_masks_flag_reaches_every_study(tmp_path, monkeypatch):
                  "--no-tta", "--no-html"]) == 0
     segment = seen["options"].segment
     assert (segment.masks, segment.rtstruct, segment.html, segment.engine.mirror) == (True, True, False, False)
+
+
+def test_slurm_script_forwards_members_to_every_array_task():
+    from volseg.batch import BatchOptions
+    from volseg.batch.slurm import batch_args
+    from volseg.cli.flags import segment_options
+
+    options = BatchOptions(segment=segment_options(members=3))
+    assert batch_args(options)[-2:] == ["--members", "3"]

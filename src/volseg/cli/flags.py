@@ -46,17 +46,20 @@ Precision = Annotated[Optional[str], typer.Option(
 Export = Annotated[Optional[str], typer.Option(
     "--export", help="How labels return to the input grid: exact (nnU-Net's probability resampling, default) "
                      "| nearest (faster).")]
+Members = Annotated[Optional[int], typer.Option(
+    "--members", help="Run only the first N members of an ensemble model (nnU-Net folds, BLAST-CT's 12 "
+                      "networks): faster, a little less accurate (default: all).")]
 
 
 def segment_options(*, step: float | None = None, tta: bool | None = None, precision: str | None = None,
-                    export: str | None = None, **given):
+                    export: str | None = None, members: int | None = None, **given):
     """A :class:`~volseg.options.SegmentOptions` from the shared flags' values (unset ones: None or
     False keep the defaults); the engine flags become its ``engine`` overrides."""
     from volseg.options import SegmentOptions, engine_overrides, with_overrides
 
     given = {k: (None if v is False and k in _OFF_MEANS_UNSET else v) for k, v in given.items()}
     return with_overrides(SegmentOptions(), engine=engine_overrides(step=step, tta=tta, precision=precision,
-                                                                    export=export), **given)
+                                                                    export=export, members=members), **given)
 
 
 #: flags without a --no- form: False means "not given" (SegmentOptions' default)

@@ -15,9 +15,9 @@ asking for the value the backend always uses (``--precision fp32`` for ONNX) is 
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from volseg.errors import UsageError
 from volseg.segmenters.backend_options import WithEngine
@@ -26,12 +26,18 @@ from volseg.segmenters.engine.settings import EngineOverrides, EngineSettings
 if TYPE_CHECKING:
     from volseg.segmenters.catalogue import ModelEntry
 
-#: every EngineSettings field: what a backend running volseg's sliding-window engine honours
-ALL_SETTINGS: frozenset[str] = frozenset(f.name for f in fields(EngineSettings))
+T = TypeVar("T")
+
+#: every window setting of EngineSettings: what a backend running volseg's sliding-window engine
+#: honours. ``members`` is not one: only a backend running an ensemble adds it (:data:`ENSEMBLE`)
+ALL_SETTINGS: frozenset[str] = frozenset(f.name for f in fields(EngineSettings)) - {"members"}
+#: the setting of backends that run an ensemble and can run its first N members only
+ENSEMBLE: frozenset[str] = frozenset({"members"})
 #: backends that run the network their own way honour none of them
 NO_SETTINGS: frozenset[str] = frozenset()
 #: the CLI flag of each user override, for messages
-FLAGS: dict[str, str] = {"step": "--step", "mirror": "--tta", "precision": "--precision", "export": "--export"}
+FLAGS: dict[str, str] = {"step": "--step", "mirror": "--tta", "precision": "--precision", "export": "--export",
+                       "members": "--members"}
 
 
 def engine_settings(entry: ModelEntry | None, overrides: EngineOverrides | None, *,
@@ -81,6 +87,17 @@ def refuse_unsupported(overrides: EngineOverrides | None, *, supported: frozense
             flag = FLAGS.get(setting, setting)
             raise UsageError(f"model {model!r} cannot honour the engine setting {setting} ({flag})",
                              hint=f"leave out {flag} for this model")
+
+
+def first_members(members: Sequence[T], count: int | None, *, model: str, kind: str = "ensemble members") -> list[T]:
+    """The first ``count`` of a model's ensemble ``members`` (None: all); a UsageError naming how many
+    the model has when ``count`` asks for more."""
+    if count is None:
+        return list(members)
+    if not 1 <= int(count) <= len(members):
+        raise UsageError(f"--members {count}: model {model!r} has {len(members)} {kind}",
+                         hint=f"give --members 1 to {len(members)}")
+    return list(members)[:int(count)]
 
 
 def as_overrides(given: EngineOverrides | Mapping[str, Any] | None) -> EngineOverrides | None:

@@ -10,7 +10,9 @@ The pipeline follows the publisher's code (biomedia-mira/blast-ct: ``nifti/resca
 3. the network sees SimpleITK's array order (z, y, x), windowed [−15, 100] HU → [−1, 1];
 4. 110³ input windows predict 30³ output tiles laid edge to edge from the first voxel, the volume
    padded with its edge values (:mod:`volseg.segmenters.engine.valid_windows`);
-5. the softmax of every ensemble member is summed, argmax gives the class;
+5. the softmax of every ensemble member is summed, argmax gives the class; ``--members N`` runs the
+   first N members only (the engine override ``members``), one member over every window at a time
+   (progress per member; windows ``window_batch`` at a time);
 6. labels return to the input grid by nearest neighbour (SimpleITK ``Resample`` of the label map).
 
 Windows that see nothing but air (−1 after windowing) are predicted once and reused (exact).
@@ -24,10 +26,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from volseg.errors import ModelError
 from volseg.segmenters.backend_options import BlastCTOptions
 from volseg.segmenters.base import ProgressCallback, check_on_grid, no_progress
-from volseg.segmenters.engine_settings import ALL_SETTINGS, engine_settings, refuse_unsupported
+from volseg.segmenters.engine_settings import (
+    ALL_SETTINGS,
+    ENSEMBLE,
+    engine_settings,
+    first_members,
+    refuse_unsupported,
+)
 from volseg.segmenters.provenance import ModelProvenance
 from volseg.volume import Volume, reorient, undo_reorient
 
@@ -43,13 +52,14 @@ ORIENTATION = "LPS"  # SimpleITK identity direction: i → left, j → posterior
 
 
 #: valid windows are laid edge to edge, never mirrored, and labels return by nearest neighbour (as
-#: the publisher's code does): --step, --tta and --export are refused, not ignored
-SUPPORTED = ALL_SETTINGS - {"step", "mirror", "export", "blend"}
+#: the publisher's code does): --step, --tta and --export are refused, not ignored; --members is honoured
+SUPPORTED = (ALL_SETTINGS - {"step", "mirror", "export", "blend"}) | ENSEMBLE
 
 
 def load(entry: ModelEntry, *, device: str = "auto", models: Sequence[str] | None = None,
          settings=None, engine: EngineOverrides | None = None) -> BlastCTSegmenter:
-    """Factory for the catalogue entry; ``models`` picks ensemble members (default: all of them)."""
+    """Factory for the catalogue entry; ``models`` picks ensemble members (default: all of them), of
+    which ``engine.members`` keeps the first N."""
     from volseg.segmenters.weights import require_installed
 
     refuse_unsupported(engine, supported=SUPPORTED, model=entry.name)  # before any weights load
@@ -63,13 +73,26 @@ def load(entry: ModelEntry, *, device: str = "auto", models: Sequence[str] | Non
     if unknown:
         raise ModelError(f"{entry.name}: unknown ensemble member(s) {unknown}",
                          hint=f"members: {', '.join(options.ensemble)}")
+    first_members(names, engine.members if engine else None, model=entry.name, kind="ensemble networks")
     folder = require_installed(entry.name)
     return BlastCTSegmenter([folder / n for n in names], entry=entry, options=options, device=device,
                             settings=settings, engine=engine)
 
 
+class MemberPredictor:
+    """Windows → one member's softmax (B, K, *tile)."""
+
+    def __init__(self, net):
+        self.net = net
+
+    def __call__(self, x):
+        import torch
+
+        return torch.softmax(self.net(x).float(), dim=1)
+
+
 class EnsemblePredictor:
-    """Windows → the sum of every member's softmax (B, K, *tile)."""
+    """Windows → the sum of every member's softmax (B, K, *tile), member after member per window."""
 
     def __init__(self, nets: list):
         self.nets = nets
@@ -100,7 +123,8 @@ class BlastCTSegmenter:
                                         base=settings, device_type=self.device.type, model=entry.name)
         sw = entry.sliding_window
         self.window = tuple(sw.patch_size) if sw is not None and sw.patch_size else (110, 110, 110)
-        self.weights = list(weights)
+        self.weights = first_members(list(weights), self.settings.members, model=entry.name,
+                                     kind="ensemble networks")
         self.weight_records = weight_records(self.weights)
         self.nets = [self._load_net(path) for path in self.weights]
         self.tile = tuple(self.nets[0].output_size(w) for w in self.window)
@@ -127,41 +151,80 @@ class BlastCTSegmenter:
 
     def predict(self, volume: Volume, *, modality: str | None = None,
                 progress: ProgressCallback = no_progress) -> Volume:
+        t0 = time.perf_counter()
+        work, x, spacing = self.model_input(volume, progress=progress)
+        t1 = time.perf_counter()
+        blend, keep, info = self.run_members(x, progress=progress)
+        del x
+        t2 = time.perf_counter()
+        progress("export", 0, 1)
+        model_labels, out = self.labels_on_input(blend, keep, work, volume, spacing)
+        progress("export", 1, 1)
+        self._last = {**info, "model_grid_shape": list(model_labels.shape),
+                      "timings_s": {"preprocess": t1 - t0, "sliding_window": t2 - t1,
+                                    "network_forward": blend.forward_s,
+                                    "export": time.perf_counter() - t2}}
+        return check_on_grid(out, volume, self.name)
+
+    def model_input(self, volume: Volume, *, progress: ProgressCallback = no_progress):
+        """(reoriented volume, windowed model-grid tensor (1, k, j, i), model spacing)."""
         import torch
 
-        from volseg.segmenters.engine.export import LabelDecoder, model_grid_codes
         from volseg.segmenters.engine.preprocess import window_normalize
-        from volseg.segmenters.engine.valid_windows import run_valid_windows
 
-        t0 = time.perf_counter()
         progress("preprocessing", 0, 1)
         work = reorient(volume, ORIENTATION)
         spacing = tuple(float(s) for s in (self.entry.input.spacing_mm or (1.0, 1.0, 1.0)))
         zyx = resample_linear_itk(work.array, work.spacing, spacing)  # (k, j, i) on the model grid
         x = torch.from_numpy(zyx).to(self.device)[None]
         lower, upper = self.entry.input.intensity.window or (-15.0, 100.0)
-        out_lo, out_hi = self.entry.input.intensity.output_range or (-1.0, 1.0)
-        window_normalize(x, lower=lower, upper=upper, out_lower=out_lo, out_upper=out_hi)
+        window_normalize(x, lower=lower, upper=upper, out_lower=self._air, out_upper=self._top)
         progress("preprocessing", 1, 1)
-        t1 = time.perf_counter()
-        run = run_valid_windows(x, EnsemblePredictor(self.nets), channels=self.options.num_classes,
-                                tile=self.tile, margin=self.margin, settings=self.settings,
-                                constant=out_lo, progress=progress)
-        del x
-        t2 = time.perf_counter()
-        progress("export", 0, 1)
-        codes = model_grid_codes(run.blend, run.keep, LabelDecoder(tuple(range(self.options.num_classes))))
+        return work, x, spacing
+
+    @property
+    def _air(self) -> float:
+        return float((self.entry.input.intensity.output_range or (-1.0, 1.0))[0])
+
+    @property
+    def _top(self) -> float:
+        return float((self.entry.input.intensity.output_range or (-1.0, 1.0))[1])
+
+    def run_members(self, x, *, progress: ProgressCallback = no_progress):
+        """Every member over every window, one member at a time; their softmaxes summed in member
+        order (the same sums as member after member per window). Returns (blend, keep, details)."""
+        from dataclasses import replace
+
+        from volseg.segmenters.engine.valid_windows import run_valid_windows
+
+        total, forward, skipped, fallbacks, member_s = None, 0.0, 0, [], []
+        for k, net in enumerate(self.nets):
+            stage = progress if len(self.nets) == 1 else \
+                (lambda s, d, t, k=k: progress(f"member {k + 1}/{len(self.nets)}: {s}", d, t))
+            run = run_valid_windows(x, MemberPredictor(net), channels=self.options.num_classes, tile=self.tile,
+                                    margin=self.margin, settings=self.settings, constant=self._air,
+                                    progress=stage)
+            total = run.blend if total is None else replace(total, sums=total.sums.add_(run.blend.sums))
+            forward += run.blend.forward_s
+            member_s.append(round(run.blend.forward_s, 3))
+            skipped += run.skipped
+            fallbacks += [f for f in run.fallbacks if f not in fallbacks]
+        blend = replace(total, forward_s=forward)
+        info = {"windows": blend.windows, "windows_reused": skipped, "precision": run.precision,
+                "window_batch": run.window_batch, "fallbacks": fallbacks,
+                "members": [p.name for p in self.weights], "member_forward_s": member_s}
+        return blend, run.keep, info
+
+    def labels_on_input(self, blend, keep, work: Volume, volume: Volume, spacing) -> tuple[np.ndarray, Volume]:
+        """(labels on the model grid (i, j, k), labels on ``volume``'s grid) from the summed softmax."""
+        import torch
+
+        from volseg.segmenters.engine.export import LabelDecoder, model_grid_codes
+
+        codes = model_grid_codes(blend, keep, LabelDecoder(tuple(range(self.options.num_classes))))
         model_labels = codes.to(torch.uint8).cpu().numpy().transpose(2, 1, 0)  # back to (i, j, k)
         on_input = nearest_labels(model_labels, work.shape, work.spacing, spacing)
-        out = undo_reorient(on_input, volume, ORIENTATION)
-        progress("export", 1, 1)
-        self._last = {"windows": run.blend.windows, "windows_reused": run.skipped, "precision": run.precision,
-                      "window_batch": run.window_batch, "fallbacks": run.fallbacks,
-                      "model_grid_shape": list(model_labels.shape),
-                      "timings_s": {"preprocess": t1 - t0, "sliding_window": t2 - t1,
-                                    "network_forward": run.blend.forward_s,
-                                    "export": time.perf_counter() - t2}}
-        return check_on_grid(out, volume, self.name)
+        return model_labels, undo_reorient(on_input, volume, ORIENTATION)
 
     def provenance(self) -> ModelProvenance:
         from volseg.segmenters.device import describe_device

@@ -19,6 +19,7 @@ import logging
 import re
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,7 @@ from volseg.segmenters.backends.nnunet_pipeline import BodyCrop, NnUNetPart
 from volseg.segmenters.base import ProgressCallback, check_on_grid, no_progress
 from volseg.segmenters.device import describe_device, resolve_device
 from volseg.segmenters.engine.settings import EngineOverrides, EngineSettings
-from volseg.segmenters.engine_settings import engine_settings
+from volseg.segmenters.engine_settings import ALL_SETTINGS, ENSEMBLE, engine_settings, first_members
 from volseg.segmenters.provenance import ModelProvenance
 from volseg.segmenters.roi_subset import check_roi_subset
 from volseg.volume import Volume, reorient, undo_reorient
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from volseg.segmenters.catalogue import ModelEntry
 
 log = logging.getLogger(__name__)
+FOLDS = ALL_SETTINGS | ENSEMBLE  # --members N: the first N folds of each part
 
 
 def load(entry: ModelEntry, *, device: str = "auto", model_dir: str | Path | None = None,
@@ -70,7 +72,7 @@ def load(entry: ModelEntry, *, device: str = "auto", model_dir: str | Path | Non
     orientation = options.reorient_to or entry.input.orientation
     device_type = resolve_device(device).type
     return NnUNetSegmenter(folders, name=entry.name, version=entry.version, labels=labels, device=device,
-                           settings=engine_settings(entry, engine, device_type=device_type),
+                           settings=engine_settings(entry, engine, device_type=device_type, supported=FOLDS),
                            reorient_to=orientation, entry=entry,
                            body_crop=BodyCrop() if options.crop_to_body else None)
 
@@ -83,7 +85,7 @@ def load_folder(path: str | Path, *, device: str = "auto", folds=None, checkpoin
     name = _folder_name(folder.path)
     return NnUNetSegmenter([(folder, None)], name=name, version=_folder_version(folder),
                            labels=labels_from_dataset_json(folder), device=device,
-                           settings=engine_settings(None, engine, base=settings, model=name),
+                           settings=engine_settings(None, engine, base=settings, model=name, supported=FOLDS),
                            reorient_to=reorient_to)
 
 
@@ -175,7 +177,9 @@ class NnUNetSegmenter:
         self.reorient_to = reorient_to
         self.body_crop = body_crop
         self.device = resolve_device(device)
-        self.parts = [NnUNetPart(folder, self.device, settings) for folder, _ in parts]
+        self.parts = [NnUNetPart(replace(folder, folds=tuple(first_members(folder.folds, settings.members, model=name,
+                                                                           kind="folds"))), self.device, settings)
+                      for folder, _ in parts]
         self.label_maps = [_check_label_map(m, p, labels) for (_, m), p in zip(parts, self.parts)]
         self._last: dict[str, Any] = {}
 

@@ -37,8 +37,14 @@ class EngineSettings:
     blend: str = "auto"
     #: where the blended sums live: on the compute device, on the CPU, or auto (device, CPU on OOM)
     accumulator: str = "auto"
+    #: ensemble members to run: the first N (nnU-Net folds, BLAST-CT networks); None = all of them.
+    #: Not a window setting: only backends that run an ensemble honour it
+    members: int | None = None
 
     def __post_init__(self) -> None:
+        if self.members is not None and (isinstance(self.members, bool) or int(self.members) < 1):
+            raise UsageError(f"--members must be at least 1, got {self.members}",
+                             hint="give how many ensemble members to run, e.g. --members 2")
         if not 0.0 < float(self.step) <= 1.0:
             raise UsageError(f"window step must be in (0, 1], got {self.step}")
         if int(self.window_batch) < 1:
@@ -59,7 +65,9 @@ class EngineSettings:
         return replace(self, **{k: v for k, v in given.items() if v is not None})
 
     def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Every setting by name; ``members`` only when set (all members: nothing to record)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if not (f.name == "members" and self.members is None)}
 
     def overridden_by(self, overrides: EngineOverrides | None) -> EngineSettings:
         """These settings with the user's overrides applied (unset overrides keep these values)."""
@@ -68,13 +76,15 @@ class EngineSettings:
 
 @dataclass(frozen=True)
 class EngineOverrides:
-    """The engine settings a user chose (CLI flags ``--step``, ``--tta``, ``--precision``, ``--export``);
+    """The engine settings a user chose (CLI flags ``--step``, ``--tta``, ``--precision``, ``--export``,
+    ``--members``);
     None keeps the model's catalogued, tested value. Names are :class:`EngineSettings` field names."""
 
     step: float | None = None  # window step as a fraction of the patch (0.5 = 50 % overlap)
     mirror: bool | None = None  # mirroring test-time augmentation, ``--tta`` (8× the work in 3-D)
     precision: str | None = None  # auto | fp32 | bf16 | fp16
     export: str | None = None  # exact | nearest: how labels return to the input grid
+    members: int | None = None  # run the first N ensemble members (nnU-Net folds, BLAST-CT networks)
 
     def __post_init__(self) -> None:
         EngineSettings().overridden_by(self)  # invalid values fail now, not when a model loads
