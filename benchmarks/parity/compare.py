@@ -17,6 +17,9 @@ def compare(peer_path: Path, ours_path: Path, margin_path: Path | None, peer_nam
 
     peer, ours = nib.load(str(peer_path)), nib.load(str(ours_path))
     notes = []
+    ours, layout = _same_layout(ours, peer)
+    if layout:
+        notes.append(layout)
     same_grid = peer.shape == ours.shape and np.allclose(peer.affine, ours.affine, atol=1e-4)
     if not same_grid:
         notes.append(f"grid: peer {peer.shape} vs volseg {ours.shape}, max affine diff "
@@ -46,3 +49,18 @@ def compare(peer_path: Path, ours_path: Path, margin_path: Path | None, peer_nam
     notes.append(f"{int(differ.sum())} of {a.size} voxels differ; {len(np.unique(a))} labels present")
     return {"agreement_pct": round(agreement, 4), "near_ties": near, "disagreements_all_near_ties": all_near,
             "same_grid": bool(same_grid), "same_labels": same_labels, "notes": notes}
+
+
+def _same_layout(ours, peer):
+    """``ours`` with its array axes flipped/permuted to ``peer``'s orientation: the same voxel centres
+    stored in another axis order are the same grid (TotalSegmentator's DICOM conversion writes LAS,
+    volseg's LPS); returns the image and a note ('' when nothing was done)."""
+    import nibabel as nib
+    from nibabel.orientations import aff2axcodes, io_orientation, ornt_transform
+
+    if aff2axcodes(ours.affine) == aff2axcodes(peer.affine):
+        return ours, ""
+    moved = ours.as_reoriented(ornt_transform(io_orientation(ours.affine), io_orientation(peer.affine)))
+    note = (f"same voxels in another axis order: peer {''.join(aff2axcodes(peer.affine))}, volseg "
+            f"{''.join(aff2axcodes(ours.affine))} (compared after reordering volseg's axes)")
+    return nib.Nifti1Image(np.asarray(moved.dataobj), moved.affine), note

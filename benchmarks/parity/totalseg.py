@@ -165,8 +165,10 @@ def run_row(model: str, rel_input: str, work: Path, venv: Path, *, full_size: bo
         raise RuntimeError(f"TotalSegmentator failed on {rel_input}: {(ts.stderr or ts.stdout).strip()[-800:]}")
     t0 = time.perf_counter()
     # fp32: volseg's CPU default is bf16 (faster, a deliberate difference); parity is measured in fp32
-    vs = _volseg(["segment", str(src), "-m", model, "-o", str(out / "volseg" / "seg.nii.gz"), "--device", "cpu",
-                  "--precision", "fp32", "--no-html"], Path(info["volseg_home"]))
+    args = ["segment", str(src), "-m", model, "-o", str(out / "volseg" / "seg.nii.gz"), "--device", "cpu",
+            "--precision", "fp32", "--no-html"]
+    reuse_ours = reuse and (out / "volseg" / "seg.nii.gz").exists()
+    vs = _NOT_RUN if reuse_ours else _volseg(args, Path(info["volseg_home"]))
     vs_s = time.perf_counter() - t0
     if vs.returncode != 0:
         raise RuntimeError(f"volseg segment failed on {rel_input}: {vs.stderr.strip()[-800:]}")
