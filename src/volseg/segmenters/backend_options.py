@@ -63,6 +63,8 @@ class NnUNetOptions(PartOptions, WithEngine):
     parts: tuple[PartOptions, ...] | None = None
     reorient_to: str | None = Field(default=None, pattern=r"^[LRAPSI]{3}$")
     crop_to_body: bool = False  # only where the catalogue knows the model tolerates it
+    # TotalSegmentator's way: resample to input.spacing_mm with this spline order before nnU-Net
+    pre_resample_order: int | None = Field(default=None, ge=0, le=5)
 
 
 class MonaiBundleOptions(WithEngine):

@@ -31,6 +31,7 @@ from volseg.labels import LabelTable
 from volseg.segmenters.backend_options import NnUNetOptions, PartOptions
 from volseg.segmenters.backends.nnunet_folder import ModelFolder, read_model_folder
 from volseg.segmenters.backends.nnunet_pipeline import BodyCrop, NnUNetPart
+from volseg.segmenters.backends.nnunet_presample import PreResample
 from volseg.segmenters.base import ProgressCallback, check_on_grid, no_progress
 from volseg.segmenters.device import describe_device, resolve_device
 from volseg.segmenters.engine.settings import EngineOverrides, EngineSettings
@@ -74,7 +75,17 @@ def load(entry: ModelEntry, *, device: str = "auto", model_dir: str | Path | Non
     return NnUNetSegmenter(folders, name=entry.name, version=entry.version, labels=labels, device=device,
                            settings=engine_settings(entry, engine, device_type=device_type, supported=FOLDS),
                            reorient_to=orientation, entry=entry,
-                           body_crop=BodyCrop() if options.crop_to_body else None)
+                           body_crop=BodyCrop() if options.crop_to_body else None,
+                           pre_resample=_pre_resample(entry, options))
+
+
+def _pre_resample(entry: ModelEntry, options: NnUNetOptions) -> PreResample | None:
+    """TotalSegmentator's resampling before nnU-Net (``pre_resample_order`` and ``input.spacing_mm``)."""
+    if options.pre_resample_order is None:
+        return None
+    if entry.input.spacing_mm is None:
+        raise ModelError(f"model {entry.name!r} asks for pre-resampling but gives no input.spacing_mm")
+    return PreResample(tuple(entry.input.spacing_mm), order=options.pre_resample_order)
 
 
 def load_folder(path: str | Path, *, device: str = "auto", folds=None, checkpoint: str | None = None,
@@ -170,12 +181,13 @@ class NnUNetSegmenter:
     def __init__(self, parts: list[tuple[ModelFolder, dict[int, int] | None]], *, name: str, version: str,
                  labels: LabelTable, device: str = "auto", settings: EngineSettings | None = None,
                  reorient_to: str | None = None, body_crop: BodyCrop | None = None,
-                 entry: ModelEntry | None = None):
+                 entry: ModelEntry | None = None, pre_resample: PreResample | None = None):
         self.entry = entry  # None: a trained-model folder given by path
         self.name, self.version, self.labels = name, version, labels
         self.settings = settings = settings or EngineSettings()
         self.reorient_to = reorient_to
         self.body_crop = body_crop
+        self.pre_resample = pre_resample
         self.device = resolve_device(device)
         self.parts = [NnUNetPart(replace(folder, folds=tuple(first_members(folder.folds, settings.members, model=name,
                                                                            kind="folds"))), self.device, settings)
@@ -188,13 +200,16 @@ class NnUNetSegmenter:
         t0 = time.perf_counter()
         self._check_modality(modality or volume.meta.get("modality"))
         work = reorient(volume, self.reorient_to) if self.reorient_to else volume
+        array, spacing = work.array, work.spacing
+        if self.pre_resample is not None:
+            array, spacing = self.pre_resample.image(array, spacing)
         dtype = np.uint8 if max(self.labels, default=0) < 256 else np.uint16
         combined = None
         runs = []
         for i, (part, mapping) in enumerate(zip(self.parts, self.label_maps)):
             stage = (lambda s, d, t, i=i: progress(f"part {i + 1}/{len(self.parts)}: {s}", d, t)) \
                 if len(self.parts) > 1 else progress
-            result = part.predict(work.array, work.spacing, self.settings, label_map=mapping,
+            result = part.predict(array, spacing, self.settings, label_map=mapping,
                                   body_crop=self.body_crop, progress=stage)
             mapped = result.labels.astype(dtype, copy=False)
             if combined is None:
@@ -202,6 +217,8 @@ class NnUNetSegmenter:
             else:
                 np.copyto(combined, mapped, where=mapped != 0)
             runs.append(result.info)
+        if self.pre_resample is not None:
+            combined = self.pre_resample.labels_back(combined, work.shape)
         out = undo_reorient(combined, volume, self.reorient_to) if self.reorient_to else volume.with_array(combined)
         self._last = {"parts": runs, "seconds": time.perf_counter() - t0}
         return check_on_grid(out, volume, self.name)
@@ -220,6 +237,8 @@ class NnUNetSegmenter:
             name=self.name, version=self.version, backend="nnunet", device=describe_device(self.device),
             weights=tuple(weights), settings=self.settings.as_dict(),
             details={"reorient_to": self.reorient_to, "body_crop": self.body_crop is not None,
+                     **({"pre_resample": {"spacing_mm": list(self.pre_resample.spacing_mm),
+                                          "order": self.pre_resample.order}} if self.pre_resample else {}),
                      "mirror_axes": [list(p.folder.mirror_axes) for p in self.parts],
                      "runs": runs, "fallbacks": [f for r in runs for f in r.get("fallbacks", [])]})
 

@@ -1,0 +1,44 @@
+"""volseg ``-m total-fast`` against TotalSegmentator 2.18 itself, on the same tiny fabricated weights.
+
+The weights are random networks under TotalSegmentator's real folder and trainer names, packed as its
+release zips, installed by ``volseg models download`` from a loopback mirror and unpacked into a
+``TOTALSEG_HOME_DIR``; both programs then segment the same small CT. Needs TotalSegmentator's own
+virtual environment (``VOLSEG_PEER_TS_VENV``, default ``/work/peers/ts-venv``); skips without it.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.parity import totalseg
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def venv() -> Path:
+    found = totalseg.ts_venv()
+    if found is None:
+        pytest.skip("no TotalSegmentator venv: set VOLSEG_PEER_TS_VENV to one with TotalSegmentator 2.18 installed")
+    return found
+
+
+def test_total_fast_matches_totalsegmentator(venv, shared_data, tmp_path):
+    src = "totalseg-example/example_ct_sm.nii.gz"
+    if not (shared_data / src).exists():
+        pytest.skip(f"{src} is not in the shared data")
+    row = totalseg.run_row("total-fast", src, tmp_path, venv, near_ties=False, data=shared_data)
+    assert row["same_grid"], row["notes"]
+    assert row["same_labels"], row["notes"]
+    # TS-size fabricated networks reach >= 99.9 % (python -m benchmarks.parity --full-size: 99.945 % on
+    # chest-ct-dicom). Tiny ones stay just under it (99.87-99.89 %): nnU-Net 2.8 blends windows with a
+    # float16 Gaussian in float16, volseg in float32, and at image borders, where only window edges
+    # overlap, that flips labels of these noisy networks. The floor below catches any real regression
+    # (wrong step, resampling or orientation each cost >= 0.5 %).
+    assert row["agreement_pct"] >= 99.8, row["notes"]
+    assert "catalogue URL" not in row["notes"] and "members differ" not in row["notes"], row["notes"]
