@@ -135,15 +135,16 @@ class RaidionicsPipeline:
         t0 = time.perf_counter()
         spacing = tuple(float(s) for s in ras.spacing)
         target = c.output_spacing or (min(spacing),) * 3
-        model = steps.apply(np.asarray(ras.array, dtype=np.float32),
-                            {d: steps.model_grid_matrix(n, s, t) for d, (n, s, t)
-                             in enumerate(zip(ras.shape, spacing, target))}, self.device)
-        box, crop = self._crop(ras, model, spacing, target)
-        data = model[box]
+        image = np.asarray(ras.array, dtype=np.float32)
+        box, crop = self._crop(ras, image)
         mask = crop.pop("mask", None)
+        data = image[box]
         if crop["kind"] == "brain_mask":
             data = np.where(mask[box], data, 0).astype(np.float32)
         cropped_shape = data.shape
+        data = steps.apply(data, {d: steps.model_grid_matrix(n, s, t) for d, (n, s, t)
+                                  in enumerate(zip(cropped_shape, spacing, target))}, self.device)
+        model_shape = data.shape
         if c.new_axial_size:
             size = steps.resize_shape(data.shape, c.new_axial_size)
             data = steps.apply(data, {d: steps.resize_matrix(n, m) for d, (n, m) in enumerate(zip(data.shape, size))},
@@ -158,8 +159,8 @@ class RaidionicsPipeline:
         probs = np.moveaxis(probs, -1, 0)  # (C, X, Y, Z)
         progress("raidionics", 1, 1)
         t2 = time.perf_counter()
-        labels = self._reconstruct(probs, box, cropped_shape, model.shape, ras.shape, spacing, target)
-        self.last = {"model_grid_shape": list(model.shape), "network_input_shape": list(data.shape),
+        labels = self._reconstruct(probs, box, model_shape, cropped_shape, ras.shape, spacing, target)
+        self.last = {"model_grid_shape": list(model_shape), "network_input_shape": list(data.shape),
                      "target_spacing_mm": [float(t) for t in target], "crop": crop, "mode": c.mode,
                      "network_calls": self.network.calls,
                      "timings_s": {"preprocess": t1 - t0, "inference": t2 - t1,
@@ -168,18 +169,18 @@ class RaidionicsPipeline:
         self.network.calls, self.network.seconds = 0, 0.0
         return labels
 
-    def _crop(self, ras: Volume, model: np.ndarray, spacing, target) -> tuple[tuple[slice, ...], dict]:
+    def _crop(self, ras: Volume, image: np.ndarray) -> tuple[tuple[slice, ...], dict]:
+        """The publisher's background crop, on the input grid (before resampling, as raidionicsseg
+        1.5 crops the loaded image and resamples the crop)."""
         kind = self.config.crop
-        full = tuple(slice(0, n) for n in model.shape)
+        full = tuple(slice(0, n) for n in image.shape)
         if kind is None:
             return full, {"kind": None}
         if kind == "minimum":
-            box, info = steps.minimum_box(model), {"kind": "minimum", "source": "image intensities"}
+            box, info = steps.minimum_box(image), {"kind": "minimum", "source": "image intensities"}
         elif kind in ("lungs", "invert"):
             self.classic_masks = classic_masks(ras)
-            lungs = self.classic_masks["lung_left"] | self.classic_masks["lung_right"]
-            mask = to_model_grid_nearest(lungs, spacing, target, model.shape)
-            box = steps.box_of(mask)
+            box = steps.box_of(self.classic_masks["lung_left"] | self.classic_masks["lung_right"])
             if box is None:
                 raise ModelError("classic-ct found no lungs: the mediastinal crop cannot be placed",
                                  hint="the model needs a chest CT with both lungs in the field of view")
@@ -187,15 +188,14 @@ class RaidionicsPipeline:
                 box = (box[0], box[1], slice(0, box[2].start))
             info = {"kind": kind, "source": "classic-ct lungs (rule-based prior standing in for CT_Lungs)"}
         else:
-            brain = self.brain.labels_ras(ras) > 0
-            mask = to_model_grid_nearest(brain, spacing, target, model.shape)
+            mask = self.brain.labels_ras(ras) > 0
             box = steps.largest_component_box(mask)
             if box is None:
                 raise ModelError(f"the {BRAIN_TASK} model found no brain: the crop cannot be placed")
             inside = np.zeros_like(mask)
             inside[box] = True
             info = {"kind": kind, "source": f"{BRAIN_TASK} model", "mask": mask & inside}
-        info["box_model_grid"] = [[int(s.start), int(s.stop)] for s in box]
+        info["box_input_grid"] = [[int(s.start), int(s.stop)] for s in box]
         return box, info
 
     def _infer(self, data: np.ndarray) -> np.ndarray:
@@ -208,26 +208,28 @@ class RaidionicsPipeline:
             out = infer_patches(self.network, data, c.patch_size, c.patch_offset or (0, 0, 0))
         return out if c.activation_included else steps.activate(out, c.activation)
 
-    def _reconstruct(self, probs, box, cropped_shape, model_shape, in_shape, spacing, target) -> np.ndarray:
+    def _reconstruct(self, probs, box, model_shape, cropped_shape, in_shape, spacing, target) -> np.ndarray:
+        """Network output back onto the whole input grid: resize undone (to the model grid of the
+        crop), the crop's input voxels sampled from it, the crop pasted into the input grid."""
         c, method = self.config, self.method
         rule = {"method": method, "thresholds": c.thresholds, "activation": c.activation}
         if self.order == "resample_second":
             codes = steps.labels_from_probabilities(probs, **rule)
-            if codes.shape != cropped_shape:
-                idx = [steps.unresize_indices(m, n) for m, n in zip(codes.shape, cropped_shape)]
+            if codes.shape != model_shape:
+                idx = [steps.unresize_indices(m, n) for m, n in zip(codes.shape, model_shape)]
                 codes = codes[np.ix_(*idx)]
-            full = np.zeros(model_shape, dtype=np.int64)
-            full[box] = codes
-            idx = [steps.back_indices(n, m, s, t) for n, m, s, t in zip(in_shape, model_shape, spacing, target)]
-            return full[np.ix_(*idx)]
-        if probs.shape[1:] != cropped_shape:
+            idx = [steps.back_indices(n, m, s, t) for n, m, s, t in zip(cropped_shape, model_shape, spacing, target)]
+            full = np.zeros(in_shape, dtype=np.int64)
+            full[box] = codes[np.ix_(*idx)]
+            return full
+        if probs.shape[1:] != model_shape:
             probs = steps.apply(probs, {d + 1: steps.unresize_matrix(m, n) for d, (m, n)
-                                        in enumerate(zip(probs.shape[1:], cropped_shape))}, self.device)
-        full = np.zeros((probs.shape[0], *model_shape), dtype=np.float32)
-        full[(slice(None), *box)] = probs
-        back = steps.apply(full, {d + 1: steps.back_matrix(n, m, s, t) for d, (n, m, s, t)
-                                  in enumerate(zip(in_shape, model_shape, spacing, target))}, self.device)
-        return steps.labels_from_probabilities(back, **rule)
+                                        in enumerate(zip(probs.shape[1:], model_shape))}, self.device)
+        back = steps.apply(probs, {d + 1: steps.back_matrix(n, m, s, t) for d, (n, m, s, t)
+                                   in enumerate(zip(cropped_shape, model_shape, spacing, target))}, self.device)
+        full = np.zeros((probs.shape[0], *in_shape), dtype=np.float32)
+        full[(slice(None), *box)] = back
+        return steps.labels_from_probabilities(full, **rule)
 
 
 def infer_slabs(network, data: np.ndarray, slab: int) -> np.ndarray:
@@ -270,18 +272,6 @@ def lungs_mask(ras: Volume) -> np.ndarray:
     """Both lungs from classic-ct on a RAS volume (refuses images that are not CT in HU)."""
     masks = classic_masks(ras)
     return masks["lung_left"] | masks["lung_right"]
-
-
-def to_model_grid_nearest(mask: np.ndarray, spacing, target, model_shape) -> np.ndarray:
-    """A mask on the RAS input grid sampled at the model voxels (nearest; 0 beyond the image)."""
-    out = mask
-    for axis, (n, s, t, m) in enumerate(zip(mask.shape, spacing, target, model_shape)):
-        pos = np.floor(np.arange(m) * (t / s) + 0.5).astype(int)
-        taken = np.take(out, np.minimum(pos, n - 1), axis=axis)
-        shape = [1, 1, 1]
-        shape[axis] = m
-        out = taken & (pos <= n - 1).reshape(shape)
-    return out
 
 
 class RaidionicsSegmenter:
