@@ -4,18 +4,21 @@ A Raidionics model folder holds ``pre_processing.ini`` (read by :mod:`.raidionic
 ONNX network. The steps, in the publisher's order (raidionics_seg_lib ``pre_processing.py``,
 ``predictions.py``, ``predictions_reconstruction.py``; see :mod:`.raidionics_steps` for each one):
 
-1. the image in RAS axis order (an exact permutation/flip), resampled to the model spacing;
-2. the crop the model was trained with: CT models crop to the box of the lungs — here the lungs of
-   volseg's rule-based ``classic-ct`` (an anatomical prior standing in for the publisher's CT_Lungs
-   network); MR models crop to the head ('minimum') or to the brain found by the ``MRI_Brain``
-   Raidionics model installed beside the model, run through this same pipeline; if it is absent the
-   load fails naming it;
-3. resize to ``new_axial_size``, intensity clipping and normalisation, the network on the whole
-   volume, on axial slabs or on patches (maximum where patches overlap), softmax/sigmoid when the
-   graph lacks it;
-4. back to **exactly** the input grid: resize undone, the crop pasted into the model grid, the
-   probabilities resampled to the input voxels, then per-class thresholds (``resample_first``), or
+1. the image in RAS axis order (an exact permutation/flip);
+2. the crop the model was trained with, on the input grid (raidionicsseg 1.5 crops the loaded image,
+   then resamples the crop): CT models crop to the box of the lungs found by the ``CT_Lungs``
+   Raidionics model installed beside the model (the catalogue downloads it), else by volseg's
+   rule-based ``classic-ct``; MR models crop to the head ('minimum') or to the brain found by the
+   ``MRI_Brain`` model installed beside it (its largest face-connected component), run through this
+   same pipeline; if it is absent the load fails naming it;
+3. the crop resampled to the model spacing, resized to ``new_axial_size``, intensity clipping and
+   normalisation, the network on the whole volume, on axial slabs or on patches (maximum where
+   patches overlap), softmax/sigmoid when the graph lacks it;
+4. back to **exactly** the input grid: resize undone, the probabilities resampled to the crop's
+   input voxels and pasted into the input grid, then per-class thresholds (``resample_first``), or
    thresholds first and labels resampled (``resample_second``).
+
+Parity with ``raidionicsseg`` 1.5.2 on fabricated networks: ``benchmarks/parity/raidionics.py``.
 
 Deviation: the publisher resamples into a world-axis-aligned box (nibabel ``resample_to_output``);
 volseg resamples along the image's own axes after the RAS permutation, so an oblique scan keeps
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BRAIN_TASK = "MRI_Brain"
+LUNGS_TASK = "CT_Lungs"
 RECONSTRUCTION_METHODS = ("thresholding", "argmax")
 RECONSTRUCTION_ORDERS = ("resample_first", "resample_second")
 
@@ -109,7 +113,8 @@ class OnnxNetwork:
 class RaidionicsPipeline:
     """One Raidionics model folder: preprocessing, inference and reconstruction on a volume."""
 
-    def __init__(self, folder: Path, *, device, method: str, order: str, brain: RaidionicsPipeline | None = None):
+    def __init__(self, folder: Path, *, device, method: str, order: str, brain: RaidionicsPipeline | None = None,
+                 lungs: RaidionicsPipeline | None = None):
         self.folder = folder
         self.config = read_config(folder / INI_NAME)
         if method not in RECONSTRUCTION_METHODS:
@@ -124,7 +129,7 @@ class RaidionicsPipeline:
             raise ModelError(f"the model crops to the brain ({self.config.crop}) but the {BRAIN_TASK} model is "
                              "not installed beside it", path=folder.parent / BRAIN_TASK,
                              hint="reinstall the catalogue entry, which downloads both archives")
-        self.method, self.order, self.brain, self.device = method, order, brain, device
+        self.method, self.order, self.brain, self.lungs, self.device = method, order, brain, lungs, device
         self.network = OnnxNetwork(find_network(folder), self.config, device)
         self.last: dict[str, Any] = {}
         self.classic_masks: dict[str, np.ndarray] | None = None  # classic-ct's masks of the last crop
@@ -179,14 +184,10 @@ class RaidionicsPipeline:
         if kind == "minimum":
             box, info = steps.minimum_box(image), {"kind": "minimum", "source": "image intensities"}
         elif kind in ("lungs", "invert"):
-            self.classic_masks = classic_masks(ras)
-            box = steps.box_of(self.classic_masks["lung_left"] | self.classic_masks["lung_right"])
-            if box is None:
-                raise ModelError("classic-ct found no lungs: the mediastinal crop cannot be placed",
-                                 hint="the model needs a chest CT with both lungs in the field of view")
+            box, source = self._lungs_box(ras)
             if kind == "invert":
                 box = (box[0], box[1], slice(0, box[2].start))
-            info = {"kind": kind, "source": "classic-ct lungs (rule-based prior standing in for CT_Lungs)"}
+            info = {"kind": kind, "source": source}
         else:
             mask = self.brain.labels_ras(ras) > 0
             box = steps.largest_component_box(mask)
@@ -197,6 +198,21 @@ class RaidionicsPipeline:
             info = {"kind": kind, "source": f"{BRAIN_TASK} model", "mask": mask & inside}
         info["box_input_grid"] = [[int(s.start), int(s.stop)] for s in box]
         return box, info
+
+    def _lungs_box(self, ras: Volume) -> tuple[tuple[slice, ...], str]:
+        """Box of the lungs: from the CT_Lungs model installed beside (the publisher's mask), else
+        from classic-ct's rule-based lungs."""
+        if self.lungs is not None:
+            box = steps.box_of(self.lungs.labels_ras(ras) > 0)
+            if box is None:
+                raise ModelError(f"the {LUNGS_TASK} model found no lungs: the mediastinal crop cannot be placed")
+            return box, f"{LUNGS_TASK} model"
+        self.classic_masks = classic_masks(ras)
+        box = steps.box_of(self.classic_masks["lung_left"] | self.classic_masks["lung_right"])
+        if box is None:
+            raise ModelError("classic-ct found no lungs: the mediastinal crop cannot be placed",
+                             hint="the model needs a chest CT with both lungs in the field of view")
+        return box, "classic-ct lungs (rule-based prior standing in for CT_Lungs)"
 
     def _infer(self, data: np.ndarray) -> np.ndarray:
         c = self.config
@@ -291,8 +307,13 @@ class RaidionicsSegmenter:
         if config.crop in ("brain_clip", "brain_mask") and (self.root / BRAIN_TASK).is_dir():
             brain = RaidionicsPipeline(find_model_folder(self.root, BRAIN_TASK), device=self.device,
                                        method="thresholding", order="resample_first")
-        self.pipeline = RaidionicsPipeline(folder, device=self.device, method=method, order=order, brain=brain)
-        pipes = [self.pipeline] + ([brain] if brain else [])
+        lungs = None
+        if config.crop in ("lungs", "invert") and (self.root / LUNGS_TASK).is_dir():
+            lungs = RaidionicsPipeline(find_model_folder(self.root, LUNGS_TASK), device=self.device,
+                                       method="thresholding", order="resample_first")
+        self.pipeline = RaidionicsPipeline(folder, device=self.device, method=method, order=order, brain=brain,
+                                           lungs=lungs)
+        pipes = [self.pipeline] + [p for p in (brain, lungs) if p is not None]
         self.weight_records = weight_records([p for pipe in pipes for p in (pipe.network.path, pipe.folder / INI_NAME)],
                                              relative_to=self.root)
         channels = config.nb_classes - config.first_label_channel()
