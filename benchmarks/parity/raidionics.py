@@ -28,7 +28,8 @@ import zipfile
 
 import numpy as np
 
-DATA = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = pathlib.Path(os.environ.get("VOLSEG_SHARED_DATA") or
+                    pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data")
 MR = DATA / "totalseg-example" / "example_mr_sm.nii.gz"
 CHEST = DATA / "chest-ct-dicom"
 TIE = 1e-3
@@ -151,7 +152,9 @@ def nifti_input(image: pathlib.Path, work: pathlib.Path) -> pathlib.Path:
     return path
 
 
-def compare(name: str, work: pathlib.Path) -> dict:
+def compare(name: str, work: pathlib.Path, *, ties: bool = True) -> dict:
+    """One entry against the peer; ``ties=False`` skips the peer's probability run unless voxels
+    differ (near-ties are then counted only where needed)."""
     import nibabel as nib
 
     from volseg.api import load_model
@@ -180,19 +183,22 @@ def compare(name: str, work: pathlib.Path) -> dict:
     helper_out = run_peer(helper_folder, image, root / "peer-helper")
     helper_mask = next(helper_out.glob("labels_*.nii.gz"))
     peer_out = run_peer(main_folder, image, root / "peer", helper_mask=helper_mask, modality=values["imaging_modality"])
-    prob_out = run_peer(main_folder, image, root / "peer-prob", method="probabilities", helper_mask=helper_mask,
-                        modality=values["imaging_modality"])
     class_name = values["classes"].split(",")[1].strip()
     peer_img = nib.load(str(peer_out / f"labels_{class_name}.nii.gz"))
     peer = np.asarray(peer_img.dataobj).astype(np.int64)
-    prob = np.asarray(nib.load(str(prob_out / f"pred_{class_name}.nii.gz")).dataobj, dtype=np.float32)
 
     volume = read_image(image).volume
     labels = load_model(name, device="cpu").predict(volume)
     ours = np.asarray(labels.array).astype(np.int64)
     same_grid = ours.shape == peer.shape and np.allclose(np.asarray(labels.affine), peer_img.affine, atol=1e-3)
     differ = ours != peer if same_grid else np.ones(peer.shape, bool)
-    ties = np.abs(prob - 0.5) < TIE
+    if ties or differ.any():
+        prob_out = run_peer(main_folder, image, root / "peer-prob", method="probabilities", helper_mask=helper_mask,
+                            modality=values["imaging_modality"])
+        prob = np.asarray(nib.load(str(prob_out / f"pred_{class_name}.nii.gz")).dataobj, dtype=np.float32)
+        ties = np.abs(prob - 0.5) < TIE
+    else:
+        ties = np.zeros(peer.shape, bool)
     same_labels = [c.name for c in entry.classes][:1] == [entry.classes[0].name] and len(entry.classes) == 1
     return {"model": name, "peer": "raidionicsseg", "peer_version": peer_version(), "input": image.name,
             "agreement_pct": round(100.0 * (1.0 - float(differ.mean())), 4), "near_ties": int(ties.sum()),
