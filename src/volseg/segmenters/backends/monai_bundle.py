@@ -29,7 +29,6 @@ from volseg.segmenters.backends.window_pipeline import (
     WindowPreset,
     ZScore,
     ZScoreThenScale,
-    run_pipeline,
 )
 from volseg.segmenters.base import ProgressCallback, check_on_grid, no_progress
 from volseg.segmenters.provenance import ModelProvenance
@@ -144,14 +143,33 @@ class MonaiBundleSegmenter:
 
     def predict(self, volume: Volume, *, modality: str | None = None,
                 progress: ProgressCallback = no_progress) -> Volume:
+        """The bundle's own pipeline (:mod:`.monai_steps`): MONAI's grid, intensity after
+        resampling, MONAI's sliding window, argmax and nearest inversion onto ``volume``'s grid."""
         import numpy as np
 
+        from volseg.segmenters.backends import monai_steps
+        from volseg.volume import reorient, undo_reorient
+
         t0 = time.perf_counter()
-        result = run_pipeline(volume, self.network, spec=self.spec, channels=self.channels, settings=self.settings,
-                              device=self.device, progress=progress)
+        spec = self.spec
+        work = reorient(volume, spec.orientation) if spec.orientation else volume
+        perm = tuple(spec.axes)
+        array = np.asarray(work.array).transpose(perm)
+        spacing = tuple(float(work.spacing[p]) for p in perm)
+        target = tuple(float(spec.spacing_mm[p]) for p in perm) if spec.spacing_mm else None
+        progress("sliding_window", 0, 1)
+        codes, info = monai_steps.labels_on_input(
+            array, spacing, target=target, intensity=spec.intensity, predictor=self.network,
+            roi=spec.patch_size, overlap=1.0 - float(self.settings.step),
+            window_batch=int(self.settings.window_batch), device=self.device)
+        progress("sliding_window", 1, 1)
+        codes = codes.transpose(tuple(int(i) for i in np.argsort(perm)))
+        if spec.orientation:
+            codes = undo_reorient(codes, volume, spec.orientation).array
         dtype = np.uint8 if self.channels <= 256 else np.uint16
-        self._last = {**result.info, "seconds": time.perf_counter() - t0}
-        return check_on_grid(volume.with_array(result.labels.astype(dtype)), volume, self.name)
+        self._last = {**info, "pipeline": "monai (Spacingd grid, SlidingWindowInferer gaussian, Invertd nearest)",
+                      "seconds": time.perf_counter() - t0}
+        return check_on_grid(volume.with_array(np.asarray(codes).astype(dtype)), volume, self.name)
 
     def provenance(self) -> ModelProvenance:
         from volseg.segmenters.device import describe_device
