@@ -15,6 +15,7 @@ classes within ``TIE`` of each other.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import pathlib
@@ -137,7 +138,7 @@ def use_fabricated_entry() -> None:
     ones); everything else as catalogued. Patches this process's catalogue only."""
     from volseg.segmenters import catalogue
     from volseg.segmenters.weights import bundle as weights_bundle
-    from volseg.segmenters.weights import verify as weights_verify
+    weights_verify = importlib.import_module("volseg.segmenters.weights.verify")
 
     raw = json.loads(catalogue.get_entry(MODEL).model_dump_json(exclude_none=True))
     for weight in raw["weights"]:

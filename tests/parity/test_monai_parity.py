@@ -22,10 +22,11 @@ def _module():
 
 
 def test_bundle_matches_monai_transforms_inferer_and_invertd(shared_data, tmp_path, monkeypatch):
-    from volseg.segmenters import catalogue
-    from volseg.segmenters.weights import bundle, verify
+    import importlib
 
-    for module in (catalogue, bundle, verify):  # the fabricated entry stays in this test
+    modules = [importlib.import_module(f"volseg.segmenters.{m}") for m in
+               ("catalogue", "weights.bundle", "weights.verify")]
+    for module in modules:  # the fabricated entry stays in this test
         monkeypatch.setattr(module, "load_catalogue", module.load_catalogue)
     monkeypatch.setenv("VOLSEG_HOME", str(tmp_path / "home"))
     parity = _module()
