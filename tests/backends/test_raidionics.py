@@ -139,7 +139,7 @@ def test_mediastinal_crop_is_the_box_of_classic_ct_lungs(tmp_path, chest):
     expected = box_of(np.isin(truth, (2, 3)))
     crop = seg.provenance().as_dict()["crop"]
     assert crop["kind"] == "lungs" and "classic-ct" in crop["source"]
-    got = crop["box_model_grid"]
+    got = crop["box_input_grid"]
     for (lo, hi), s in zip(got, expected):
         assert abs(lo - s.start) <= 2 and abs(hi - s.stop) <= 2, (got, expected)
     outside = np.ones(truth.shape, dtype=bool)
@@ -164,7 +164,7 @@ def test_brain_crop_needs_the_brain_model_and_uses_its_box(tmp_path):
     seg.predict(Volume(image.astype(np.float32), np.eye(4), {"modality": "MR"}))
     crop = seg.provenance().as_dict()["crop"]
     assert crop["source"] == "MRI_Brain model"
-    assert crop["box_model_grid"] == [[5, 17], [4, 15], [3, 12]]  # voxels >= 300 = half of 0..600
+    assert crop["box_input_grid"] == [[5, 17], [4, 15], [3, 12]]  # voxels >= 300 = half of 0..600
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -109,6 +109,7 @@ def install_lymph_node_model(tmp_path: Path, monkeypatch):
     lymph, lungs = (w.name for w in entry.weights)
     write_archive(source / lymph, "CT_LymphNodes", changes={"PreProcessing": {
         "background_cropping": "lungs_clip", "output_spacing": "3.5, 3.5, 6.0", "new_axial_size": "32, 32, 16"}})
-    write_archive(source / lungs, "CT_Lungs", pipeline=False)
+    write_archive(source / lungs, "CT_Lungs", pipeline=False,  # identity: the crop is the box of bright voxels
+                  changes={"PreProcessing": {"output_spacing": "3.5, 3.5, 6.0", "new_axial_size": "32, 32, 16"}})
     install_from_source(source, model=entry.name)
     return entry

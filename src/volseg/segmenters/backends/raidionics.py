@@ -4,18 +4,21 @@ A Raidionics model folder holds ``pre_processing.ini`` (read by :mod:`.raidionic
 ONNX network. The steps, in the publisher's order (raidionics_seg_lib ``pre_processing.py``,
 ``predictions.py``, ``predictions_reconstruction.py``; see :mod:`.raidionics_steps` for each one):
 
-1. the image in RAS axis order (an exact permutation/flip), resampled to the model spacing;
-2. the crop the model was trained with: CT models crop to the box of the lungs — here the lungs of
-   volseg's rule-based ``classic-ct`` (an anatomical prior standing in for the publisher's CT_Lungs
-   network); MR models crop to the head ('minimum') or to the brain found by the ``MRI_Brain``
-   Raidionics model installed beside the model, run through this same pipeline; if it is absent the
-   load fails naming it;
-3. resize to ``new_axial_size``, intensity clipping and normalisation, the network on the whole
-   volume, on axial slabs or on patches (maximum where patches overlap), softmax/sigmoid when the
-   graph lacks it;
-4. back to **exactly** the input grid: resize undone, the crop pasted into the model grid, the
-   probabilities resampled to the input voxels, then per-class thresholds (``resample_first``), or
+1. the image in RAS axis order (an exact permutation/flip);
+2. the crop the model was trained with, on the input grid (raidionicsseg 1.5 crops the loaded image,
+   then resamples the crop): CT models crop to the box of the lungs found by the ``CT_Lungs``
+   Raidionics model installed beside the model (the catalogue downloads it), else by volseg's
+   rule-based ``classic-ct``; MR models crop to the head ('minimum') or to the brain found by the
+   ``MRI_Brain`` model installed beside it (its largest face-connected component), run through this
+   same pipeline; if it is absent the load fails naming it;
+3. the crop resampled to the model spacing, resized to ``new_axial_size``, intensity clipping and
+   normalisation, the network on the whole volume, on axial slabs or on patches (maximum where
+   patches overlap), softmax/sigmoid when the graph lacks it;
+4. back to **exactly** the input grid: resize undone, the probabilities resampled to the crop's
+   input voxels and pasted into the input grid, then per-class thresholds (``resample_first``), or
    thresholds first and labels resampled (``resample_second``).
+
+Parity with ``raidionicsseg`` 1.5.2 on fabricated networks: ``benchmarks/parity/raidionics.py``.
 
 Deviation: the publisher resamples into a world-axis-aligned box (nibabel ``resample_to_output``);
 volseg resamples along the image's own axes after the RAS permutation, so an oblique scan keeps
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BRAIN_TASK = "MRI_Brain"
+LUNGS_TASK = "CT_Lungs"
 RECONSTRUCTION_METHODS = ("thresholding", "argmax")
 RECONSTRUCTION_ORDERS = ("resample_first", "resample_second")
 
@@ -109,7 +113,8 @@ class OnnxNetwork:
 class RaidionicsPipeline:
     """One Raidionics model folder: preprocessing, inference and reconstruction on a volume."""
 
-    def __init__(self, folder: Path, *, device, method: str, order: str, brain: RaidionicsPipeline | None = None):
+    def __init__(self, folder: Path, *, device, method: str, order: str, brain: RaidionicsPipeline | None = None,
+                 lungs: RaidionicsPipeline | None = None):
         self.folder = folder
         self.config = read_config(folder / INI_NAME)
         if method not in RECONSTRUCTION_METHODS:
@@ -124,7 +129,7 @@ class RaidionicsPipeline:
             raise ModelError(f"the model crops to the brain ({self.config.crop}) but the {BRAIN_TASK} model is "
                              "not installed beside it", path=folder.parent / BRAIN_TASK,
                              hint="reinstall the catalogue entry, which downloads both archives")
-        self.method, self.order, self.brain, self.device = method, order, brain, device
+        self.method, self.order, self.brain, self.lungs, self.device = method, order, brain, lungs, device
         self.network = OnnxNetwork(find_network(folder), self.config, device)
         self.last: dict[str, Any] = {}
         self.classic_masks: dict[str, np.ndarray] | None = None  # classic-ct's masks of the last crop
@@ -135,15 +140,16 @@ class RaidionicsPipeline:
         t0 = time.perf_counter()
         spacing = tuple(float(s) for s in ras.spacing)
         target = c.output_spacing or (min(spacing),) * 3
-        model = steps.apply(np.asarray(ras.array, dtype=np.float32),
-                            {d: steps.model_grid_matrix(n, s, t) for d, (n, s, t)
-                             in enumerate(zip(ras.shape, spacing, target))}, self.device)
-        box, crop = self._crop(ras, model, spacing, target)
-        data = model[box]
+        image = np.asarray(ras.array, dtype=np.float32)
+        box, crop = self._crop(ras, image)
         mask = crop.pop("mask", None)
+        data = image[box]
         if crop["kind"] == "brain_mask":
             data = np.where(mask[box], data, 0).astype(np.float32)
         cropped_shape = data.shape
+        data = steps.apply(data, {d: steps.model_grid_matrix(n, s, t) for d, (n, s, t)
+                                  in enumerate(zip(cropped_shape, spacing, target))}, self.device)
+        model_shape = data.shape
         if c.new_axial_size:
             size = steps.resize_shape(data.shape, c.new_axial_size)
             data = steps.apply(data, {d: steps.resize_matrix(n, m) for d, (n, m) in enumerate(zip(data.shape, size))},
@@ -158,8 +164,8 @@ class RaidionicsPipeline:
         probs = np.moveaxis(probs, -1, 0)  # (C, X, Y, Z)
         progress("raidionics", 1, 1)
         t2 = time.perf_counter()
-        labels = self._reconstruct(probs, box, cropped_shape, model.shape, ras.shape, spacing, target)
-        self.last = {"model_grid_shape": list(model.shape), "network_input_shape": list(data.shape),
+        labels = self._reconstruct(probs, box, model_shape, cropped_shape, ras.shape, spacing, target)
+        self.last = {"model_grid_shape": list(model_shape), "network_input_shape": list(data.shape),
                      "target_spacing_mm": [float(t) for t in target], "crop": crop, "mode": c.mode,
                      "network_calls": self.network.calls,
                      "timings_s": {"preprocess": t1 - t0, "inference": t2 - t1,
@@ -168,35 +174,45 @@ class RaidionicsPipeline:
         self.network.calls, self.network.seconds = 0, 0.0
         return labels
 
-    def _crop(self, ras: Volume, model: np.ndarray, spacing, target) -> tuple[tuple[slice, ...], dict]:
+    def _crop(self, ras: Volume, image: np.ndarray) -> tuple[tuple[slice, ...], dict]:
+        """The publisher's background crop, on the input grid (before resampling, as raidionicsseg
+        1.5 crops the loaded image and resamples the crop)."""
         kind = self.config.crop
-        full = tuple(slice(0, n) for n in model.shape)
+        full = tuple(slice(0, n) for n in image.shape)
         if kind is None:
             return full, {"kind": None}
         if kind == "minimum":
-            box, info = steps.minimum_box(model), {"kind": "minimum", "source": "image intensities"}
+            box, info = steps.minimum_box(image), {"kind": "minimum", "source": "image intensities"}
         elif kind in ("lungs", "invert"):
-            self.classic_masks = classic_masks(ras)
-            lungs = self.classic_masks["lung_left"] | self.classic_masks["lung_right"]
-            mask = to_model_grid_nearest(lungs, spacing, target, model.shape)
-            box = steps.box_of(mask)
-            if box is None:
-                raise ModelError("classic-ct found no lungs: the mediastinal crop cannot be placed",
-                                 hint="the model needs a chest CT with both lungs in the field of view")
+            box, source = self._lungs_box(ras)
             if kind == "invert":
                 box = (box[0], box[1], slice(0, box[2].start))
-            info = {"kind": kind, "source": "classic-ct lungs (rule-based prior standing in for CT_Lungs)"}
+            info = {"kind": kind, "source": source}
         else:
-            brain = self.brain.labels_ras(ras) > 0
-            mask = to_model_grid_nearest(brain, spacing, target, model.shape)
+            mask = self.brain.labels_ras(ras) > 0
             box = steps.largest_component_box(mask)
             if box is None:
                 raise ModelError(f"the {BRAIN_TASK} model found no brain: the crop cannot be placed")
             inside = np.zeros_like(mask)
             inside[box] = True
             info = {"kind": kind, "source": f"{BRAIN_TASK} model", "mask": mask & inside}
-        info["box_model_grid"] = [[int(s.start), int(s.stop)] for s in box]
+        info["box_input_grid"] = [[int(s.start), int(s.stop)] for s in box]
         return box, info
+
+    def _lungs_box(self, ras: Volume) -> tuple[tuple[slice, ...], str]:
+        """Box of the lungs: from the CT_Lungs model installed beside (the publisher's mask), else
+        from classic-ct's rule-based lungs."""
+        if self.lungs is not None:
+            box = steps.box_of(self.lungs.labels_ras(ras) > 0)
+            if box is None:
+                raise ModelError(f"the {LUNGS_TASK} model found no lungs: the mediastinal crop cannot be placed")
+            return box, f"{LUNGS_TASK} model"
+        self.classic_masks = classic_masks(ras)
+        box = steps.box_of(self.classic_masks["lung_left"] | self.classic_masks["lung_right"])
+        if box is None:
+            raise ModelError("classic-ct found no lungs: the mediastinal crop cannot be placed",
+                             hint="the model needs a chest CT with both lungs in the field of view")
+        return box, "classic-ct lungs (rule-based prior standing in for CT_Lungs)"
 
     def _infer(self, data: np.ndarray) -> np.ndarray:
         c = self.config
@@ -208,26 +224,28 @@ class RaidionicsPipeline:
             out = infer_patches(self.network, data, c.patch_size, c.patch_offset or (0, 0, 0))
         return out if c.activation_included else steps.activate(out, c.activation)
 
-    def _reconstruct(self, probs, box, cropped_shape, model_shape, in_shape, spacing, target) -> np.ndarray:
+    def _reconstruct(self, probs, box, model_shape, cropped_shape, in_shape, spacing, target) -> np.ndarray:
+        """Network output back onto the whole input grid: resize undone (to the model grid of the
+        crop), the crop's input voxels sampled from it, the crop pasted into the input grid."""
         c, method = self.config, self.method
         rule = {"method": method, "thresholds": c.thresholds, "activation": c.activation}
         if self.order == "resample_second":
             codes = steps.labels_from_probabilities(probs, **rule)
-            if codes.shape != cropped_shape:
-                idx = [steps.unresize_indices(m, n) for m, n in zip(codes.shape, cropped_shape)]
+            if codes.shape != model_shape:
+                idx = [steps.unresize_indices(m, n) for m, n in zip(codes.shape, model_shape)]
                 codes = codes[np.ix_(*idx)]
-            full = np.zeros(model_shape, dtype=np.int64)
-            full[box] = codes
-            idx = [steps.back_indices(n, m, s, t) for n, m, s, t in zip(in_shape, model_shape, spacing, target)]
-            return full[np.ix_(*idx)]
-        if probs.shape[1:] != cropped_shape:
+            idx = [steps.back_indices(n, m, s, t) for n, m, s, t in zip(cropped_shape, model_shape, spacing, target)]
+            full = np.zeros(in_shape, dtype=np.int64)
+            full[box] = codes[np.ix_(*idx)]
+            return full
+        if probs.shape[1:] != model_shape:
             probs = steps.apply(probs, {d + 1: steps.unresize_matrix(m, n) for d, (m, n)
-                                        in enumerate(zip(probs.shape[1:], cropped_shape))}, self.device)
-        full = np.zeros((probs.shape[0], *model_shape), dtype=np.float32)
-        full[(slice(None), *box)] = probs
-        back = steps.apply(full, {d + 1: steps.back_matrix(n, m, s, t) for d, (n, m, s, t)
-                                  in enumerate(zip(in_shape, model_shape, spacing, target))}, self.device)
-        return steps.labels_from_probabilities(back, **rule)
+                                        in enumerate(zip(probs.shape[1:], model_shape))}, self.device)
+        back = steps.apply(probs, {d + 1: steps.back_matrix(n, m, s, t) for d, (n, m, s, t)
+                                   in enumerate(zip(cropped_shape, model_shape, spacing, target))}, self.device)
+        full = np.zeros((probs.shape[0], *in_shape), dtype=np.float32)
+        full[(slice(None), *box)] = back
+        return steps.labels_from_probabilities(full, **rule)
 
 
 def infer_slabs(network, data: np.ndarray, slab: int) -> np.ndarray:
@@ -272,18 +290,6 @@ def lungs_mask(ras: Volume) -> np.ndarray:
     return masks["lung_left"] | masks["lung_right"]
 
 
-def to_model_grid_nearest(mask: np.ndarray, spacing, target, model_shape) -> np.ndarray:
-    """A mask on the RAS input grid sampled at the model voxels (nearest; 0 beyond the image)."""
-    out = mask
-    for axis, (n, s, t, m) in enumerate(zip(mask.shape, spacing, target, model_shape)):
-        pos = np.floor(np.arange(m) * (t / s) + 0.5).astype(int)
-        taken = np.take(out, np.minimum(pos, n - 1), axis=axis)
-        shape = [1, 1, 1]
-        shape[axis] = m
-        out = taken & (pos <= n - 1).reshape(shape)
-    return out
-
-
 class RaidionicsSegmenter:
     """A catalogued Raidionics model; satisfies :class:`volseg.segmenters.base.Segmenter`."""
 
@@ -301,8 +307,13 @@ class RaidionicsSegmenter:
         if config.crop in ("brain_clip", "brain_mask") and (self.root / BRAIN_TASK).is_dir():
             brain = RaidionicsPipeline(find_model_folder(self.root, BRAIN_TASK), device=self.device,
                                        method="thresholding", order="resample_first")
-        self.pipeline = RaidionicsPipeline(folder, device=self.device, method=method, order=order, brain=brain)
-        pipes = [self.pipeline] + ([brain] if brain else [])
+        lungs = None
+        if config.crop in ("lungs", "invert") and (self.root / LUNGS_TASK).is_dir():
+            lungs = RaidionicsPipeline(find_model_folder(self.root, LUNGS_TASK), device=self.device,
+                                       method="thresholding", order="resample_first")
+        self.pipeline = RaidionicsPipeline(folder, device=self.device, method=method, order=order, brain=brain,
+                                           lungs=lungs)
+        pipes = [self.pipeline] + [p for p in (brain, lungs) if p is not None]
         self.weight_records = weight_records([p for pipe in pipes for p in (pipe.network.path, pipe.folder / INI_NAME)],
                                              relative_to=self.root)
         channels = config.nb_classes - config.first_label_channel()
