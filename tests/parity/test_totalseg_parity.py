@@ -7,15 +7,10 @@ virtual environment (``VOLSEG_PEER_TS_VENV``, default ``/work/peers/ts-venv``); 
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-
-from benchmarks.parity import totalseg
+from benchmarks.parity import totalseg  # the repository root is on the path (tests is a package)
 
 pytestmark = pytest.mark.slow
 

@@ -146,7 +146,7 @@ class BlastCTSegmenter:
             raise ModelError(f"cannot load BLAST-CT weights: {str(exc).splitlines()[0]}", path=path) from exc
         net.eval().to(self.device)
         if self.settings.channels_last:
-            net = net.to(memory_format=torch.channels_last_3d)
+            net = net.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]  # Module.to takes it; torch's overloads omit it
         return net
 
     def predict(self, volume: Volume, *, modality: str | None = None,
@@ -209,6 +209,8 @@ class BlastCTSegmenter:
             member_s.append(round(run.blend.forward_s, 3))
             skipped += run.skipped
             fallbacks += [f for f in run.fallbacks if f not in fallbacks]
+        if total is None:
+            raise ModelError("BLAST-CT has no ensemble member to run")
         blend = replace(total, forward_s=forward)
         info = {"windows": blend.windows, "windows_reused": skipped, "precision": run.precision,
                 "window_batch": run.window_batch, "fallbacks": fallbacks,

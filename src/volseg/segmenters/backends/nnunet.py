@@ -85,7 +85,7 @@ def _pre_resample(entry: ModelEntry, options: NnUNetOptions) -> PreResample | No
         return None
     if entry.input.spacing_mm is None:
         raise ModelError(f"model {entry.name!r} asks for pre-resampling but gives no input.spacing_mm")
-    return PreResample(tuple(entry.input.spacing_mm), order=options.pre_resample_order)
+    return PreResample(entry.input.spacing_mm, order=options.pre_resample_order)
 
 
 def load_folder(path: str | Path, *, device: str = "auto", folds=None, checkpoint: str | None = None,
@@ -104,7 +104,8 @@ def load_parts(parts: list[tuple[str | Path, dict[int, int]]], *, labels: LabelT
                settings: EngineSettings | None = None, name: str = "nnunet-parts",
                reorient_to: str | None = None) -> NnUNetSegmenter:
     """Several trained-model folders combined into one label map with ``{part label: label}`` maps."""
-    folders = [(read_model_folder(path), dict(mapping)) for path, mapping in parts]
+    folders: list[tuple[ModelFolder, dict[int, int] | None]] = [
+        (read_model_folder(path), dict(mapping)) for path, mapping in parts]
     return NnUNetSegmenter(folders, name=name, version="custom", labels=labels, device=device,
                            settings=settings or EngineSettings(), reorient_to=reorient_to)
 
@@ -200,7 +201,8 @@ class NnUNetSegmenter:
         t0 = time.perf_counter()
         self._check_modality(modality or volume.meta.get("modality"))
         work = reorient(volume, self.reorient_to) if self.reorient_to else volume
-        array, spacing = work.array, work.spacing
+        array = work.array
+        spacing: tuple[float, ...] = work.spacing
         if self.pre_resample is not None:
             array, spacing = self.pre_resample.image(array, spacing)
         dtype = np.uint8 if max(self.labels, default=0) < 256 else np.uint16
@@ -217,6 +219,8 @@ class NnUNetSegmenter:
             else:
                 np.copyto(combined, mapped, where=mapped != 0)
             runs.append(result.info)
+        if combined is None:
+            raise ModelError(f"model {self.name!r} has no part to run")
         if self.pre_resample is not None:
             combined = self.pre_resample.labels_back(combined, work.shape)
         out = undo_reorient(combined, volume, self.reorient_to) if self.reorient_to else volume.with_array(combined)

@@ -83,7 +83,8 @@ def check_plans(plans: dict, configuration: str, path) -> None:
 def resolve_configuration(plans: dict, name: str) -> Configuration:
     """The configuration ``name`` with its ``inherits_from`` chain applied (child entries win)."""
     configurations = plans.get("configurations", {})
-    chain, current = [], name
+    chain: list[str] = []
+    current: str | None = name
     while current is not None:
         if current in chain:
             raise ModelError(f"plans configurations inherit in a circle: {' → '.join(chain + [current])}")

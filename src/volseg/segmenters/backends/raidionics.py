@@ -181,6 +181,8 @@ class RaidionicsPipeline:
         full = tuple(slice(0, n) for n in image.shape)
         if kind is None:
             return full, {"kind": None}
+        box: tuple[slice, ...]
+        info: dict[str, Any]
         if kind == "minimum":
             box, info = steps.minimum_box(image), {"kind": "minimum", "source": "image intensities"}
         elif kind in ("lungs", "invert"):
@@ -189,17 +191,20 @@ class RaidionicsPipeline:
                 box = (box[0], box[1], slice(0, box[2].start))
             info = {"kind": kind, "source": source}
         else:
+            if self.brain is None:
+                raise ModelError(f"the {BRAIN_TASK} model is not loaded: the crop cannot be placed")
             mask = self.brain.labels_ras(ras) > 0
-            box = steps.largest_component_box(mask)
-            if box is None:
+            found = steps.largest_component_box(mask)
+            if found is None:
                 raise ModelError(f"the {BRAIN_TASK} model found no brain: the crop cannot be placed")
+            box = found
             inside = np.zeros_like(mask)
             inside[box] = True
             info = {"kind": kind, "source": f"{BRAIN_TASK} model", "mask": mask & inside}
         info["box_input_grid"] = [[int(s.start), int(s.stop)] for s in box]
         return box, info
 
-    def _lungs_box(self, ras: Volume) -> tuple[tuple[slice, ...], str]:
+    def _lungs_box(self, ras: Volume) -> tuple[tuple[slice, slice, slice], str]:
         """Box of the lungs: from the CT_Lungs model installed beside (the publisher's mask), else
         from classic-ct's rule-based lungs."""
         if self.lungs is not None:
@@ -219,6 +224,8 @@ class RaidionicsPipeline:
         if c.mode == "whole":
             out = self.network(data)
         elif c.mode == "slab":
+            if c.slab_size is None:
+                raise ModelError("a slab model's configuration gives no slab_size")
             out = infer_slabs(self.network, data, c.slab_size)
         else:
             out = infer_patches(self.network, data, c.patch_size, c.patch_offset or (0, 0, 0))
@@ -228,9 +235,8 @@ class RaidionicsPipeline:
         """Network output back onto the whole input grid: resize undone (to the model grid of the
         crop), the crop's input voxels sampled from it, the crop pasted into the input grid."""
         c, method = self.config, self.method
-        rule = {"method": method, "thresholds": c.thresholds, "activation": c.activation}
         if self.order == "resample_second":
-            codes = steps.labels_from_probabilities(probs, **rule)
+            codes = steps.labels_from_probabilities(probs, method=method, thresholds=c.thresholds, activation=c.activation)
             if codes.shape != model_shape:
                 idx = [steps.unresize_indices(m, n) for m, n in zip(codes.shape, model_shape)]
                 codes = codes[np.ix_(*idx)]
@@ -245,7 +251,7 @@ class RaidionicsPipeline:
                                    in enumerate(zip(cropped_shape, model_shape, spacing, target))}, self.device)
         full = np.zeros((probs.shape[0], *in_shape), dtype=np.float32)
         full[(slice(None), *box)] = back
-        return steps.labels_from_probabilities(full, **rule)
+        return steps.labels_from_probabilities(full, method=method, thresholds=c.thresholds, activation=c.activation)
 
 
 def infer_slabs(network, data: np.ndarray, slab: int) -> np.ndarray:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import configparser
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 from volseg.errors import ModelError
 
@@ -132,6 +133,10 @@ def _get(values: dict[str, str], key: str, kind, default=None, *, count: int | t
     return items
 
 
+@overload
+def _choice(values: dict[str, str], key: str, choices: tuple[str, ...], default: str) -> str: ...
+@overload
+def _choice(values: dict[str, str], key: str, choices: tuple[str, ...], default: None) -> str | None: ...
 def _choice(values: dict[str, str], key: str, choices: tuple[str, ...], default: str | None) -> str | None:
     raw = values.get(key)
     if raw is None:
@@ -150,7 +155,7 @@ def _refuse(values: dict[str, str], key: str, allowed: str, why: str) -> None:
 def _build(v: dict[str, str]) -> RaidionicsConfig:
     if "default.imaging_modality" not in v:
         raise _Bad("[Default] imaging_modality is missing")
-    modality = _choice(v, "default.imaging_modality", ("ct", "mri"), None).upper()
+    modality = _choice(v, "default.imaging_modality", ("ct", "mri"), "").upper()  # present: checked above
     _refuse(v, "default.task", "segmentation", "volseg runs segmentation models only")
     _refuse(v, "preprocessing.library", "nibabel", "only the nibabel resampling is reproduced")
     _refuse(v, "preprocessing.number_inputs", "1", "models needing several input sequences are not supported")

@@ -116,7 +116,7 @@ def apply(array: np.ndarray, matrices: dict[int, np.ndarray], device=None) -> np
 def resize_shape(shape: tuple[int, ...], size: tuple[int, ...]) -> tuple[int, int, int]:
     """The publisher's target shape: 3 values as given; 2 (axial slabs): z scaled like y."""
     if len(size) == 3:
-        return tuple(int(s) for s in size)
+        return int(size[0]), int(size[1]), int(size[2])
     return int(size[0]), int(size[1]), int(shape[2] * (size[1] / shape[1]))
 
 
@@ -128,7 +128,7 @@ def box_of(mask: np.ndarray) -> tuple[slice, slice, slice] | None:
     for axis in range(3):
         hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
         out.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    return tuple(out)
+    return out[0], out[1], out[2]
 
 
 def minimum_box(data: np.ndarray) -> tuple[slice, slice, slice]:
