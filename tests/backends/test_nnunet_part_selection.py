@@ -1,7 +1,6 @@
 """--roi-subset on multi-part nnU-Net models: only the parts that predict the asked classes load and run."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 

@@ -36,9 +36,10 @@ def inflated(fh: BinaryIO) -> Iterator[bytes]:
         if piece:
             yield piece
         if d.eof:
-            data = _next_member(fh, d.unused_data)
-            if data is None:
+            following = _next_member(fh, d.unused_data)
+            if following is None:
                 return
+            data = following
             d = zlib.decompressobj(_GZIP_WBITS)
         elif not data and not piece:  # zlib wants more input
             data = fh.read(_IN_BYTES)

@@ -8,7 +8,6 @@ import numpy as np
 
 from volseg.labels import LabelTable
 
-
 #: outlines this many slice pixels or more outside the shown window are left out (a line is at
 #: most 2.2 pt wide, and a slice pixel is never under half a screen pixel in these pictures)
 OFF_VIEW_PIXELS = 8
