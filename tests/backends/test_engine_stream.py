@@ -8,7 +8,13 @@ import torch
 from volseg.segmenters.backends.nnunet_resampling import Resampling, export_axis_maps
 from volseg.segmenters.engine import export
 from volseg.segmenters.engine.band import Band
-from volseg.segmenters.engine.export import AffineHead, LabelDecoder, exact_labels, model_grid_codes, nearest_labels
+from volseg.segmenters.engine.export import (
+    AffineHead,
+    LabelDecoder,
+    exact_labels,
+    model_grid_codes,
+    nearest_labels,
+)
 from volseg.segmenters.engine.infer import run_windows
 from volseg.segmenters.engine.settings import EngineSettings
 from volseg.segmenters.engine.stream import segment_windows

@@ -1,12 +1,11 @@
 """--roi-subset on multi-part nnU-Net models: only the parts that predict the asked classes load and run."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
 from volseg.errors import ModelError, UsageError
-from volseg.options import SegmentOptions
+from volseg.options import SegmentOptions, engine_overrides
 from volseg.phantom import make_phantom
 from volseg.segmenters import subset
 from volseg.segmenters.backends import nnunet as backend
@@ -60,7 +59,7 @@ def test_segment_with_roi_subset_runs_one_part_and_keeps_the_original_index(rand
     entry = _three_part_entry(random_model.parent.parent)
     monkeypatch.setattr(subset, "_catalogue_entry", lambda model: entry)
     options = SegmentOptions(model="phantom-parts", device="cpu", html=False, roi_subset=("bone",),
-                             precision="fp32")
+                             engine=engine_overrides(precision="fp32"))
     segmenter = subset.load_for(options)
     assert len(segmenter.parts) == 1
     ct = make_phantom((40, 48, 36), SPACING_IJK, orientation="LPS", seed=3).image

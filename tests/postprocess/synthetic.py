@@ -154,7 +154,7 @@ def thorax(spacing=(1.5, 1.5, 2.0), *, omit=()):
     of THORAX_NODES.
     """
     lo, hi = np.array([-150.0, -70.0, -160.0]), np.array([150.0, 70.0, 130.0])
-    shape = tuple(int(np.ceil((h - l) / s)) + 1 for l, h, s in zip(lo, hi, spacing))
+    shape = tuple(int(np.ceil((h - low) / s)) + 1 for low, h, s in zip(lo, hi, spacing))
     affine = grid_affine(spacing, np.eye(3), lo)
     organs = np.zeros(shape, dtype=np.uint8)
     names = {}
@@ -162,8 +162,8 @@ def thorax(spacing=(1.5, 1.5, 2.0), *, omit=()):
         if name in omit:
             continue
         index = len(names) + 1
-        first = [int(np.ceil((b[0] - l) / s)) for b, l, s in zip(boxes, lo, spacing)]
-        last = [int(np.floor((b[1] - l) / s)) + 1 for b, l, s in zip(boxes, lo, spacing)]
+        first = [int(np.ceil((b[0] - low) / s)) for b, low, s in zip(boxes, lo, spacing)]
+        last = [int(np.floor((b[1] - low) / s)) + 1 for b, low, s in zip(boxes, lo, spacing)]
         organs[tuple(slice(a, b) for a, b in zip(first, last))] = index
         names[index] = name
     for name, tubes in THORAX_TUBES.items():

@@ -118,7 +118,9 @@ def test_lesion_picture_draws_both_calipers():
     assert yellow.sum() > 50 and cyan.sum() > 30
     assert "long axis 30.0 mm, short axis 16.0 mm" in picture.caption
     # the long axis is drawn longer than the short one, in proportion (30 vs 16 mm, isotropic in-plane)
-    extent = lambda m: np.hypot(*np.ptp(np.argwhere(m), axis=0))
+    def extent(m):
+        return np.hypot(*np.ptp(np.argwhere(m), axis=0))
+
     assert extent(yellow) / extent(cyan) == pytest.approx(30 / 16, rel=0.2)
 
 

@@ -70,7 +70,7 @@ def from_nibabel(img, *, path: str | Path, kind: str = "nifti") -> LoadedImage:
     file_like = getattr(img.dataobj, "file_like", None) if nib.is_proxy(img.dataobj) else None
     stored = Path(file_like) if isinstance(file_like, (str, Path)) else None
     in_memory = stored is None
-    raw = _to_3d(np.asanyarray(img.dataobj) if in_memory else _read_voxels(img, stored), path)
+    raw = _to_3d(np.asanyarray(img.dataobj) if stored is None else _read_voxels(img, stored), path)
     data = raw if in_memory else _apply_scaling(raw, img.dataobj)
     affine = _choose_affine(img.header, warnings, Path(path))
     _check_pixdim(img.header, affine, warnings)
@@ -133,11 +133,11 @@ def _read_voxels(img, path: Path) -> np.ndarray:
     block = np.empty(nbytes, dtype=np.uint8)
     try:
         if compressed:
-            read_gzip_block(path, offset, memoryview(block))
+            read_gzip_block(path, offset, block.data)
         else:
             with open(path, "rb") as fh:
                 fh.seek(offset)
-                _fill(fh, memoryview(block), path)
+                _fill(fh, block.data, path)
     except OSError as exc:
         raise InputError(f"truncated or corrupt voxel data ({_short(exc)})", path=path) from exc
     return block.view(dtype).reshape(shape, order="F")
@@ -183,7 +183,7 @@ def _fill(fh, out: memoryview, path: Path) -> None:
         done += n
 
 
-def _to_3d(raw: np.ndarray, path: Path) -> np.ndarray:
+def _to_3d(raw: np.ndarray, path: str | Path) -> np.ndarray:
     while raw.ndim > 3 and raw.shape[-1] == 1:
         raw = raw[..., 0]
     if raw.ndim > 3:

@@ -36,13 +36,21 @@ ALL = "all"
 
 
 class _Lesion(Protocol):
-    instance_id: str
-    class_name: str
-    kind: str
-    volume_ml: float
-    long_axis_mm: float
-    short_axis_mm: float
-    host_organ: str | None
+    # read-only members, so that frozen dataclasses (InstanceMeasurement) match
+    @property
+    def instance_id(self) -> str: ...
+    @property
+    def class_name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def volume_ml(self) -> float: ...
+    @property
+    def long_axis_mm(self) -> float: ...
+    @property
+    def short_axis_mm(self) -> float: ...
+    @property
+    def host_organ(self) -> str | None: ...
 
 
 @dataclass(frozen=True)

@@ -59,8 +59,9 @@ def longest_inside_chord(piece: np.ndarray, points: np.ndarray, to_mm: np.ndarra
     if len(points) > COARSE_POINTS:  # a first answer from a subset bounds the search below
         best = _search(piece, points, points_mm, _evenly(len(points), COARSE_POINTS), 0.0)
     found = _search(piece, points, points_mm, _evenly(len(points), MAX_POINTS), best[2] if best else 0.0)
-    if found or best:
-        return found or best
+    result = found or best
+    if result is not None:
+        return result
     # last resort, not met in practice (two outline points of one pixel see each other): the farthest pair
     return i, j, float(np.linalg.norm(points_mm[i] - points_mm[j]))
 

@@ -129,6 +129,8 @@ def axial_diameters(mask: np.ndarray, affine: np.ndarray, *, offset: tuple[int, 
             short = _perpendicular_chord(segs, p, q)
             if best is None or short[0] > best[1][0] + _TIE_MM:
                 best = ((length, piece.slice_index, p, q), short)
+    if best is None:  # cannot happen: the first loop measured the piece with the longest caliper
+        raise RuntimeError("axial_diameters: no measured piece on a non-empty mask")
     (length, k, p, q), (short_len, s0, s1) = best
     world = _slice_to_world(affine, axis, plane, k + offset[axis], offset, to_mm)
     on_slice = sorted((pc.caliper() for pc in pieces if pc.slice_index == k), key=lambda c: -c[0])

@@ -103,14 +103,12 @@ def surface_distances(pred: np.ndarray, ref: np.ndarray, spacing) -> tuple[float
 def detect_lesions(pred: np.ndarray, ref: np.ndarray, *, min_overlap: float = DEFAULT_MIN_OVERLAP,
                    connectivity: int = 26) -> LesionDetection:
     """Lesion-wise detection of the reference's connected components by the prediction's."""
-    import cc3d
+    from volseg.postprocess.cc_labels import label_components_n
 
     if not 0.0 < min_overlap <= 1.0:
         raise ValueError(f"min_overlap must be in (0, 1], got {min_overlap}")
-    pred_cc, n_pred = cc3d.connected_components(np.asarray(pred, dtype=np.uint8), connectivity=connectivity,
-                                                return_N=True)
-    ref_cc, n_ref = cc3d.connected_components(np.asarray(ref, dtype=np.uint8), connectivity=connectivity,
-                                              return_N=True)
+    pred_cc, n_pred = label_components_n(np.asarray(pred, dtype=np.uint8), connectivity=connectivity)
+    ref_cc, n_ref = label_components_n(np.asarray(ref, dtype=np.uint8), connectivity=connectivity)
     if n_pred == 0 or n_ref == 0:
         return LesionDetection(int(n_ref), int(n_pred), 0, 0, min_overlap)
     pred_sizes = np.bincount(pred_cc.ravel(), minlength=n_pred + 1)

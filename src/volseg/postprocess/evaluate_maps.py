@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from volseg.postprocess.evaluate import DEFAULT_MIN_OVERLAP, LesionDetection, detect_lesions, overlap, spacing_of
+from volseg.postprocess.evaluate import (
+    DEFAULT_MIN_OVERLAP,
+    LesionDetection,
+    detect_lesions,
+    overlap,
+    spacing_of,
+)
 from volseg.postprocess.evaluate_airway import AirwayDetection, detect_airway
 from volseg.postprocess.instances import default_instance_classes
 

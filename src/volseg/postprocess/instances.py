@@ -68,7 +68,7 @@ def instance_kind(class_name: str) -> str:
 def split_instances(labels: np.ndarray, label: int, class_name: str, *, voxel_volume_mm3: float,
                     connectivity: int = 26, min_volume_mm3: float = 0.0) -> list[Instance]:
     """Connected components of ``labels == label`` with at least ``min_volume_mm3``, largest first."""
-    import cc3d
+    from volseg.postprocess.cc_labels import label_components
 
     if connectivity not in (6, 18, 26):
         raise ValueError(f"connectivity must be 6, 18 or 26, got {connectivity}")
@@ -78,7 +78,7 @@ def split_instances(labels: np.ndarray, label: int, class_name: str, *, voxel_vo
     if outer is None:
         return []
     crop = mask[outer]
-    comps = cc3d.connected_components(crop.astype(np.uint8), connectivity=connectivity)
+    comps = label_components(crop.astype(np.uint8), connectivity=connectivity)
     flat = comps.ravel()  # C order (one copy of a Fortran-ordered crop, shared by both uses)
     sizes = np.bincount(flat)
     first = _first_voxel(flat, len(sizes))

@@ -104,11 +104,11 @@ def component_sizes_by_label(labels: np.ndarray, n_labels: int, *,
     """(number of connected components, voxels of the largest) per label value, all at once:
     cc3d's multilabel labelling joins neighbours of the same value only, i.e. it finds the
     components of every class mask in one pass."""
-    import cc3d
+    from volseg.postprocess.cc_labels import label_components_n
 
     if labels.flags.f_contiguous and not labels.flags.c_contiguous:
         labels = labels.T  # the same components, read in memory order
-    comps, n = cc3d.connected_components(labels, connectivity=connectivity, return_N=True)
+    comps, n = label_components_n(labels, connectivity=connectivity)
     sizes = np.zeros(n + 1, dtype=np.int64)
     owner = np.zeros(n + 1, dtype=np.int64)
     flat_comps, flat_labels = comps.reshape(-1), labels.reshape(-1)
@@ -148,8 +148,8 @@ def surface_extremes(labels: np.ndarray, n_labels: int, affine: np.ndarray) -> t
         flat = (flat + i0 * plane)[np.argsort(labs, kind="stable")]
         counts = np.bincount(labs, minlength=n_labels)
         stops = np.cumsum(counts)
-        for lab in np.nonzero(counts)[0]:
-            chunks[lab].append(flat[stops[lab] - counts[lab]:stops[lab]])
+        for value in np.nonzero(counts)[0]:
+            chunks[value].append(flat[stops[value] - counts[value]:stops[value]])
     del surface
     for lab in range(1, n_labels):
         if not chunks[lab]:

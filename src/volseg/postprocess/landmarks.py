@@ -107,7 +107,7 @@ def find_landmarks(organs: np.ndarray, affine: np.ndarray, names: Mapping[int, s
     trachea, bronchi, aorta = masks["trachea"], masks["bronchi"], masks["aorta"]
     airway = _combine(trachea, bronchi)
     branches, bi_low, llb_top, tree_carina = [], None, None, None
-    if bronchi is not None:
+    if bronchi is not None and airway is not None:  # airway includes bronchi: not None with it
         branches, bi_low, llb_top, tree_carina = _bronchial_levels(airway, affine)
     # the tree's own junction when it has one (an upper-lobe bronchus rising beside the trachea
     # would cut the airway in two above the real carina); else where the airway splits

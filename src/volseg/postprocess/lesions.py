@@ -91,6 +91,8 @@ def measure_instances(labels: np.ndarray, affine: np.ndarray, classes: Mapping[i
 def _measure(inst: Instance, affine, vox, image, organ_map, organ_names, locate_node) -> InstanceMeasurement:
     axes = axial_diameters(inst.mask, affine, offset=inst.offset)
     feret = feret_diameter(inst.mask, affine, offset=inst.offset)
+    if axes is None or feret is None:  # an instance is a non-empty component
+        raise RuntimeError(f"instance {inst.instance_id} has an empty mask")
     values = image[inst.box][inst.mask].astype(np.float64) if image is not None else None
     centroid = np.argwhere(inst.mask).mean(axis=0) + np.asarray(inst.offset)
     kind = inst.kind

@@ -12,7 +12,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from volseg.postprocess.label_stats import (
-    LabelBoxes, component_sizes_by_label, grouped_values, label_boxes, surface_extremes,
+    LabelBoxes,
+    component_sizes_by_label,
+    grouped_values,
+    label_boxes,
+    surface_extremes,
 )
 
 MM3_PER_ML = 1000.0
@@ -86,11 +90,11 @@ def intensity_fields(m: StructureMeasurement) -> dict[str, object]:
 
 def component_sizes(mask: np.ndarray, *, connectivity: int = 26) -> np.ndarray:
     """Voxel counts of the connected components of ``mask``, largest first."""
-    import cc3d
+    from volseg.postprocess.cc_labels import label_components
 
     if not mask.any():
         return np.zeros(0, dtype=np.int64)
-    labels = cc3d.connected_components(mask.astype(np.uint8, copy=False), connectivity=connectivity)
+    labels = label_components(mask.astype(np.uint8, copy=False), connectivity=connectivity)
     sizes = np.bincount(labels.ravel())[1:]
     return np.sort(sizes)[::-1]
 
@@ -131,7 +135,7 @@ def touches_fov(
     # the mask grown by one voxel (6-neighbours) meets the padding iff the padding lies on a
     # mask voxel or one step from it: compare the mask with the padding shifted by 0 and ±1
     # (the box is one voxel inside the array on every side here, so every shift stays in it)
-    place = [slice(o - l, o - l + n) for o, l, n in zip(offset, lo, mask.shape)]
+    place = [slice(o - low, o - low + n) for o, low, n in zip(offset, lo, mask.shape)]
     if (mask & region_out[tuple(place)]).any():
         return True
     for axis in range(3):
@@ -240,9 +244,13 @@ class _LabelTables:
 
     def box(self, lab: int) -> tuple[slice, slice, slice] | None:
         row = self.row(lab)
-        return None if row is None else self.boxes.box(row)
+        if row is None or self.boxes is None:
+            return None
+        return self.boxes.box(row)
 
     def label_values(self, row: int) -> np.ndarray:
+        if self.values is None:
+            raise RuntimeError("label_values: the tables were built without an image")
         chunks = self.values[row]
         return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
@@ -261,9 +269,9 @@ def _compact(labels: np.ndarray) -> tuple[np.ndarray, dict[int, int] | None]:
     values, inverse = np.unique(labels, return_inverse=True)
     if values[0] != 0:
         values, inverse = np.concatenate([[0], values]), inverse + 1
-    small = np.uint16 if values.size <= 65536 else np.uint32
+    small_type = np.uint16 if values.size <= 65536 else np.uint32
     rows = {int(v): i for i, v in enumerate(values)}
-    return inverse.reshape(labels.shape).astype(small), rows
+    return inverse.reshape(labels.shape).astype(small_type), rows
 
 
 def _axis_aligned(affine: np.ndarray) -> bool:
@@ -273,11 +281,13 @@ def _axis_aligned(affine: np.ndarray) -> bool:
 
 def _measure_one(lab, name, labels, box, affine, tables: _LabelTables, outside_fov):
     row = tables.row(lab)
+    if row is None or tables.boxes is None:  # the caller measures present labels only
+        raise RuntimeError(f"_measure_one: label {lab} is not in the tables")
     offset = np.array([s.start for s in box])
     count = int(tables.boxes.counts[row])
     stats = intensity_stats(tables.label_values(row)) if tables.values is not None else None
     centroid_ijk = offset + _mean_index(tables.boxes.index_sums[row], offset, count)
-    if tables.world_min is not None:
+    if tables.world_min is not None and tables.world_max is not None:  # set together
         world_min, world_max = tables.world_min[row], tables.world_max[row]
     else:  # axis-aligned: the extremes are at the corners of the box (all on the surface)
         corners = np.array([[b.start if c == 0 else b.stop - 1 for b, c in zip(box, bits)]

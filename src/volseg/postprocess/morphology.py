@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-Spacing = Sequence[float]
+Spacing = Sequence[float] | np.ndarray  # voxel size in mm per array axis
 
 
 #: up to this many voxels in the ball, erosion/dilation use the ball as a structuring element;
@@ -89,9 +89,9 @@ def close_mm(mask: np.ndarray, radius_mm: float, spacing: Spacing) -> np.ndarray
 
 def components(mask: np.ndarray, *, connectivity: int = 26) -> tuple[np.ndarray, np.ndarray]:
     """(component label array, voxel count per component with index 0 = background)."""
-    import cc3d
+    from volseg.postprocess.cc_labels import label_components
 
-    labels = cc3d.connected_components(mask.astype(np.uint8, copy=False), connectivity=connectivity)
+    labels = label_components(mask.astype(np.uint8, copy=False), connectivity=connectivity)
     return labels, np.bincount(labels.ravel())
 
 
@@ -107,7 +107,7 @@ def fill_holes_per_slice(mask: np.ndarray, axis: int) -> np.ndarray:
     """Fill 2-D holes slice by slice along ``axis`` (the axial axis for body masks)."""
     out = np.empty_like(mask)
     for k in range(mask.shape[axis]):
-        index = [slice(None)] * 3
+        index: list[slice | int] = [slice(None)] * 3
         index[axis] = k
         out[tuple(index)] = ndimage.binary_fill_holes(mask[tuple(index)])
     return out

@@ -139,7 +139,7 @@ def midline(measurements: Sequence[StructureMeasurement], *,
         chosen = [m for m in present if pattern.match(m.name)]
         if chosen:
             weights = np.array([m.volume_ml for m in chosen])
-            xs = np.array([m.centroid_ras_mm[0] for m in chosen])
+            xs = np.array([_centroid_x(m) for m in chosen])
             return Midline(float(xs @ weights / weights.sum()), source, ANATOMICAL_MARGIN_MM)
     pairs = _pair_midpoints(present)
     if pairs:
@@ -157,8 +157,15 @@ def _pair_midpoints(present: Sequence[StructureMeasurement]) -> list[float]:
             continue
         other = by_name.get(re.sub(r"(^|[_\-. ])left($|[_\-. ])", r"\1right\2", name))
         if other is not None:
-            mids.append(0.5 * (m.centroid_ras_mm[0] + other.centroid_ras_mm[0]))
+            mids.append(0.5 * (_centroid_x(m) + _centroid_x(other)))
     return mids
+
+
+def _centroid_x(m: StructureMeasurement) -> float:
+    """The centroid's R coordinate of a structure already filtered to have one."""
+    if m.centroid_ras_mm is None:
+        raise RuntimeError(f"midline: structure {m.name!r} has no centroid")
+    return m.centroid_ras_mm[0]
 
 
 def qc_structures(measurements: Sequence[StructureMeasurement], *,

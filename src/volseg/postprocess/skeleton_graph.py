@@ -63,8 +63,9 @@ class SkeletonGraph:
             if best is None or (r, top) > best[0]:
                 best = ((r, top), e)
         if best is None:  # only short, fat pieces: take the widest
-            best = (None, max(self.edges, key=lambda e: median_radius(self.edges[e][2], radius)))
-        e = best[1]
+            e = max(self.edges, key=lambda e: median_radius(self.edges[e][2], radius))
+        else:
+            e = best[1]
         u, v = self.edges[e][:2]
         upper, lower = (u, v) if to_world(self.pos[u])[2] >= to_world(self.pos[v])[2] else (v, u)
         return e, upper, lower

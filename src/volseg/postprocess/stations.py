@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from volseg.postprocess.landmarks import Landmarks
+from volseg.postprocess.landmarks import Landmarks, Section
 
 UNKNOWN = "unknown"
 ADJACENT_MM = 5.0  # "adjacent to" a structure: node surface within this distance of it
@@ -48,6 +48,13 @@ class StationMapper:
         self.lm = landmarks
         self._trees: dict[str, cKDTree] = {}
 
+    def _trachea_at(self, z: float | None) -> Section:
+        """The trachea's section nearest ``z``; only called once the trachea (and the level) is known."""
+        tr = None if z is None else self.lm.section("trachea", z, clamp=True)
+        if tr is None:
+            raise RuntimeError("station mapping: no trachea section at a level checked before")
+        return tr
+
     def assign(self, node_points: np.ndarray) -> StationResult:
         lm = self.lm
         c = node_points.mean(axis=0)
@@ -66,7 +73,7 @@ class StationMapper:
         if z < carina:
             return self._below_carina(node_points, x, y, z)
         top = lm.level("manubrium_top")
-        tr = lm.section("trachea", z, clamp=True)
+        tr = self._trachea_at(z)
         if top is None:
             # the manubrium's upper border lies above the left brachiocephalic vein and the aortic
             # arch, so a node below those levels is not in station 1 even without a sternum
@@ -184,7 +191,7 @@ class StationMapper:
     # ---- below the carina ---------------------------------------------------------------------
     def _below_carina(self, pts, x, y, z) -> StationResult:
         lm = self.lm
-        tr = lm.section("trachea", lm.level("carina"), clamp=True)
+        tr = self._trachea_at(lm.level("carina"))
         right = x >= tr.x_centre
         limit = lm.level("bronchus_intermedius_bottom" if right else "lower_lobe_bronchus_top")
         central = tr.x_min <= x <= tr.x_max
@@ -235,7 +242,7 @@ class StationMapper:
         veins = lm.points.get("pulmonary_vein")
         if veins is None or len(veins) == 0 or lm.lung_mask is None:
             return False
-        tr_x = lm.section("trachea", z, clamp=True).x_centre
+        tr_x = self._trachea_at(z).x_centre
         same_side = veins[(veins[:, 0] >= tr_x) if right else (veins[:, 0] < tr_x)]
         return len(same_side) > 0 and z < same_side[:, 2].min() and self._touches_lung(pts)
 

@@ -19,6 +19,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +37,8 @@ AIRWAY_NAME = re.compile(r"airway|trachea|bronch", re.IGNORECASE)
 PANEL_WIDTH_IN = 4.8
 MAX_HEIGHT_IN = 5.0
 DPI = 100
+#: one object of the report's JSON (an instance, a branch): values are whatever the JSON holds
+JsonObject = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ def overview_pictures(display: DisplayVolumes, labels: LabelTable) -> list[Pictu
     return pictures
 
 
-def lesion_picture(display: DisplayVolumes, labels: LabelTable, instance: Mapping[str, object],
+def lesion_picture(display: DisplayVolumes, labels: LabelTable, instance: JsonObject,
                    *, margin_mm: float = 30.0) -> Picture | None:
     """The lesion at its long-axis slice (axial), zoomed, with long (yellow) and short (cyan) axes;
     the other pieces of a fragmented cross-section with their own long axes (orange)."""
@@ -195,7 +198,7 @@ def lesion_picture(display: DisplayVolumes, labels: LabelTable, instance: Mappin
     return Picture(f"lesion-{key}", key, caption, _png(fig))
 
 
-def _other_fragments(lab: Volume, instance: Mapping[str, object], main) -> list:
+def _other_fragments(lab: Volume, instance: JsonObject, main) -> list:
     """Display end points of the calipers of the other pieces on the long-axis slice."""
     out = []
     for fragment in instance.get("fragment_calipers") or []:
@@ -211,7 +214,7 @@ def _other_fragments(lab: Volume, instance: Mapping[str, object], main) -> list:
 
 
 def airway_picture(display: DisplayVolumes, labels: LabelTable,
-                   branches: Sequence[Mapping[str, object]] = ()) -> Picture | None:
+                   branches: Sequence[JsonObject] = ()) -> Picture | None:
     """Coronal maximum-intensity projection of the airway labels (depth-shaded), centrelines on top."""
     airway = [i for i, info in labels.items() if AIRWAY_NAME.search(info.name)]
     lab = display.labels
@@ -288,7 +291,7 @@ def _draw_background(ax, display: DisplayVolumes, view: str, index: int) -> None
               interpolation="nearest")
 
 
-def _draw_centrelines(ax, lab: Volume, branches: Sequence[Mapping[str, object]]) -> None:
+def _draw_centrelines(ax, lab: Volume, branches: Sequence[JsonObject]) -> None:
     if not branches:
         return
     from matplotlib import colormaps

@@ -12,8 +12,8 @@ When no model is named, :func:`default_model` picks one: the first of ``PREFERRE
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 

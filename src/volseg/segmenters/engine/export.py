@@ -245,6 +245,8 @@ def _blend_corners(where: torch.Tensor, blend: Blend, keep: Sequence[slice], tab
         weight = (a * b * c) / flat_w[flat]
         corner = flat_sums[:, flat]
         total = corner * weight if total is None else total.addcmul_(corner, weight)
+    if total is None:  # cannot happen: a point has two corners per axis
+        raise RuntimeError("_blend_corners: no corners")
     return total.T
 
 

@@ -32,6 +32,8 @@ def gaussian_map_numpy(patch: tuple[int, ...], sigma_scale: float = SIGMA_SCALE,
         impulse[int(size) // 2] = 1.0
         kernel = gaussian_filter1d(impulse, int(size) * sigma_scale, mode="constant", cval=0.0)
         weights = kernel if weights is None else weights[..., None] * kernel
+    if weights is None:
+        raise ValueError("gaussian_map_numpy: the patch has no axes")
     weights = weights / (np.max(weights) / value_scale)
     weights.flags.writeable = False
     return weights

@@ -16,8 +16,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from volseg.segmenters.base import ProgressCallback, no_progress
-from volseg.segmenters.engine.export import (AffineHead, LabelDecoder, exact_labels, model_grid_codes,
-                                             nearest_labels)
+from volseg.segmenters.engine.export import (
+    AffineHead,
+    LabelDecoder,
+    exact_labels,
+    model_grid_codes,
+    nearest_labels,
+)
 from volseg.segmenters.engine.resample import AxisMap
 from volseg.segmenters.engine.sliding_window import Blend
 
@@ -82,17 +87,20 @@ class SlabExporter:
             self._export(band, last=last)
 
     def _export(self, band: Band, *, last: bool) -> None:
+        out, need = self.out, self.need
+        if out is None or need is None:
+            raise RuntimeError("SlabExporter: only an exact exporter exports output rows")
         m = self.maps[0]
-        stop = m.n_out if last else int(np.searchsorted(self.need, self.coded, side="left"))
+        stop = m.n_out if last else int(np.searchsorted(need, self.coded, side="left"))
         if stop <= self.next_row:
             return
         a = self.next_row
-        r0, r1 = int(m.lo[a]), int(self.need[stop - 1]) + 1
+        r0, r1 = int(m.lo[a]), int(need[stop - 1]) + 1
         rows = _Rows(m.lo[a:stop] - r0, m.hi[a:stop] - r0, m.w_lo[a:stop], m.w_hi[a:stop],
                      m.nearest[a:stop] - r0, r1 - r0, whole_two_tap=m.two_tap)
         sums, weight_sum = band.rows(r0 + self.offset, r1 + self.offset)
         stats: dict[str, float] = {}
-        self.out[a:stop] = exact_labels(self.codes[r0:r1], Blend(sums, weight_sum, 0, 1),
+        out[a:stop] = exact_labels(self.codes[r0:r1], Blend(sums, weight_sum, 0, 1),
                                         (slice(0, r1 - r0), *self.keep[1:]), [rows, *self.maps[1:]],
                                         self.decoder, self.head, stats=stats)
         self.scored += stats["scored_fraction"] * (stop - a)
@@ -105,6 +113,6 @@ class SlabExporter:
 
     def labels(self) -> torch.Tensor:
         """Labels on the output grid (after the last ``advance``)."""
-        if self.exact:
+        if self.out is not None:  # exact: filled in by ``advance``
             return self.out
         return nearest_labels(self.decoder.labels(self.codes), self.maps)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from volseg.segmenters.base import ProgressCallback, no_progress
+from volseg.segmenters.engine import sliding_window
 from volseg.segmenters.engine.band import Band
 from volseg.segmenters.engine.export import AffineHead, LabelDecoder
 from volseg.segmenters.engine.gaussian import gaussian_weights
@@ -26,9 +27,8 @@ from volseg.segmenters.engine.oom import Attempt, with_oom_fallback
 from volseg.segmenters.engine.precision import autocast_dtype, precision_name
 from volseg.segmenters.engine.resample import AxisMap
 from volseg.segmenters.engine.settings import EngineSettings
-from volseg.segmenters.engine import sliding_window
-from volseg.segmenters.engine.sliding_window import Predictor, mirror_combinations
 from volseg.segmenters.engine.slab_export import SlabExporter
+from volseg.segmenters.engine.sliding_window import Predictor, mirror_combinations
 from volseg.segmenters.engine.tiling import pad_to_patch, window_starts
 
 if TYPE_CHECKING:
