@@ -29,6 +29,7 @@ __all__ = [
     "check_outputs", "write_outputs", "segment_many", "measure", "demo", "batch", "render_report", "collect",
     "info", "list_series", "download_models", "export_lock", "export_models", "install_models",
     "model_statuses", "show_model", "verify_models", "evaluate", "EvaluationResult",
+    "compare", "compare_cohort", "CompareOptions", "CompareResult",
 ]
 
 
@@ -152,6 +153,7 @@ def collect(out_dir: str | Path, *, html: bool = True):
 
 # ---- re-exported from their own modules (one API namespace): evaluation against a reference,
 # ---- input inspection, model management (catalogue and weights) ------------------------------
+from volseg.api_compare import CompareOptions, CompareResult, compare, compare_cohort  # noqa: E402,F401
 from volseg.api_evaluate import EvaluationResult, evaluate  # noqa: E402,F401
 from volseg.api_inputs import ImageInfo, info, list_series  # noqa: E402,F401
 from volseg.api_models import (  # noqa: E402,F401

@@ -41,7 +41,7 @@ def _global(
 
 
 def _register() -> None:
-    from volseg.cli import batch, collect, evaluate, models, report, study
+    from volseg.cli import batch, collect, compare, evaluate, models, report, study
 
     study.register(app)
     batch.register(app)
@@ -49,6 +49,7 @@ def _register() -> None:
     app.add_typer(report.app, name="report")
     collect.register(app)
     evaluate.register(app)
+    compare.register(app)
 
 
 _register()

@@ -1,0 +1,71 @@
+"""The committed JSON Schema of ``comparison.json`` (``comparison.schema.json`` next to this module, and an
+immutable snapshot ``schemas/comparison-<version>.schema.json`` per released version), generated from
+:class:`~volseg.compare.results.Comparison` by ``tools/comparison_schema.py``; a test fails when stale.
+Versioning follows the report's rules (:mod:`volseg.reports.schema`)."""
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from volseg.compare.results import SCHEMA_VERSION, Comparison
+from volseg.errors import InputError
+
+SCHEMA_FILE = "comparison.schema.json"
+SNAPSHOT_DIR = "schemas"
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def generate_schema(version: str = SCHEMA_VERSION) -> dict[str, Any]:
+    """The JSON Schema of :class:`Comparison` with its dialect, title and version stated."""
+    schema = Comparison.model_json_schema()
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": f"https://volseg.org/schemas/comparison-{version}.schema.json",
+        "title": "volseg follow-up comparison",
+        "x-schema-version": version,
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
+
+
+def schema_text(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def package_dir() -> Path:
+    return Path(str(resources.files("volseg.compare")))
+
+
+def committed_schema() -> dict[str, Any]:
+    return json.loads((package_dir() / SCHEMA_FILE).read_text(encoding="utf-8"))
+
+
+def load_comparison(path: str | Path) -> Comparison:
+    """Read and validate ``comparison.json`` (JSON Schema first, then the pydantic model)."""
+    import jsonschema
+
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError("no such comparison", path=path) from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read comparison ({exc})", path=path) from exc
+    try:
+        jsonschema.validate(payload, committed_schema())
+        return Comparison.model_validate(payload)
+    except (jsonschema.ValidationError, ValueError) as exc:
+        raise InputError(f"invalid comparison: {' '.join(str(exc).split())[:300]}", path=path) from exc
+
+
+def write_schema_files() -> list[Path]:
+    """(Re)write comparison.schema.json and this version's snapshot (development tool)."""
+    text = schema_text(generate_schema())
+    folder = package_dir()
+    (folder / SNAPSHOT_DIR).mkdir(exist_ok=True)
+    paths = [folder / SCHEMA_FILE, folder / SNAPSHOT_DIR / f"comparison-{SCHEMA_VERSION}.schema.json"]
+    for path in paths:
+        path.write_text(text, encoding="utf-8")
+    return paths
+
