@@ -101,3 +101,22 @@ def test_bad_options_are_usage_errors(must_show_pair, tmp_path, cli):
     assert run.returncode == 2 and "baseline and at least one follow-up" in run.stderr
     run = cli("compare", str(p.baseline), str(p.followup), "-o", str(tmp_path / "o"), "--interval-days", "30,40")
     assert run.returncode == 2 and "--interval-days gives 2 interval(s) for 2 studies" in run.stderr
+
+
+def test_images_are_segmented_first_with_one_model(tmp_path, cli):
+    from tests.factories.follow_up import must_show_scenes, render, rigid
+    from volseg.io.nifti import write_nifti
+
+    before, after = must_show_scenes()
+    ct0 = write_nifti(render(before)[1], tmp_path / "ct0.nii.gz")
+    ct1 = write_nifti(render(after, moved=rigid(10.0, (20.0, 0.0, 0.0)))[1], tmp_path / "ct1.nii.gz")
+    run = cli("compare", str(ct0), str(ct1), "-o", str(tmp_path / "out"))
+    assert run.returncode == 2 and "with --model" in run.stderr  # images need a model
+    run = cli("compare", str(ct0), str(ct1), "-m", "classic-ct", "-o", str(tmp_path / "out"), "--no-html")
+    assert run.returncode == 0, run.stderr
+    payload = json.loads((tmp_path / "out" / "comparison.json").read_text())
+    assert [s["name"] for s in payload["studies"]] == ["T0-ct0", "T1-ct1"]
+    assert {s["model_name"] for s in payload["studies"]} == {"classic-ct"}
+    assert payload["registrations"][0]["registered_on"] == "image"
+    assert payload["registrations"][0]["quality"] == "good"
+    assert (tmp_path / "out" / "studies" / "T1-ct1" / "report.json").is_file()
