@@ -74,3 +74,16 @@ def test_rigid_fit_and_resampling_conventions():
     shift[:3, 3] = (2.0, 0.0, 0.0)  # onto's point x lies at x + 2 mm in moving
     mapped = resample_labels(moving, onto, shift)
     assert np.argwhere(mapped == 7).tolist() == [[1, 3, 4]]
+
+
+def test_organ_dice_in_one_pass_equals_dice_per_label():
+    import numpy as np
+
+    from volseg.compare.register import organ_dice
+    from volseg.postprocess.compare import dice
+
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 4, (12, 11, 10)), rng.integers(0, 6, (12, 11, 10))
+    pairs = [(1, 1), (2, 5), (3, 2), (3, 9)]
+    expected = [dice(a == i, b == j) for i, j in pairs]
+    assert organ_dice(a, b, pairs) == pytest.approx(expected)

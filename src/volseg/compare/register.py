@@ -20,10 +20,12 @@ from volseg.compare.geometry import FLIP, apply, as_tuple, resample_labels, rigi
 from volseg.compare.inputs import Timepoint
 from volseg.compare.options import CompareOptions
 from volseg.compare.results import Registration
-from volseg.postprocess.compare import dice
 from volseg.volume import Volume
 
 log = logging.getLogger(__name__)
+SHRINK = (4, 2, 1)  # multi-resolution levels
+MAX_SAMPLES = 50_000  # metric samples per level
+REGISTRATION_SPACING_MM = 2.0  # the finest level's spacing (finer images are resampled)
 
 
 @dataclass(frozen=True)
@@ -111,9 +113,35 @@ def _quality(matrix, before, after, a, b, shared, organs) -> Quality:
         residual = float(np.mean(np.linalg.norm(moved - np.array([b[n] for n in shared]), axis=1)))
     mean_dice = None
     if organs:
-        mapped = resample_labels(after.labels, before.labels, matrix)
-        mean_dice = float(np.mean([dice(before.labels.array == i, mapped == j) for i, j in organs]))
+        lattice = quality_lattice(before.labels)
+        mapped = resample_labels(after.labels, lattice, matrix)
+        mean_dice = float(np.mean(organ_dice(lattice.array, mapped, organs)))
     return Quality(residual, mean_dice)
+
+
+def quality_lattice(labels: Volume) -> Volume:
+    """Every k-th voxel of ``labels`` along each axis, so that the lattice is about REGISTRATION_SPACING_MM
+    apart: organ Dice estimated on it costs a fraction of the full grid's and differs little."""
+    steps = [max(1, int(REGISTRATION_SPACING_MM // s)) for s in labels.spacing]
+    if steps == [1, 1, 1]:
+        return labels
+    affine = labels.affine @ np.diag([*steps, 1.0])
+    return Volume(np.ascontiguousarray(labels.array[::steps[0], ::steps[1], ::steps[2]]), affine)
+
+
+def organ_dice(a: np.ndarray, b: np.ndarray, pairs: Sequence[tuple[int, int]]) -> list[float]:
+    """Dice of label ``i`` of ``a`` with label ``j`` of ``b`` (same grid) for each pair, in one pass."""
+    nb = int(np.max(b, initial=0)) + 1
+    na = int(np.max(a, initial=0)) + 1
+    joint = np.asarray(a, dtype=np.int32 if na * nb < 2**31 else np.int64) * nb + b
+    table = np.bincount(joint.ravel(), minlength=na * nb).reshape(na, nb)
+    size_a, size_b = table.sum(axis=1), table.sum(axis=0)
+    out = []
+    for i, j in pairs:
+        both = table[i, j] if i < na and j < nb else 0
+        total = (size_a[i] if i < na else 0) + (size_b[j] if j < nb else 0)
+        out.append(1.0 if total == 0 else 2.0 * float(both) / float(total))
+    return out
 
 
 def _choose(scored: list[tuple[Candidate, Quality]]) -> tuple[Candidate, Quality]:
@@ -203,6 +231,9 @@ def _sitk_pair(before: Timepoint, after: Timepoint, on: str):
 
 
 def _to_sitk(volume: Volume):
+    """The volume as a float SimpleITK image, resampled to REGISTRATION_SPACING_MM along the axes where it
+    is finer (Gaussian-smoothed first): the registration's finest level. Label maps are treated the same
+    (label values as intensities, compared by mean squares)."""
     import SimpleITK as sitk
 
     from volseg.io.itk import itk_geometry
@@ -213,7 +244,17 @@ def _to_sitk(volume: Volume):
     image.SetDirection(direction)
     image.SetSpacing(spacing)
     image.SetOrigin(origin)
-    return image
+    coarse = [max(s, REGISTRATION_SPACING_MM) for s in spacing]
+    if np.allclose(coarse, spacing):
+        return image
+    size = [max(1, int(round(n * s / c))) for n, s, c in zip(image.GetSize(), spacing, coarse)]
+    # the new grid covers the same extent: its first voxel centre moves by half the size change
+    shift = [(c - s) / 2.0 for s, c in zip(spacing, coarse)]
+    start = image.TransformContinuousIndexToPhysicalPoint([v / s for v, s in zip(shift, spacing)])
+    variances = [max(0.0, c * c - s * s) / 4.0 for s, c in zip(spacing, coarse)]  # sigma: half the gap, mm
+    image = sitk.DiscreteGaussian(image, variances, 32, 0.01, True)
+    return sitk.Resample(image, size, sitk.Transform(), sitk.sitkLinear, start, coarse, direction, 0.0,
+                         sitk.sitkFloat32)
 
 
 def _run(sitk, fixed, moving, transform, *, on: str, iterations: int):
@@ -224,12 +265,14 @@ def _run(sitk, fixed, moving, transform, *, on: str, iterations: int):
     else:
         reg.SetMetricAsMeanSquares()
     reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(0.1, 20261207)
+    n = float(np.prod(fixed.GetSize()))
+    # about MAX_SAMPLES points per level (10 % at most): full-size CTs cost what small ones do
+    reg.SetMetricSamplingPercentagePerLevel([min(0.1, MAX_SAMPLES * f ** 3 / n) for f in SHRINK], 20261207)
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3, numberOfIterations=iterations,
                                                  relaxationFactor=0.5, gradientMagnitudeTolerance=1e-6)
     reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel([4, 2, 1])
+    reg.SetShrinkFactorsPerLevel(list(SHRINK))
     reg.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
     reg.SetInitialTransform(transform, inPlace=True)
