@@ -47,8 +47,6 @@ def build_comparison(points: Sequence[Timepoint], options: CompareOptions, *,
     organs = [row for a, b in zip(points, points[1:]) for row in organ_changes(a, b, lesion_classes)]
     tracks = follow(sets, groups) if any(s.ids for s in sets) or lesion_classes else []
     recist = assess(sets, tracks) if lesion_classes else None
-    for p in points:
-        warnings.extend(f"T{p.ref.timepoint}: {w}" for w in p.report.warnings)
     return Comparison(
         volseg_version=__version__, created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         studies=refs, registrations=registrations, organs=organs,

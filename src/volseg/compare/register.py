@@ -66,8 +66,9 @@ def register(before: Timepoint, after: Timepoint, *, options: CompareOptions,
     organs = _organ_pairs(before, after, shared)
     scored = [(c, _quality(c.matrix, before, after, a, b, shared, organs)) for c in candidates]
     best, quality = _choose(scored)
-    log.info("registration T%d→T%d: kept %s (residual %s mm, Dice %s)", before.ref.timepoint,
-             after.ref.timepoint, best.name, quality.residual_mm, quality.mean_dice)
+    log.info("registration T%d→T%d: kept the %s stage (organ centroid residual %s mm, mean organ Dice %s)",
+             before.ref.timepoint, after.ref.timepoint, best.name, _fmt(quality.residual_mm, 2),
+             _fmt(quality.mean_dice, 3))
     warning = _warning(quality, shared, options)
     return Registration(
         from_timepoint=before.ref.timepoint, to_timepoint=after.ref.timepoint, matrix_ras_mm=as_tuple(best.matrix),
@@ -78,6 +79,10 @@ def register(before: Timepoint, after: Timepoint, *, options: CompareOptions,
         mean_organ_dice=quality.mean_dice, centroid_residual_mm=quality.residual_mm,
         quality="poor" if warning else "good", warning=warning,
     )
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 def _registered_on(before: Timepoint, after: Timepoint, options: CompareOptions) -> str:

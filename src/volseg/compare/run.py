@@ -44,7 +44,7 @@ def compare_studies(inputs: Sequence[str | Path], out_dir: str | Path, *, option
     progress("comparing", 0, 1)
     comparison = build_comparison(points, options, days=days, days_source=days_source if days else None)
     for warning in comparison.warnings:  # the CLI shows them from the result
-        log.info("%s", warning)
+        log.debug("%s", warning)
     written = write_comparison(out_dir, comparison, extras=extras)
     progress("comparing", 1, 1)
     return CompareResult(comparison, written)
