@@ -153,3 +153,19 @@ def test_cli_passes_its_options_to_the_api(tmp_path, monkeypatch):
     assert [str(p) for p in seen["studies"]] == ["a", "b", "c"] and [str(p) for p in seen["images"]] == [
         "i0", "i1", "i2"]
     assert seen["html"] is False and seen["model"] is None
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a,b\nt0,t1\n", "needs a header with 'baseline' and 'followup'"),
+    ("baseline,followup,days\nt0,t1,-3\n", "line 2: days must be a positive number, got '-3'"),
+    ("baseline,followup\nt0,t1\nt0,t1\n", "line 3: pair 't0__t1' appears twice"),
+])
+def test_a_bad_pairs_table_is_a_usage_error(tmp_path, text, message):
+    from volseg.compare.cohort import read_pairs
+    from volseg.errors import UsageError
+
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(text)
+    with pytest.raises(UsageError, match=message) as caught:
+        read_pairs(pairs, tmp_path)
+    assert caught.value.path == str(pairs)
