@@ -56,14 +56,21 @@ def compare_cohort(runs: str | Path, pairs: str | Path, out_dir: str | Path, *,
 
 
 def _extras(html: bool) -> list[Extra]:
-    """The HTML page's renderer (``volseg.compare.html.write_comparison_html(out_dir, comparison)``)
-    when asked and present."""
-    if not html:
-        return []
-    try:
-        from volseg.compare import html as page  # type: ignore[attr-defined]
-    except ImportError:
-        log.debug("comparison HTML page not available")
-        return []
-    writer = getattr(page, "write_comparison_html", None)
-    return [writer] if callable(writer) else []
+    """The comparison's other renderings, when installed: ``volseg.compare.extras.write_comparison_extras``
+    (comparison.html when ``html``, and the DICOM SR when the follow-up was DICOM), else
+    ``volseg.compare.html.write_comparison_html`` (``html`` only). Each has the shape of :data:`Extra`."""
+    import functools
+    import importlib
+
+    def lookup(module: str, name: str):
+        try:
+            return getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            log.debug("%s not available", module)
+            return None
+
+    both = lookup("volseg.compare.extras", "write_comparison_extras")
+    if callable(both):
+        return [functools.partial(both, html=html)]
+    page = lookup("volseg.compare.html", "write_comparison_html") if html else None
+    return [page] if callable(page) else []

@@ -169,3 +169,28 @@ def test_a_bad_pairs_table_is_a_usage_error(tmp_path, text, message):
     with pytest.raises(UsageError, match=message) as caught:
         read_pairs(pairs, tmp_path)
     assert caught.value.path == str(pairs)
+
+
+def test_api_runs_the_installed_renderers_before_comparison_json(must_show_pair, tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from volseg import api
+
+    calls = []
+
+    def write_comparison_extras(out_dir, comparison, *, html=True, sr=True):
+        calls.append(html)
+        assert not (out_dir / "comparison.json").exists()  # comparison.json comes last
+        page = out_dir / "comparison.html"
+        page.write_text(comparison.recist.category)
+        return {"comparison_html": page}
+
+    fake = types.ModuleType("volseg.compare.extras")
+    fake.write_comparison_extras = write_comparison_extras
+    monkeypatch.setitem(sys.modules, "volseg.compare.extras", fake)
+    p = must_show_pair
+    result = api.compare([p.baseline, p.followup], tmp_path / "a", options=api.CompareOptions(registration="none"))
+    assert calls == [True] and result.outputs["comparison_html"].read_text() == "PD"
+    api.compare([p.baseline, p.followup], tmp_path / "b", html=False, options=api.CompareOptions(registration="none"))
+    assert calls == [True, False]  # --no-html: the SR may still be written
