@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from volseg.cli.console import err, out, progress_bar
+from volseg.cli.console import err, note, out, progress_bar, verbosity
 
 
 def register(app: typer.Typer) -> None:
@@ -44,7 +44,7 @@ def compare(
         if cohort is None or pairs is None or studies:
             raise UsageError("--cohort and --pairs go together, without study arguments")
         outcome = api.compare_cohort(cohort, pairs, output, options=options, html=html, on_done=_pair_done)
-        err.print(f"wrote {outcome.summary}", highlight=False, soft_wrap=True)
+        note(f"wrote {outcome.summary}")
         if outcome.exit_code:
             raise typer.Exit(outcome.exit_code)
         return
@@ -55,8 +55,7 @@ def compare(
         result = api.compare(studies, output, options=options, images=image or None, model=model, html=html,
                              progress=progress)
     _print(result.comparison)
-    err.print(f"wrote {', '.join(p.name for p in result.outputs.values())} in {output}", highlight=False,
-              soft_wrap=True)
+    note(f"wrote {', '.join(p.name for p in result.outputs.values())} in {output}")
 
 
 def _days(text: str | None) -> tuple[float, ...] | None:
@@ -82,8 +81,12 @@ def _pair_done(outcome) -> None:
 
 
 def _print(c) -> None:
+    """The lesion changes and the response on stdout (not with -q: the files hold them); warnings always."""
     from rich.table import Table
 
+    if verbosity.quiet:
+        _warn(c)
+        return
     table = Table("from", "to", "status", "before", "after", "volume ml", "change %", "doubling days")
     for m in c.matches:
         table.add_row(f"T{m.from_timepoint}", f"T{m.to_timepoint}", m.status, ", ".join(m.before_ids),
@@ -98,6 +101,7 @@ def _print(c) -> None:
 
 
 def _warn(c) -> None:
+    """Warnings on stderr, even with -q: a poor registration is never silent."""
     for warning in c.warnings:
         err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
 
