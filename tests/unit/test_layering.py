@@ -14,7 +14,8 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 LAYERS: tuple[tuple[str, int], ...] = (
     ("volseg.errors", 1), ("volseg.volume", 1), ("volseg.labels", 1), ("volseg.strict", 1), ("volseg.phantom", 1),
     ("volseg.io", 2), ("volseg.postprocess", 3), ("volseg.segmenters", 4), ("volseg.reports", 5),
-    ("volseg.options", 6), ("volseg.pipeline", 7), ("volseg.batch", 8), ("volseg.api", 9), ("volseg.cli", 10),
+    ("volseg.options", 6), ("volseg.pipeline", 7), ("volseg.compare", 7), ("volseg.batch", 8), ("volseg.api", 9),
+    ("volseg.cli", 10),
 )
 TORCH_FREE = ("volseg.io", "volseg.postprocess", "volseg.reports")
 

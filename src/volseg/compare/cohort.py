@@ -91,7 +91,7 @@ def compare_cohort(runs: str | Path, pairs_csv: str | Path, out_dir: str | Path,
                                      days_from_baseline=days, days_source="pairs_csv", extras=extras)
             outcome = PairOutcome(pair, result)
         except VolsegError as exc:
-            log.warning("pair %s failed: %s", pair.name, exc.one_line())
+            log.info("pair %s failed: %s", pair.name, exc.one_line())
             outcome = PairOutcome(pair, None, exc.one_line(), exc.exit_code)
         outcomes.append(outcome)
         if on_done is not None:

@@ -11,7 +11,7 @@ from volseg.compare.inputs import REPORT, Timepoint, load_timepoint
 from volseg.compare.options import CompareOptions
 from volseg.compare.outputs import Extra, write_comparison
 from volseg.compare.results import Comparison
-from volseg.errors import UsageError
+from volseg.errors import InputError, UsageError
 from volseg.options import SegmentOptions
 from volseg.segmenters.base import ProgressCallback, no_progress
 
@@ -43,8 +43,8 @@ def compare_studies(inputs: Sequence[str | Path], out_dir: str | Path, *, option
 
     progress("comparing", 0, 1)
     comparison = build_comparison(points, options, days=days, days_source=days_source if days else None)
-    for warning in comparison.warnings:
-        log.warning("%s", warning)
+    for warning in comparison.warnings:  # the CLI shows them from the result
+        log.info("%s", warning)
     written = write_comparison(out_dir, comparison, extras=extras)
     progress("comparing", 1, 1)
     return CompareResult(comparison, written)
@@ -56,6 +56,9 @@ def is_study_output(path: str | Path) -> bool:
 
 def _timepoints(inputs, out_dir, images, segment: SegmentOptions | None, progress) -> list[Timepoint]:
     folders = [Path(p) for p in inputs]
+    for folder in folders:
+        if not folder.exists():
+            raise InputError("no such study output folder or image", path=folder)
     to_segment = [i for i, p in enumerate(folders) if not is_study_output(p)]
     if to_segment and segment is None:
         raise UsageError("not a study output folder (no report.json)", path=folders[to_segment[0]],
