@@ -20,7 +20,7 @@ from volseg import __version__
 from volseg.compare.pictures import PicturePair, pair_pictures
 from volseg.compare.results import Comparison, LesionMatch, RecistAssessment, Registration
 from volseg.compare.study_data import StudyLoader, cached, read_study_data
-from volseg.io.atomic import write_text
+from volseg.io.atomic import ensure_writable_dir, write_text
 from volseg.reports.html import DISCLAIMER, escape, html_table
 from volseg.reports.pictures import Picture
 
@@ -51,7 +51,7 @@ def write_comparison_html(out_dir: str | Path, comparison: Comparison, *, loader
         notes.append(f"{len(comparison.matches) - max_pictured} lesion change(s) are listed without pictures.")
     log.info("comparison.html: %d lesion change(s) pictured", sum(1 for p in pairs if p is not None))
     page = render_comparison_html(comparison, pairs=pairs, notes=notes)
-    return {"comparison_html": write_text(Path(out_dir) / COMPARISON_HTML, page)}
+    return {"comparison_html": write_text(ensure_writable_dir(out_dir) / COMPARISON_HTML, page)}
 
 
 def render_comparison_html(comparison: Comparison, *, pairs: Sequence[PicturePair | None] = (),
