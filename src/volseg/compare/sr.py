@@ -14,7 +14,7 @@ Measurement groups (TID 1501), all with method "RECIST 1.1" (DCM 126081):
   (SCT 103340004, mm); finding type Lesion / Lymph node; at the baseline its Baseline Category
   (DCM 112016: Target / Non-Target Lesion at Baseline, DCM 112074 / 112075).
 * **one per lesion match** (consecutive time points), at the later time point: tracking identifier
-  ``T<a>-T<b> <before ids> > <after ids>``; its match status (matched / new / disappeared / split /
+  ``T<a>-T<b> <before ids> > <after ids>`` (``none`` for no lesion); its match status (matched / new / disappeared / split /
   merged) as a qualitative evaluation, and the volume change (ml and %), diameter change (%) and volume
   doubling time (days) where known. DICOM has no codes for these: private coding scheme ``99VOLSEG``.
 * **one per time point for RECIST 1.1** (one tracking UID across time points): sum of target diameters,
@@ -74,7 +74,8 @@ def write_comparison_sr(comparison: Comparison, out_dir: str | Path, *, source: 
     path = ensure_writable_dir(out_dir) / COMPARISON_SR
     with atomic_path(path) as tmp:
         dcmwrite(tmp, sr, enforce_file_format=True)
-    log.info("comparison DICOM SR: %d measurement groups", len(sr.content.get_image_measurement_groups()))
+    log.info("comparison DICOM SR: %d lesion measurements, %d changes", len(comparison.lesions),
+             len(comparison.matches))
     return path
 
 
@@ -137,7 +138,8 @@ def _match_group(comparison: Comparison, m: LesionMatch):
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
-    identifier = f"T{m.from_timepoint}-T{m.to_timepoint} {';'.join(m.before_ids)} > {';'.join(m.after_ids)}"
+    before, after = ";".join(m.before_ids) or "none", ";".join(m.after_ids) or "none"
+    identifier = f"T{m.from_timepoint}-T{m.to_timepoint} {before} > {after}"
     values = (("VolumeChange", m.volume_change_ml, ucum_ml()),
               ("VolumeChangePercent", m.volume_change_percent, codes.UCUM.Percent),
               ("DiameterChangePercent", m.diameter_change_percent, codes.UCUM.Percent),
