@@ -87,8 +87,8 @@ def pair_pictures(comparison: Comparison, match: LesionMatch, before: StudyData,
         display = DisplayVolumes.build(data.labels, data.image, is_ct=is_ct)
         where = "the point mapped through the registration" if mapped else "the lesion's centre"
         title = f"T{timepoint}: " + (", ".join(ids) if ids else "no lesion (" + match.status + ")")
-        picture = slice_picture(display, data.table, point, half_mm=half, emphasise=_label_of(data.table, match),
-                                key=f"T{timepoint}", title=title, where=where)
+        picture = slice_picture(display, data.table, [float(v) for v in point], half_mm=half,
+                                emphasise=_label_of(data.table, match), key=f"T{timepoint}", title=title, where=where)
         note = "" if picture else f"T{timepoint}: {where} lies outside the study's slices"
         sides.append((picture, note))
     return PicturePair(sides[0][0], sides[1][0], sides[0][1], sides[1][1])
