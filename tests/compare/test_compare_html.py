@@ -169,3 +169,15 @@ def test_headless_chromium_renders_the_page(page, tmp_path):
     assert lesion > 100  # and the lesion outlines in them
     text = page.read_text()
     assert len(_pairs(text)) == 5 and text.count("<img ") == 10
+
+
+def test_a_study_that_cannot_be_read_leaves_its_pairs_without_pictures(case, tmp_path):
+    missing = tmp_path / PHI_FOLDER / "segmentation.nii.gz"
+    studies = [case.comparison.studies[0],
+               case.comparison.studies[1].model_copy(update={"label_map_path": str(missing)})]
+    comparison = case.comparison.model_copy(update={"studies": studies})
+    text = write_comparison_html(tmp_path / "out", comparison)["comparison_html"].read_text()
+    pairs = _pairs(text)
+    assert len(pairs) == 5 and all("<img " not in p for p in pairs)
+    assert "T1: no pictures, its label map or image could not be read" in text
+    assert PHI_FOLDER not in text

@@ -167,3 +167,18 @@ def test_extras_write_the_page_and_the_sr_for_a_dicom_follow_up(series, tmp_path
     assert pydicom.dcmread(written["comparison_sr"]).SOPClassUID == COMPREHENSIVE_3D_SR
     text = written["comparison_html"].read_text()
     assert "T1: the image is not on the label map&#x27;s grid, the pictures show the label map" in text
+
+
+def test_an_sr_that_cannot_be_written_leaves_the_page(series, tmp_path, monkeypatch, caplog):
+    from volseg.errors import DependencyError
+    from volseg.reports import dicom_outputs
+
+    def missing():
+        raise DependencyError("--dicom needs highdicom, which is not installed")
+
+    monkeypatch.setattr(dicom_outputs, "require_highdicom", missing)
+    case = build_case(tmp_path / "case", image_kind="dicom", followup_image=series)
+    with caplog.at_level("WARNING", logger="volseg.compare.extras"):
+        written = write_comparison_extras(tmp_path / "out", case.comparison)
+    assert set(written) == {"comparison_html"} and not (tmp_path / "out" / COMPARISON_SR).exists()
+    assert "no comparison DICOM SR: --dicom needs highdicom" in caplog.text

@@ -19,7 +19,8 @@ from string import Template
 from volseg import __version__
 from volseg.compare.pictures import PicturePair, pair_pictures
 from volseg.compare.results import Comparison, LesionMatch, RecistAssessment, Registration
-from volseg.compare.study_data import StudyLoader, cached, read_study_data
+from volseg.compare.study_data import StudyData, StudyLoader, read_study_data
+from volseg.errors import InputError
 from volseg.io.atomic import ensure_writable_dir, write_text
 from volseg.reports.html import DISCLAIMER, escape, html_table
 from volseg.reports.pictures import Picture
@@ -35,23 +36,43 @@ def write_comparison_html(out_dir: str | Path, comparison: Comparison, *, loader
     """Write ``out_dir/comparison.html`` (atomically), reading each study's voxels through ``loader``
     (default: :func:`~volseg.compare.study_data.read_study_data`, the paths the comparison carries);
     returns {"comparison_html": path}. Shaped like :data:`volseg.compare.outputs.Extra`."""
-    load = cached(loader or read_study_data)
+    pairs, notes = lesion_pictures(comparison, loader or read_study_data, max_pictured=max_pictured)
+    page = render_comparison_html(comparison, pairs=pairs, notes=notes)
+    return {"comparison_html": write_text(ensure_writable_dir(out_dir) / COMPARISON_HTML, page)}
+
+
+def lesion_pictures(comparison: Comparison, loader: StudyLoader, *,
+                    max_pictured: int = MAX_PICTURED) -> tuple[list[PicturePair | None], list[str]]:
+    """(the picture pair of each match, None past ``max_pictured`` or when a study cannot be read; notes).
+
+    A study whose label map or image cannot be read (:class:`InputError`) leaves its matches without
+    pictures and the page says so (without the path: folders may name patients); the page is still written.
+    """
+    studies = _readable(comparison, loader) if comparison.matches else {}
     pairs: list[PicturePair | None] = []
-    notes: list[str] = []
     for i, match in enumerate(comparison.matches):
-        if i >= max_pictured:
+        before, after = studies[match.from_timepoint], studies[match.to_timepoint]
+        if i < max_pictured and before is not None and after is not None:
+            pairs.append(pair_pictures(comparison, match, before, after))
+        else:
             pairs.append(None)
-            continue
-        before, after = load(comparison.studies[match.from_timepoint]), load(comparison.studies[match.to_timepoint])
-        pairs.append(pair_pictures(comparison, match, before, after))
-    if comparison.matches:
-        for study in comparison.studies:
-            notes.extend(load(study).notes)
+    notes = [note for data in studies.values() if data is not None for note in data.notes]
+    notes += [f"T{t}: no pictures, its label map or image could not be read" for t, d in studies.items() if d is None]
     if len(comparison.matches) > max_pictured:
         notes.append(f"{len(comparison.matches) - max_pictured} lesion change(s) are listed without pictures.")
     log.info("comparison.html: %d lesion change(s) pictured", sum(1 for p in pairs if p is not None))
-    page = render_comparison_html(comparison, pairs=pairs, notes=notes)
-    return {"comparison_html": write_text(ensure_writable_dir(out_dir) / COMPARISON_HTML, page)}
+    return pairs, notes
+
+
+def _readable(comparison: Comparison, loader: StudyLoader) -> dict[int, StudyData | None]:
+    out: dict[int, StudyData | None] = {}
+    for study in comparison.studies:
+        try:
+            out[study.timepoint] = loader(study)
+        except InputError as exc:
+            log.warning("comparison.html: T%d has no pictures (%s)", study.timepoint, exc)
+            out[study.timepoint] = None
+    return out
 
 
 def render_comparison_html(comparison: Comparison, *, pairs: Sequence[PicturePair | None] = (),
