@@ -181,3 +181,25 @@ def test_a_study_that_cannot_be_read_leaves_its_pairs_without_pictures(case, tmp
     assert len(pairs) == 5 and all("<img " not in p for p in pairs)
     assert "T1: no pictures, its label map or image could not be read" in text
     assert PHI_FOLDER not in text
+
+
+def test_three_time_points_picture_each_interval_through_its_own_registration(case, tmp_path):
+    """T2 repeats T1 (identity registration T1 → T2): its pair is taken at the same point on both sides."""
+    c = case.comparison
+    t2 = c.studies[1].model_copy(update={"timepoint": 2, "name": "T2-study", "days_from_baseline": 182.0})
+    identity = c.registrations[0].model_copy(update={
+        "from_timepoint": 1, "to_timepoint": 2, "rotation_deg": 0.0, "translation_mm": (0.0, 0.0, 0.0),
+        "matrix_ras_mm": tuple(tuple(float(v) for v in row) for row in np.eye(4))})
+    again = _by_status(c, "matched").model_copy(update={"from_timepoint": 1, "to_timepoint": 2})
+    lesion = c.lesion(1, "liver_tumor-1").model_copy(update={"timepoint": 2})
+    three = c.model_copy(update={"studies": [*c.studies, t2], "registrations": [*c.registrations, identity],
+                                 "matches": [*c.matches, again], "lesions": [*c.lesions, lesion], "recist": None})
+    text = write_comparison_html(tmp_path, three)["comparison_html"].read_text()
+    pairs = _pairs(text)
+    assert len(pairs) == 6 and [p.count("<img ") for p in pairs] == [2] * 6
+    last = pairs[-1]
+    assert "T1 liver_tumor-1 → T2 liver_tumor-1" in last
+    slices = re.findall(r"axial slice (\d+) of 80 \(S = ([-\d.]+) mm\)", last)
+    assert len(slices) == 2 and slices[0] == slices[1]
+    first = re.findall(r"axial slice (\d+) of 80", pairs[0])
+    assert first[1] == slices[0][0]  # T1's slice of the lesion is the one T0's centre mapped to
