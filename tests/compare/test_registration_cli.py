@@ -120,3 +120,36 @@ def test_images_are_segmented_first_with_one_model(tmp_path, cli):
     assert payload["registrations"][0]["registered_on"] == "image"
     assert payload["registrations"][0]["quality"] == "good"
     assert (tmp_path / "out" / "studies" / "T1-ct1" / "report.json").is_file()
+
+
+def test_cli_passes_its_options_to_the_api(tmp_path, monkeypatch):
+    from volseg import api
+    from volseg.cli.main import main
+    from volseg.compare.results import CompareSettings, Comparison, Registration, StudyRef
+    from volseg.compare.run import CompareResult
+
+    seen = {}
+    identity = ((1.0, 0, 0, 0), (0, 1.0, 0, 0), (0, 0, 1.0, 0), (0, 0, 0, 1.0))
+
+    def fake_compare(studies, out_dir, **kwargs):
+        seen.update(kwargs, studies=studies, out_dir=out_dir)
+        refs = [StudyRef(timepoint=t, name=f"t{t}", label_map_path="x") for t in range(3)]
+        regs = [Registration(from_timepoint=t, to_timepoint=t + 1, matrix_ras_mm=identity, method="none",
+                             registered_on="none", initialisation="identity", rotation_deg=0.0,
+                             translation_mm=(0.0, 0.0, 0.0), quality="good") for t in range(2)]
+        settings = CompareSettings(match_tolerance_mm=7.0, min_match_dice=0.05, poor_residual_mm=10.0, poor_dice=0.5,
+                                   registration="label_map")
+        return CompareResult(Comparison(volseg_version="x", created_utc="x", studies=refs, registrations=regs,
+                                        settings=settings), {})
+
+    monkeypatch.setattr(api, "compare", fake_compare)
+    code = main(["compare", "a", "b", "c", "-o", str(tmp_path / "o"), "--match-tolerance-mm", "7",
+                 "--interval-days", "30,60", "--registration", "label_map", "--image", "i0", "--image", "i1",
+                 "--image", "i2", "--no-html"])
+    assert code == 0
+    options = seen["options"]
+    assert (options.match_tolerance_mm, options.interval_days, options.registration) == (7.0, (30.0, 60.0),
+                                                                                           "label_map")
+    assert [str(p) for p in seen["studies"]] == ["a", "b", "c"] and [str(p) for p in seen["images"]] == [
+        "i0", "i1", "i2"]
+    assert seen["html"] is False and seen["model"] is None
