@@ -56,21 +56,10 @@ def compare_cohort(runs: str | Path, pairs: str | Path, out_dir: str | Path, *,
 
 
 def _extras(html: bool) -> list[Extra]:
-    """The comparison's other renderings, when installed: ``volseg.compare.extras.write_comparison_extras``
-    (comparison.html when ``html``, and the DICOM SR when the follow-up was DICOM), else
-    ``volseg.compare.html.write_comparison_html`` (``html`` only). Each has the shape of :data:`Extra`."""
+    """The comparison's other renderings: comparison.html (when ``html``) and the DICOM SR (when the
+    follow-up was DICOM), by :func:`volseg.compare.extras.write_comparison_extras`."""
     import functools
-    import importlib
 
-    def lookup(module: str, name: str):
-        try:
-            return getattr(importlib.import_module(module), name, None)
-        except ImportError:
-            log.debug("%s not available", module)
-            return None
+    from volseg.compare.extras import write_comparison_extras
 
-    both = lookup("volseg.compare.extras", "write_comparison_extras")
-    if callable(both):
-        return [functools.partial(both, html=html)]
-    page = lookup("volseg.compare.html", "write_comparison_html") if html else None
-    return [page] if callable(page) else []
+    return [functools.partial(write_comparison_extras, html=html)]
