@@ -151,8 +151,9 @@ def _accumulate(padded: torch.Tensor, chunk: list[tuple[slice, ...]], job: _Job,
     for b, sl in enumerate(chunk):
         sums, weight_sum = band.rows(sl[0].start, sl[0].stop)
         target = sums[(slice(None), slice(None), *sl[1:])]
-        for k in range(job.channels):  # per channel, as blend_windows: the same sums, bit for bit
-            target[k].addcmul_(out[b, k], w)
+        # all channels in one in-place call (w broadcast): per element the same multiply-add as
+        # blend_windows' per-channel loop, so the same sums bit for bit, ~4x faster on the CPU
+        target.addcmul_(out[b], w)
         weight_sum[(slice(None), *sl[1:])].add_(w)
     return seconds
 
