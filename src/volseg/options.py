@@ -77,13 +77,15 @@ def parse_roi_subset(names) -> tuple[str, ...]:
     return tuple(found)
 
 
-_FLAG_NAMES = {"mirror": "tta"}  # EngineOverrides field → CLI flag name (--tta); others are the same
+_FLAG_NAMES = {"mirror": "tta", "skip_air": "skip-air"}  # EngineOverrides field → CLI flag name (--tta); others are the same
 
 
 def engine_overrides(*, step: float | None = None, tta: bool | None = None, precision: str | None = None,
-                     export: str | None = None, members: int | None = None) -> EngineOverrides:
+                     export: str | None = None, members: int | None = None,
+                     skip_air: bool | None = None) -> EngineOverrides:
     """User-facing engine flags as :class:`~volseg.segmenters.engine.settings.EngineOverrides`."""
-    return EngineOverrides(step=step, mirror=tta, precision=precision, export=export, members=members)
+    return EngineOverrides(step=step, mirror=tta, precision=precision, export=export, members=members,
+                           skip_air=skip_air)
 
 
 def engine_flags(overrides: EngineOverrides) -> dict[str, Any]:

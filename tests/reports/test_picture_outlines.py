@@ -62,3 +62,21 @@ def test_label_mask_equals_isin():
     array = np.asfortranarray(np.random.default_rng(2).integers(0, 20, (9, 8, 7)).astype(np.uint8))[::-1]
     for values in ([3], [3, 5, 400], list(range(12))):
         np.testing.assert_array_equal(label_mask(array, values), np.isin(array, values))
+
+
+def test_outlines_traced_only_near_the_window(monkeypatch):
+    plane = np.zeros((60, 50), dtype=np.uint8)
+    plane[5:55, 4:46] = 2  # one structure far larger than the view
+    calls = []
+    monkeypatch.setattr(picture_outlines, "OFF_VIEW_PIXELS", 2)
+
+    class Ax:
+        def contour(self, x, y, mask, **k):
+            calls.append((int(y[0]), int(y[-1]) + 1, int(x[0]), int(x[-1]) + 1, mask.shape))
+
+    draw_outlines(Ax(), plane, LabelTable.from_names({2: "a"}), filled=False, window=(20, 30, 10, 15))
+    # the window grown by OFF_VIEW_PIXELS + 1 = 3 on each side, not the structure's box (4..56, 3..47)
+    assert calls == [(17, 33, 7, 18, (16, 11))]
+    calls.clear()
+    draw_outlines(Ax(), plane, LabelTable.from_names({2: "a"}), filled=False, window=(0, 60, 0, 50))
+    assert calls == [(4, 56, 3, 47, (52, 44))]  # all shown: the whole box, as before

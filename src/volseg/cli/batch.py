@@ -52,6 +52,7 @@ def batch(
     precision: flags.Precision = None,
     export: flags.Export = None,
     members: flags.Members = None,
+    skip_air: flags.SkipAir = None,
 ) -> None:
     """Segment every study in a folder: models loaded once, resumable, one failed study never stops the rest."""
     from volseg import api
@@ -61,7 +62,8 @@ def batch(
 
     segment = flags.segment_options(html=html, dicom=dicom, rtstruct=rtstruct, anonymize=anonymize,
                                     keep_phi=keep_phi, masks=masks, trust_bundle=trust_bundle, force=force,
-                                    step=step, tta=tta, precision=precision, export=export, members=members)
+                                    step=step, tta=tta, precision=precision, export=export, members=members,
+                                    skip_air=skip_air)
     options = with_overrides(BatchOptions(), models=parse_models(model) or None, shard=shard,
                              retry_failed=retry_failed or None, gpus=gpus, executor=executor,
                              address=address, reader=reader, collect=collect, segment=segment,
@@ -102,6 +104,7 @@ def slurm_script(
     precision: flags.Precision = None,
     export: flags.Export = None,
     members: flags.Members = None,
+    skip_air: flags.SkipAir = None,
 ) -> None:
     """Print a ready sbatch job-array script (run it with bash to also queue `volseg collect` after it).
 
@@ -120,7 +123,8 @@ def slurm_script(
         raise UsageError(f"{input_dir}: not a folder", hint="give the folder of studies")
     segment = flags.segment_options(html=html, dicom=dicom, rtstruct=rtstruct, anonymize=anonymize,
                                     keep_phi=keep_phi, masks=masks, trust_bundle=trust_bundle, force=force,
-                                    step=step, tta=tta, precision=precision, export=export, members=members)
+                                    step=step, tta=tta, precision=precision, export=export, members=members,
+                                    skip_air=skip_air)
     options = with_overrides(BatchOptions(), models=parse_models(model) or None, retry_failed=retry_failed or None,
                              gpus=gpus, reader=reader, segment=segment)
     try:

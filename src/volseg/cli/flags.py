@@ -50,16 +50,23 @@ Members = Annotated[Optional[int], typer.Option(
     "--members", help="Run only the first N members of an ensemble model (nnU-Net folds, BLAST-CT's 12 "
                       "networks): faster, a little less accurate (default: all).")]
 
+SkipAir = Annotated[Optional[bool], typer.Option(
+    "--skip-air/--no-skip-air", help="CT: do not run sliding windows whose input lies wholly below -900 HU (air); they "
+                       "count as the network's answer for pure air. Faster on scans with much air around "
+                       "the body; off by default.", show_default=False)]
+
 
 def segment_options(*, step: float | None = None, tta: bool | None = None, precision: str | None = None,
-                    export: str | None = None, members: int | None = None, **given):
+                    export: str | None = None, members: int | None = None, skip_air: bool | None = None,
+                    **given):
     """A :class:`~volseg.options.SegmentOptions` from the shared flags' values (unset ones: None or
     False keep the defaults); the engine flags become its ``engine`` overrides."""
     from volseg.options import SegmentOptions, engine_overrides, with_overrides
 
     given = {k: (None if v is False and k in _OFF_MEANS_UNSET else v) for k, v in given.items()}
     return with_overrides(SegmentOptions(), engine=engine_overrides(step=step, tta=tta, precision=precision,
-                                                                    export=export, members=members), **given)
+                                                                    export=export, members=members,
+                                                                    skip_air=skip_air or None), **given)
 
 
 #: flags without a --no- form: False means "not given" (SegmentOptions' default)

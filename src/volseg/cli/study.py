@@ -39,6 +39,7 @@ def segment(
     precision: flags.Precision = None,
     export: flags.Export = None,
     members: flags.Members = None,
+    skip_air: flags.SkipAir = None,
     input_option: Optional[List[Path]] = typer.Option(
         None, "--input", "-i", help="An input, as TotalSegmentator takes it (repeatable; adds to the "
                                     "positional inputs)."),
@@ -60,7 +61,7 @@ def segment(
     options = flags.segment_options(model=model, device=device, series=series, html=html, dicom=dicom,
                                     rtstruct=rtstruct, anonymize=anonymize, keep_phi=keep_phi,
                                     trust_bundle=trust_bundle, step=step, tta=tta, precision=precision,
-                                    export=export, members=members, fast=fast, roi_subset=roi_subset,
+                                    export=export, members=members, skip_air=skip_air, fast=fast, roi_subset=roi_subset,
                                     masks=masks, force=force)
     if keep_phi:
         note("--keep-phi is deprecated: the DICOM outputs carry the source's identifiers by default "

@@ -22,7 +22,8 @@ def draw_outlines(ax, plane: np.ndarray, labels: LabelTable, *, filled: bool, em
     keep their order, so the lines, their vertices and the picture are those of a contour over
     the whole plane, at a fraction of the cost. With ``window`` (row_lo, row_hi, col_lo, col_hi: the
     part of the plane shown), outlines wholly outside it (:data:`OFF_VIEW_PIXELS`) are not drawn:
-    they could not touch a pixel of the picture."""
+    they could not touch a pixel of the picture, and the others are traced only on the window grown
+    by that margin (lines then end out of view instead of closing there)."""
     plane = np.asarray(plane)
     if plane.dtype.kind not in "iu" or (plane.size and plane.min() < 0):
         _outlines_whole(ax, plane, labels, filled=filled, emphasise=emphasise)
@@ -34,14 +35,24 @@ def draw_outlines(ax, plane: np.ndarray, labels: LabelTable, *, filled: bool, em
         for value in present:
             colours[value] = (*label_rgb(labels, value), 0.55)
         ax.imshow(colours[plane], aspect=ax.get_aspect(), interpolation="nearest")
+    limit = _near_view(window, plane.shape) if window is not None else None
     for value in present:
         (r0, r1), (c0, c1) = boxes[value]
         if window is not None and _off_view((r0, r1, c0, c1), window):
             continue
+        if limit is not None:  # trace only near the view: the rest could not touch a pixel
+            r0, r1, c0, c1 = max(r0, limit[0]), min(r1, limit[1]), max(c0, limit[2]), min(c1, limit[3])
         mask = (plane[r0:r1, c0:c1] == value).astype(np.float32)
         width = 2.2 if value == emphasise else 1.1
         ax.contour(np.arange(c0, c1), np.arange(r0, r1), mask, levels=[0.5],
                    colors=[label_rgb(labels, value)], linewidths=width)
+
+
+def _near_view(window: tuple[int, int, int, int], shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """The window grown by :data:`OFF_VIEW_PIXELS` (+1 for the contour's cells), within the plane."""
+    m = OFF_VIEW_PIXELS + 1
+    w_r0, w_r1, w_c0, w_c1 = window
+    return (max(int(w_r0) - m, 0), min(int(w_r1) + m, shape[0]), max(int(w_c0) - m, 0), min(int(w_c1) + m, shape[1]))
 
 
 def _off_view(box: tuple[int, int, int, int], window: tuple[int, int, int, int]) -> bool:

@@ -37,7 +37,7 @@ ENSEMBLE: frozenset[str] = frozenset({"members"})
 NO_SETTINGS: frozenset[str] = frozenset()
 #: the CLI flag of each user override, for messages
 FLAGS: dict[str, str] = {"step": "--step", "mirror": "--tta", "precision": "--precision", "export": "--export",
-                       "members": "--members"}
+                       "members": "--members", "skip_air": "--skip-air"}
 
 
 def engine_settings(entry: ModelEntry | None, overrides: EngineOverrides | None, *,

@@ -53,7 +53,7 @@ ORIENTATION = "LPS"  # SimpleITK identity direction: i → left, j → posterior
 
 #: valid windows are laid edge to edge, never mirrored, and labels return by nearest neighbour (as
 #: the publisher's code does): --step, --tta and --export are refused, not ignored; --members is honoured
-SUPPORTED = (ALL_SETTINGS - {"step", "mirror", "export", "blend"}) | ENSEMBLE
+SUPPORTED = (ALL_SETTINGS - {"step", "mirror", "export", "blend", "skip_air"}) | ENSEMBLE
 
 
 def load(entry: ModelEntry, *, device: str = "auto", models: Sequence[str] | None = None,

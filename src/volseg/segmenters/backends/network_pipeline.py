@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from volseg.errors import UsageError
 from volseg.segmenters.backends.nnunet_resampling import (
     Resampling,
     compute_new_shape,
@@ -41,6 +42,7 @@ from volseg.volume import Volume, reorient, undo_reorient
 if TYPE_CHECKING:
     import torch
 
+    from volseg.segmenters.engine.air import AirMask
     from volseg.segmenters.engine.export import AffineHead, LabelDecoder
     from volseg.segmenters.engine.settings import EngineSettings
 
@@ -141,9 +143,10 @@ def run_on_array(array: np.ndarray, spacing: tuple[float, ...], spec: PipelineSp
     t1 = time.perf_counter()
     progress("preprocessing", 1, 1)
     maps = score_maps(spec.score_resampling, prep.model_shape, prep.in_shape, prep.target, prep.spacing)
+    air = air_mask(array, spec, prep) if settings.skip_air else None
     run = segment_windows(x, network.predictor, channels=network.channels, patch=spec.patch, settings=settings,
                           decoder=network.decoder, maps=maps, head=network.head, mirror_axes=spec.mirror_axes,
-                          progress=progress)
+                          air=air, progress=progress)
     del x
     t2 = time.perf_counter()
     labels = run.labels
@@ -153,11 +156,29 @@ def run_on_array(array: np.ndarray, spacing: tuple[float, ...], spec: PipelineSp
     progress("export", 1, 1)
     # windows and export interleave: "sliding_window" is the streaming pass less the time spent
     # decoding/exporting final rows, "export" is that time plus un-cropping to the input grid
-    stats = {"scored_fraction": run.scored_fraction} if settings.export == "exact" else {}
+    stats: dict[str, float] = {"scored_fraction": run.scored_fraction} if settings.export == "exact" else {}
+    if air is not None:
+        stats["air_windows_skipped"] = run.air_windows
     timings = {"preprocess": t1 - t0, "sliding_window": t2 - t1 - run.export_s, "network_forward": run.forward_s,
                "export": run.export_s + time.perf_counter() - t2}
     return NetworkRun(out, run.precision, run.window_batch, run.accumulator, run.windows, run.fallbacks,
                       prep.model_shape, stats, timings)
+
+
+def air_mask(array: np.ndarray, spec: PipelineSpec, prep: Prepared) -> AirMask:
+    """``skip_air``: input voxels below AIR_HU in the cropped input grid (network axes), and the
+    normalised intensity of a window of pure air. CT presets only (the threshold is in HU)."""
+    import torch
+
+    from volseg.segmenters.engine.air import AirMask
+    from volseg.segmenters.engine.settings import AIR_HU, AIR_WINDOW_HU
+
+    if spec.intensity.kind not in ("window", "clip_zscore"):
+        raise UsageError(f"--skip-air needs a CT model (HU intensities); this model normalises by "
+                         f"{spec.intensity.kind!r}", hint="leave out --skip-air for this model")
+    air = np.asarray(array).transpose(spec.axes)[prep.box] < AIR_HU
+    value = spec.intensity.apply(torch.full((1, 1), AIR_WINDOW_HU, dtype=torch.float32))
+    return AirMask(np.ascontiguousarray(air), prep.model_shape, float(value.reshape(-1)[0]))
 
 
 @dataclass(frozen=True)

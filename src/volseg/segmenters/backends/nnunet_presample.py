@@ -45,7 +45,8 @@ class PreResample:
         if np.array_equal(np.asarray(spacing, dtype=np.float32)[:3], np.asarray(self.spacing_mm)):
             return array, tuple(float(s) for s in spacing)
         zoom = self.zoom_factors(spacing)
-        out = ndimage.zoom(np.asarray(array, dtype=np.float64), zoom, order=self.order, mode="nearest")
+        # interpolated in float64 from the stored values (as on a float64 copy, without making one)
+        out = ndimage.zoom(np.asarray(array), zoom, output=np.float64, order=self.order, mode="nearest")
         if self.cast:
             out = out.astype(self.cast)
         return out, tuple(float(s) for s in self.spacing_mm)

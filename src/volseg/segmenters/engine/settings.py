@@ -12,6 +12,10 @@ from typing import Any
 from volseg.errors import UsageError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: ``skip_air``: a window is air when every input voxel it covers is below this (Hounsfield units)
+AIR_HU = -900.0
+#: ``skip_air``: the constant intensity of the air window whose network answer stands in for skipped ones
+AIR_WINDOW_HU = -1000.0
 EXPORTS = ("exact", "nearest")
 BLENDS = ("auto", "features", "logits")
 ACCUMULATORS = ("auto", "device", "cpu")
@@ -40,6 +44,10 @@ class EngineSettings:
     #: ensemble members to run: the first N (nnU-Net folds, BLAST-CT networks); None = all of them.
     #: Not a window setting: only backends that run an ensemble honour it
     members: int | None = None
+    #: CT only: windows whose input lies wholly below :data:`AIR_HU` (after the model's own crop) are
+    #: not run; they contribute the network's answer for a window of pure air, computed once. Off by
+    #: default (the publishers do not skip windows); see benchmarks/bench_scale_results.md
+    skip_air: bool = False
 
     def __post_init__(self) -> None:
         if self.members is not None and (isinstance(self.members, bool) or int(self.members) < 1):
@@ -67,7 +75,8 @@ class EngineSettings:
     def as_dict(self) -> dict[str, Any]:
         """Every setting by name; ``members`` only when set (all members: nothing to record)."""
         return {f.name: getattr(self, f.name) for f in fields(self)
-                if not (f.name == "members" and self.members is None)}
+                if not (f.name == "members" and self.members is None) and not (f.name == "skip_air" and
+                                                                               not self.skip_air)}
 
     def overridden_by(self, overrides: EngineOverrides | None) -> EngineSettings:
         """These settings with the user's overrides applied (unset overrides keep these values)."""
@@ -77,7 +86,7 @@ class EngineSettings:
 @dataclass(frozen=True)
 class EngineOverrides:
     """The engine settings a user chose (CLI flags ``--step``, ``--tta``, ``--precision``, ``--export``,
-    ``--members``);
+    ``--members``, ``--skip-air``);
     None keeps the model's catalogued, tested value. Names are :class:`EngineSettings` field names."""
 
     step: float | None = None  # window step as a fraction of the patch (0.5 = 50 % overlap)
@@ -85,6 +94,7 @@ class EngineOverrides:
     precision: str | None = None  # auto | fp32 | bf16 | fp16
     export: str | None = None  # exact | nearest: how labels return to the input grid
     members: int | None = None  # run the first N ensemble members (nnU-Net folds, BLAST-CT networks)
+    skip_air: bool | None = None  # ``--skip-air``: CT windows wholly below AIR_HU are not run
 
     def __post_init__(self) -> None:
         EngineSettings().overridden_by(self)  # invalid values fail now, not when a model loads

@@ -95,8 +95,7 @@ def blend_windows(image: torch.Tensor, predictor: Predictor, *, channels: int, p
             out = out.to(acc_device)
             for b, sl in enumerate(chunk):
                 target = sums[(slice(None), *sl)]
-                for k in range(channels):  # per channel: same-shape operands take the vectorised path
-                    target[k].addcmul_(out[b, k], w)
+                target.addcmul_(out[b], w)  # w broadcast over the channels, in place: no temporary
                 weight_sum[sl].add_(w)
             del out, batch
             progress(stage, start + len(chunk), len(slices))
