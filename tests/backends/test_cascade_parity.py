@@ -18,12 +18,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def venv(monkeypatch_module=None) -> Path:
+def venv() -> Path:
     given = os.environ.get("VOLSEG_TS_VENV")
-    if given:
-        os.environ.setdefault("VOLSEG_PEER_TS_VENV", given)
-    found = totalseg.ts_venv()
-    if found is None:
+    found = Path(given) if given else totalseg.ts_venv()
+    if found is None or not (found / "bin" / "TotalSegmentator").exists():
         pytest.skip("no TotalSegmentator venv: set VOLSEG_TS_VENV to one with TotalSegmentator 2.18 installed")
     return found
 
