@@ -173,8 +173,8 @@ def test_parts_map_every_class_once_with_their_dataset_ids():
 
 def test_cascades_crop_to_catalogued_classes():
     lv = get_entry("lung_vessels")
-    assert lv.cascade.model == "total" and len(lv.cascade.classes) == 5
-    assert set(lv.cascade.classes) <= {c.name for c in get_entry("total").classes}
+    assert lv.cascade.model == "total-fast" and len(lv.cascade.classes) == 5
+    assert set(lv.cascade.classes) <= {c.name for c in get_entry("total-fast").classes}
     assert get_entry("liver_lesions").cascade.classes == ("liver",)
     names = [c.name for c in lv.classes]
     assert names == ["lung_airways", "lung_airways_wall", "lung_arteries", "lung_veins"]

@@ -21,6 +21,7 @@ BEFORE = {
     'mrsegmentator': ({'accumulator': 'auto', 'blend': 'auto', 'channels_last': False, 'export': 'exact', 'mirror': True, 'precision': 'auto', 'step': 0.5, 'window_batch': 1}, 1),
     'total': ({'accumulator': 'auto', 'blend': 'auto', 'channels_last': False, 'export': 'exact', 'mirror': False, 'precision': 'auto', 'step': 0.8, 'window_batch': 1}, 1),
     'total-fast': ({'accumulator': 'auto', 'blend': 'auto', 'channels_last': False, 'export': 'exact', 'mirror': False, 'precision': 'auto', 'step': 0.8, 'window_batch': 1}, 1),
+    'total-fastest': ({'accumulator': 'auto', 'blend': 'auto', 'channels_last': False, 'export': 'exact', 'mirror': False, 'precision': 'auto', 'step': 0.8, 'window_batch': 1}, 1),
     'total_mr': ({'accumulator': 'auto', 'blend': 'auto', 'channels_last': False, 'export': 'exact', 'mirror': False, 'precision': 'auto', 'step': 0.8, 'window_batch': 1}, 1),
     'total_v3': ({'accumulator': 'auto', 'blend': 'auto', 'channels_last': False, 'export': 'exact', 'mirror': False, 'precision': 'auto', 'step': 0.8, 'window_batch': 1}, 1),
     'total_v3-fast': ({'accumulator': 'auto', 'blend': 'auto', 'channels_last': False, 'export': 'exact', 'mirror': False, 'precision': 'auto', 'step': 0.8, 'window_batch': 1}, 1),

@@ -181,13 +181,31 @@ class PostStep(StrictModel):
 
 
 class Cascade(StrictModel):
-    """Crop the input to another model's classes before running this one."""
+    """Crop the input to another model's classes before running this one (run by
+    :mod:`volseg.segmenters.cascade`): the crop model labels the whole input, the box around its
+    ``classes`` (plus ``margin`` per array axis) is cut from the input, this model runs on the cut, and
+    its labels go back onto the full grid (zeros outside the box); no crop class found: no labels."""
 
-    model: str
+    model: str = Field(description="catalogue model that finds the region (run on the whole input first)")
     classes: tuple[str, ...] = Field(min_length=1)
-    margin: tuple[float, float, float] | None = None
-    margin_unit: Literal["voxel", "mm"] | None = None
-    robust: bool = False
+    margin: tuple[float, float, float] | None = Field(
+        None, description="added on both sides of the box along each array axis; null: none")
+    margin_unit: Literal["voxel", "mm"] | None = Field(
+        None, description="mm: whole voxels per axis, truncated (TotalSegmentator's crop_to_mask); "
+                          "null: voxel")
+    robust: bool = Field(False, description="the publisher's robust crop (TotalSegmentator: its 3 mm model "
+                                            "rather than the 6 mm one); `model` names the model it picks")
+    cast: Literal["int32"] | None = Field(
+        None, description="cast the cut image to this type, truncating toward zero (TotalSegmentator "
+                          "crops into int32); null: keep the input's values")
+
+    @model_validator(mode="after")
+    def _margin_unit_given(self) -> "Cascade":
+        if self.margin is not None and self.margin_unit is None:
+            raise ValueError("a cascade margin needs its margin_unit ('voxel' or 'mm')")
+        if self.margin is not None and min(self.margin) < 0:
+            raise ValueError("cascade margins must not be negative")
+        return self
 
 
 class ModelEntry(StrictModel):

@@ -130,8 +130,15 @@ def load_segmenter(model: str | None = None, *, device: str = "auto", trust: boo
         else:
             log.info("no model named; using %s, the preferred installed model", model)
     entry: ModelEntry = get_entry(model)
+    if entry.cascade is not None:
+        from volseg.segmenters.cascade import require_crop_model, with_cascade
+
+        require_crop_model(entry, installed=is_installed)
     log.info("loading model %s %s (backend %s)", entry.name, entry.version, entry.backend)
-    return accepting_images(backend_factory(entry.backend)(entry, device=device, engine=engine))
+    segmenter = backend_factory(entry.backend)(entry, device=device, engine=engine)
+    if entry.cascade is not None:  # the crop model first finds the region (TotalSegmentator's subtasks)
+        segmenter = with_cascade(segmenter, entry, lambda name: load_segmenter(name, device=device, engine=engine))
+    return accepting_images(segmenter)
 
 
 def load_path_model(path: Path, *, device: str = "auto", trust: bool = False,
