@@ -8,6 +8,7 @@ from volseg.segmenters.backend_options import TripleSplit
 from volseg.segmenters.backends.nnunet_split import predict_in_slabs, slab_bounds, split_applies
 from volseg.segmenters.catalogue import load_catalogue
 
+
 @pytest.fixture(scope="module")
 def small_ct():
     from tests.factories.nnunet_model import SPACING_IJK
