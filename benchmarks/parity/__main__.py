@@ -72,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
                                "full_size": a.full_size, "rows": rows}, indent=1))
     print(markdown(rows))
     print(f"\n(rows written to {out})", file=sys.stderr)
-    bad = [r for r in rows if r.get("agreement_pct") is None or r["agreement_pct"] < 99.9
-           or not r.get("same_grid") or not r.get("same_labels")]
+    bad = [r for r in rows if not str(r.get("notes", "")).startswith("skipped")
+           and (r.get("agreement_pct") is None or r["agreement_pct"] < 99.9
+                or not r.get("same_grid") or not r.get("same_labels"))]
     return 1 if bad else 0
 
 

@@ -123,3 +123,34 @@ def release_zip(folder: Path, root: Path, dest: Path) -> Path:
             if path.is_file():
                 zf.write(path, path.relative_to(root).as_posix())
     return out
+
+
+#: synthetic inputs: name -> (shape, spacing in mm); zero outside a 24 x 24 voxel column through every slice
+SYNTHETIC = {"split-mr.nii.gz": ((256, 256, 451), 3.0)}
+
+
+def synthetic_input(rel: str, folder: Path) -> Path:
+    """``synthetic/NAME``: a deterministic image written once under ``folder``. ``split-mr``: 3 mm,
+    256 x 256 x 451, so 512 x 512 x 902 voxels at 1.5 mm (more than TotalSegmentator's 512*512*900 and
+    200 slices: it splits the image into three slabs); zero outside a column of smooth random MR-like
+    values through all slices, so nnU-Net's non-zero crop keeps each slab's network run small."""
+    import nibabel as nib
+    from scipy import ndimage
+
+    name = rel.split("/", 1)[1]
+    shape, spacing = SYNTHETIC[name]
+    path = folder / name
+    if path.exists():
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(16)
+    column = ndimage.gaussian_filter(rng.normal(size=(24, 24, shape[2])), 2.0)
+    column = 300.0 + 200.0 * column / column.std() + np.linspace(0.0, 400.0, shape[2])
+    data = np.zeros(shape, dtype=np.int16)
+    x0, y0 = shape[0] // 2 - 12, shape[1] // 2 - 12
+    data[x0:x0 + 24, y0:y0 + 24, :] = np.clip(column, 1, 3000).astype(np.int16)
+    affine = np.diag([spacing, spacing, spacing, 1.0])
+    tmp = folder / f".{name}.tmp.nii.gz"
+    nib.save(nib.Nifti1Image(data, affine), tmp)
+    tmp.replace(path)
+    return path

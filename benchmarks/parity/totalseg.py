@@ -31,10 +31,18 @@ HERE = Path(__file__).resolve().parent
 MODELS = {"total-fast": ("total", "fast", ["--fast"]), "total": ("total", "default", []),
           "total_v3-fast": ("total_v3", "fast", ["--task", "total_v3", "--fast"]),
           "total_v3": ("total_v3", "default", ["--task", "total_v3"]),
-          "total_mr": ("total_mr", "default", ["--task", "total_mr"])}
-#: the default rows: (model, input relative to the data folder)
-ROWS = [("total-fast", "chest-ct-dicom"), ("total-fast", "totalseg-example/example_ct.nii.gz"),
-        ("total", "totalseg-example/example_ct.nii.gz"), ("total_mr", "totalseg-example/example_mr_sm.nii.gz")]
+          "total_mr": ("total_mr", "default", ["--task", "total_mr"]),
+          "total-fastest": ("total", "fastest", ["--fastest"]),
+          "total_v3-fastest": ("total_v3", "fastest", ["--task", "total_v3", "--fastest"])}
+#: the default rows: (model, input relative to the data folder, or synthetic/NAME made by
+#: :func:`fabricate.synthetic_input`; "tiny": tiny networks even with --full-size)
+ROWS = [("total-fast", "chest-ct-dicom", None), ("total-fast", "totalseg-example/example_ct.nii.gz", None),
+        ("total", "totalseg-example/example_ct.nii.gz", None),
+        ("total_mr", "totalseg-example/example_mr_sm.nii.gz", None),
+        ("total-fastest", "totalseg-example/example_ct.nii.gz", None),
+        ("total_v3-fastest", "totalseg-example/example_ct.nii.gz", None),
+        # > 512*512*900 voxels at 1.5 mm and > 200 slices: TotalSegmentator's three-slab split
+        ("total_mr", "synthetic/split-mr.nii.gz", "tiny")]
 
 NETGUARD = '''import socket, sys
 def _guard(event, args):
@@ -148,11 +156,14 @@ def run_row(model: str, rel_input: str, work: Path, venv: Path, *, full_size: bo
     """One row; ``near_ties=False`` skips the extra network run that scores near-ties."""
     task, mode, flags = MODELS[model]
     info = prepare(model, work, venv, full_size=full_size)
-    src = (data or DATA) / rel_input
+    src = fabricate.synthetic_input(rel_input, work / "inputs") if rel_input.startswith("synthetic/") \
+        else (data or DATA) / rel_input
     tag = f"{'full' if full_size else 'tiny'}-{model}-{Path(rel_input).name.split('.')[0]}"
     out = work / "out" / tag
+    # VOLSEG_PARITY_REUSE=1: keep the outputs of an earlier run of this row (the peer's, volseg's and the
+    # near-tie scores where they exist) and only compare again
     reuse = os.environ.get("VOLSEG_PARITY_REUSE") == "1" and (out / "ts.nii.gz").exists() \
-        and (out / "margin.npz").exists()  # development only: keep the peer's outputs
+        and ((out / "margin.npz").exists() or not near_ties)
     if not reuse:
         shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -181,10 +192,11 @@ def run_row(model: str, rel_input: str, work: Path, venv: Path, *, full_size: bo
     from volseg.segmenters.catalogue import get_entry
     names = {int(c.index): c.name for c in get_entry(model).classes}
     result = compare.compare(out / "ts.nii.gz", out / "volseg" / "seg.nii.gz",
-                             out / "margin.npz" if near_ties else None,
+                             out / "margin.npz" if (out / "margin.npz").exists() else None,
                              {int(k): v for k, v in info["spec"]["classes"].items()}, names)
     timing = "(reused)" if reuse else f"{ts_s:.0f} s"
-    notes = [f"{'TS-size' if full_size else 'tiny'} nets, fp32; TS {timing}, volseg {vs_s:.0f} s"]
+    ours_timing = "(reused)" if reuse_ours else f"{vs_s:.0f} s"
+    notes = [f"{'TS-size' if full_size else 'tiny'} nets, fp32; TS {timing}, volseg {ours_timing}"]
     if info["layout"]:
         notes.append(info["layout"])
     notes.extend(result.pop("notes"))
@@ -196,17 +208,33 @@ def rows(work: Path, *, full_size: bool = False, only: list[str] | None = None,
          near_ties: bool = True) -> list[dict]:
     venv = ts_venv()
     if venv is None:
-        return [{"model": m, "peer": "TotalSegmentator", "peer_version": "-", "input": i, "agreement_pct": None,
-                 "near_ties": None, "disagreements_all_near_ties": None, "same_grid": None, "same_labels": None,
-                 "notes": "skipped: no TotalSegmentator venv (set VOLSEG_PEER_TS_VENV)"} for m, i in ROWS]
+        return [_skipped(m, i, "skipped: no TotalSegmentator venv (set VOLSEG_PEER_TS_VENV)") for m, i, _ in ROWS]
     out = []
-    for model, rel in ROWS:
+    catalogued = _catalogued()
+    for model, rel, size in ROWS:
         if only and model not in only and f"{model}:{rel}" not in only:
             continue
+        if model not in catalogued:  # e.g. total-fastest before the cascade branch lands
+            out.append(_skipped(model, rel, f"skipped: {model!r} is not in this branch's catalogue"))
+            continue
         try:
-            out.append(run_row(model, rel, work, venv, full_size=full_size, near_ties=near_ties))
+            out.append(run_row(model, rel, work, venv, full_size=full_size and size != "tiny",
+                               near_ties=near_ties))
         except Exception as exc:  # noqa: BLE001  (one failed row must not hide the others)
             out.append({"model": model, "peer": "TotalSegmentator", "peer_version": "?", "input": rel,
                         "agreement_pct": None, "near_ties": None, "disagreements_all_near_ties": None,
                         "same_grid": None, "same_labels": None, "notes": f"FAILED: {exc}"})
     return out
+
+
+def _skipped(model: str, rel: str, note: str) -> dict:
+    return {"model": model, "peer": "TotalSegmentator", "peer_version": "-", "input": rel, "agreement_pct": None,
+            "near_ties": None, "disagreements_all_near_ties": None, "same_grid": None, "same_labels": None,
+            "notes": note}
+
+
+def _catalogued() -> set[str]:
+    sys.path.insert(0, str(REPO / "src"))
+    from volseg.segmenters.catalogue import load_catalogue
+
+    return set(load_catalogue())

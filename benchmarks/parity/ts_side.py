@@ -85,13 +85,31 @@ def margin(task: str, mode: str, src: str, out: str) -> None:
             pred = nnUNetPredictor(tile_step_size=spec["step_size"], use_gaussian=True, use_mirroring=False,
                                    device=torch.device("cpu"), allow_tqdm=False)
             pred.initialize_from_trained_model_folder(str(folder), use_folds=spec["folds"])
-            # nnU-Net's SimpleITK order is (z, y, x): the NIfTI (x, y, z) array transposed
-            gap = _relative_gap(pred, data.transpose(2, 1, 0)[None], {"spacing": zooms[::-1]}).transpose(2, 1, 0)
+            gap = _split_gap(pred, data, zooms, multimodel=len(spec["parts"]) > 1)
             best = gap if best is None else np.minimum(best, gap)
         back = change_spacing(nib.Nifti1Image(best.astype(np.float32), rsp.affine), spec["resample"], shape,
                               order=0, dtype=np.float32, nr_cpus=1, force_affine=img.affine)
         final = undo_canonical(back, orig)
         np.savez_compressed(out, margin=np.asarray(final.dataobj, dtype=np.float32), affine=final.affine)
+
+
+def _split_gap(pred, data, zooms, *, multimodel):
+    """The gap on the (x, y, z) grid, slab by slab where TotalSegmentator splits the image (nnunet.py
+    ``do_triple_split``: its condition, slabs and stitching, written out here as it reads there)."""
+    import numpy as np
+
+    def gap_of(arr):  # nnU-Net's SimpleITK order is (z, y, x): the NIfTI (x, y, z) array transposed
+        return _relative_gap(pred, arr.transpose(2, 1, 0)[None], {"spacing": zooms[::-1]}).transpose(2, 1, 0)
+
+    ss = data.shape
+    if not (np.prod(ss) > 512 * 512 * 900 and ss[2] > 200 and multimodel):
+        return gap_of(data)
+    third, margin = ss[2] // 3, 20
+    out = np.zeros(ss, dtype=np.float32)
+    out[:, :, :third] = gap_of(data[:, :, :third + margin])[:, :, :-margin]
+    out[:, :, third:third * 2] = gap_of(data[:, :, third + 1 - margin:third * 2 + margin])[:, :, margin - 1:-margin]
+    out[:, :, third * 2:] = gap_of(data[:, :, third * 2 + 1 - margin:])[:, :, margin - 1:]
+    return out
 
 
 def _relative_gap(pred, image, props):

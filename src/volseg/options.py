@@ -31,6 +31,7 @@ class SegmentOptions:
     engine: EngineOverrides = field(default_factory=EngineOverrides)
     # TotalSegmentator habits
     fast: bool = False  # run the model's catalogued fast variant (e.g. total -> total-fast)
+    fastest: bool = False  # run the model's catalogued fastest variant (e.g. total_v3 -> total_v3-fastest)
     roi_subset: tuple[str, ...] | None = None  # only these classes are predicted, written and measured
     masks: bool = False  # also write segmentations/<class>.nii.gz, one 0/1 mask per class
 
@@ -43,6 +44,8 @@ class SegmentOptions:
         if self.anonymize and self.keep_phi:
             raise UsageError("--anonymize and --keep-phi contradict each other",
                              hint="--anonymize de-identifies the DICOM outputs; --keep-phi records the input path")
+        if self.fast and self.fastest:
+            raise UsageError("--fast and --fastest contradict each other", hint="give one of them")
         if self.roi_subset is not None:
             object.__setattr__(self, "roi_subset", parse_roi_subset(self.roi_subset))
 

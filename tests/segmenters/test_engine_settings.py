@@ -25,6 +25,7 @@ BEFORE = {
     'total_mr': ({'accumulator': 'auto', 'blend': 'auto', 'channels_last': False, 'export': 'exact', 'mirror': False, 'precision': 'auto', 'step': 0.8, 'window_batch': 1}, 1),
     'total_v3': ({'accumulator': 'auto', 'blend': 'auto', 'channels_last': False, 'export': 'exact', 'mirror': False, 'precision': 'auto', 'step': 0.8, 'window_batch': 1}, 1),
     'total_v3-fast': ({'accumulator': 'auto', 'blend': 'auto', 'channels_last': False, 'export': 'exact', 'mirror': False, 'precision': 'auto', 'step': 0.8, 'window_batch': 1}, 1),
+    'total_v3-fastest': ({'accumulator': 'auto', 'blend': 'auto', 'channels_last': False, 'export': 'exact', 'mirror': False, 'precision': 'auto', 'step': 0.8, 'window_batch': 1}, 1),
     'wholebody_ct_segmentation': ({'accumulator': 'auto', 'blend': 'auto', 'channels_last': False, 'export': 'exact', 'mirror': False, 'precision': 'auto', 'step': 0.75, 'window_batch': 1}, 1),
 }
 SUPPORTED = {"nnunet": ALL_SETTINGS, "monai_bundle": ALL_SETTINGS, "blast_ct": BLAST_CT_SUPPORTED}

@@ -13,7 +13,8 @@ _DEFAULT_OPTIONS = SegmentOptions()
 #: SegmentOptions fields recorded in the run key only when not at their default (added after the first key)
 _KEYED_IF_SET = ("rtstruct", "anonymize", "masks")
 #: SegmentOptions fields a batch chooses otherwise (--model, discovery) or cannot honour yet
-_NOT_FOR_BATCH = {"model": "--model", "series": "--series", "fast": "--fast", "roi_subset": "--roi-subset"}
+_NOT_FOR_BATCH = {"model": "--model", "series": "--series", "fast": "--fast", "fastest": "--fastest",
+                  "roi_subset": "--roi-subset"}
 _DEFAULT = {name: getattr(_DEFAULT_OPTIONS, name) for name in _KEYED_IF_SET}
 _GPUS_RE = re.compile(r"^(all|none|cpu|\d+(,\d+)*)$")
 

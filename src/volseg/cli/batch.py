@@ -53,6 +53,7 @@ def batch(
     export: flags.Export = None,
     members: flags.Members = None,
     skip_air: flags.SkipAir = None,
+    fastest: flags.Fastest = False,
 ) -> None:
     """Segment every study in a folder: models loaded once, resumable, one failed study never stops the rest."""
     from volseg import api
@@ -64,7 +65,8 @@ def batch(
                                     keep_phi=keep_phi, masks=masks, trust_bundle=trust_bundle, force=force,
                                     step=step, tta=tta, precision=precision, export=export, members=members,
                                     skip_air=skip_air)
-    options = with_overrides(BatchOptions(), models=parse_models(model) or None, shard=shard,
+    models = _fastest_variants(parse_models(model)) if fastest else parse_models(model)
+    options = with_overrides(BatchOptions(), models=models or None, shard=shard,
                              retry_failed=retry_failed or None, gpus=gpus, executor=executor,
                              address=address, reader=reader, collect=collect, segment=segment,
                              wait=wait or None, anonymize_ids=anonymize_ids or None, id_map=id_map)
@@ -75,6 +77,14 @@ def batch(
         _print_summary(summary)
     if summary.exit_code:
         raise typer.Exit(code=summary.exit_code)
+
+
+def _fastest_variants(models: tuple[str, ...]) -> tuple[str, ...]:
+    """``--fastest``: each model's catalogued fastest variant (the default model's when none is named)."""
+    from volseg.options import SegmentOptions
+    from volseg.segmenters.subset import resolve_model
+
+    return tuple(str(resolve_model(SegmentOptions(model=m, fastest=True))) for m in models or (None,))
 
 
 def slurm_script(

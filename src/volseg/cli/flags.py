@@ -31,6 +31,9 @@ TrustBundle = Annotated[bool, typer.Option(
 Force = Annotated[bool, typer.Option(
     "--force", help="Run the model(s) even on inputs they were not made for (other modality, not CT in HU, "
                     "other body region).")]
+Fastest = Annotated[bool, typer.Option(
+    "--fastest", help="Run each model's fastest variant (TotalSegmentator's --fastest: total_v3 → total_v3-fastest, "
+                      "6 mm); not together with --fast.")]
 JsonLog = Annotated[bool, typer.Option(
     "--json-log", help="Progress and outcomes as one JSON object per line on stderr (the events of "
                        "`volseg batch`).")]
@@ -70,4 +73,4 @@ def segment_options(*, step: float | None = None, tta: bool | None = None, preci
 
 
 #: flags without a --no- form: False means "not given" (SegmentOptions' default)
-_OFF_MEANS_UNSET = ("masks", "trust_bundle", "force", "fast")
+_OFF_MEANS_UNSET = ("masks", "trust_bundle", "force", "fast", "fastest")

@@ -44,6 +44,7 @@ def segment(
         None, "--input", "-i", help="An input, as TotalSegmentator takes it (repeatable; adds to the "
                                     "positional inputs)."),
     fast: bool = typer.Option(False, "--fast", help="Run the model's fast variant (total → total-fast)."),
+    fastest: flags.Fastest = False,
     roi_subset: Optional[str] = typer.Option(None, "--roi-subset", "--roi_subset", help="Only these classes, "
                                              "NAME[,NAME...]: written, measured, and only the model parts "
                                              "that predict them are run."),
@@ -61,7 +62,8 @@ def segment(
     options = flags.segment_options(model=model, device=device, series=series, html=html, dicom=dicom,
                                     rtstruct=rtstruct, anonymize=anonymize, keep_phi=keep_phi,
                                     trust_bundle=trust_bundle, step=step, tta=tta, precision=precision,
-                                    export=export, members=members, skip_air=skip_air, fast=fast, roi_subset=roi_subset,
+                                    export=export, members=members, skip_air=skip_air, fast=fast,
+                                    fastest=fastest, roi_subset=roi_subset,
                                     masks=masks, force=force)
     if keep_phi:
         note("--keep-phi is deprecated: the DICOM outputs carry the source's identifiers by default "

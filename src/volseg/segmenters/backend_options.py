@@ -56,6 +56,16 @@ class WithEngine(StrictModel):
     engine: CatalogueEngine = CatalogueEngine()
 
 
+class TripleSplit(StrictModel):
+    """TotalSegmentator's split of a large image into three overlapping slabs along the S axis
+    (``backends/nnunet_split.py``): when the image on the model grid has more than ``min_voxels``
+    voxels and more than ``min_slices`` slices; slabs overlap by ``margin`` slices each way."""
+
+    min_voxels: int = Field(512 * 512 * 900, ge=0)
+    min_slices: int = Field(200, ge=0)
+    margin: int = Field(20, ge=1)
+
+
 class NnUNetOptions(PartOptions, WithEngine):
     """``nnunet``: the trained-model folder(s), orientation, body crop and engine settings."""
 
@@ -65,6 +75,8 @@ class NnUNetOptions(PartOptions, WithEngine):
     crop_to_body: bool = False  # only where the catalogue knows the model tolerates it
     # TotalSegmentator's way: resample to input.spacing_mm with this spline order before nnU-Net
     pre_resample_order: int | None = Field(default=None, ge=0, le=5)
+    # TotalSegmentator's three-slab split of large images (its multi-part tasks only)
+    triple_split: TripleSplit | None = None
 
 
 class MonaiBundleOptions(WithEngine):

@@ -238,6 +238,9 @@ class ModelEntry(StrictModel):
     fast_variant: str | None = Field(
         None, pattern=r"^[a-z0-9][a-z0-9_\-]*$",
         description="catalogue entry run for --fast (a faster, coarser model of the same family)")
+    fastest_variant: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9_\-]*$",
+        description="catalogue entry run for --fastest (the family's fastest, coarsest model)")
 
     @model_validator(mode="before")
     @classmethod
@@ -295,6 +298,8 @@ class ModelEntry(StrictModel):
             raise ValueError("a model cannot crop to its own output")
         if self.fast_variant == self.name:
             raise ValueError("a model cannot be its own fast variant")
+        if self.fastest_variant == self.name:
+            raise ValueError("a model cannot be its own fastest variant")
         return self
 
     # ---- derived ------------------------------------------------------------------------
@@ -366,21 +371,25 @@ def _check_cascades(entries: dict[str, ModelEntry]) -> None:
 
 def _check_fast_variants(entries: dict[str, ModelEntry]) -> None:
     for entry in entries.values():
-        if entry.fast_variant is not None and entry.fast_variant not in entries:
-            raise ModelError(f"{entry.name}: fast variant {entry.fast_variant!r} is not catalogued",
-                             hint=unknown_choice_hint(entry.fast_variant, entries))
+        for kind, variant in (("fast", entry.fast_variant), ("fastest", entry.fastest_variant)):
+            if variant is not None and variant not in entries:
+                raise ModelError(f"{entry.name}: {kind} variant {variant!r} is not catalogued",
+                                 hint=unknown_choice_hint(variant, entries))
 
 
-def fast_variant(name: str) -> str:
-    """The catalogue entry ``--fast`` runs instead of model ``name``; UsageError when it has none."""
+def fast_variant(name: str, *, fastest: bool = False) -> str:
+    """The catalogue entry ``--fast`` (``fastest``: ``--fastest``) runs instead of model ``name``;
+    UsageError when it has none."""
     from volseg.errors import UsageError
 
-    entry = get_entry(name)
-    if entry.fast_variant is None:
-        having = sorted(e.name for e in load_catalogue().values() if e.fast_variant)
-        raise UsageError(f"model {name!r} has no fast variant, so --fast cannot apply",
+    field = "fastest_variant" if fastest else "fast_variant"
+    flag = "--fastest" if fastest else "--fast"
+    variant = getattr(get_entry(name), field)
+    if variant is None:
+        having = sorted(e.name for e in load_catalogue().values() if getattr(e, field))
+        raise UsageError(f"model {name!r} has no {field.replace('_', ' ')}, so {flag} cannot apply",
                          hint=f"models with one: {', '.join(having)}" if having else None)
-    return entry.fast_variant
+    return str(variant)
 
 
 def get_entry(name: str) -> ModelEntry:

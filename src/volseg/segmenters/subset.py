@@ -27,17 +27,19 @@ log = logging.getLogger(__name__)
 
 
 def resolve_model(options: SegmentOptions) -> str | None:
-    """``options.model``, or with ``options.fast`` the fast variant of it (or of the default model)."""
-    if not options.fast:
+    """``options.model``, or with ``options.fast`` (``fastest``) the fast (fastest) variant of it (or of
+    the default model)."""
+    if not (options.fast or options.fastest):
         return options.model
     from volseg.segmenters.catalogue import fast_variant
     from volseg.segmenters.registry import default_model, is_model_path
 
+    flag = "--fastest" if options.fastest else "--fast"
     model = options.model or default_model()
     if is_model_path(model):
-        raise UsageError("--fast applies to catalogue models only", path=model)
-    variant = fast_variant(model)
-    log.info("--fast: running %s instead of %s", variant, model)
+        raise UsageError(f"{flag} applies to catalogue models only", path=model)
+    variant = fast_variant(model, fastest=options.fastest)
+    log.info("%s: running %s instead of %s", flag, variant, model)
     return variant
 
 

@@ -28,10 +28,11 @@ from pydantic import ValidationError
 
 from volseg.errors import ModelError
 from volseg.labels import LabelTable
-from volseg.segmenters.backend_options import NnUNetOptions, PartOptions
+from volseg.segmenters.backend_options import NnUNetOptions, PartOptions, TripleSplit
 from volseg.segmenters.backends.nnunet_folder import ModelFolder, read_model_folder
 from volseg.segmenters.backends.nnunet_pipeline import BodyCrop, NnUNetPart
 from volseg.segmenters.backends.nnunet_presample import PreResample
+from volseg.segmenters.backends.nnunet_split import predict_in_slabs, split_applies
 from volseg.segmenters.base import ProgressCallback, check_on_grid, no_progress
 from volseg.segmenters.device import describe_device, resolve_device
 from volseg.segmenters.engine.settings import EngineOverrides, EngineSettings
@@ -76,7 +77,7 @@ def load(entry: ModelEntry, *, device: str = "auto", model_dir: str | Path | Non
                            settings=engine_settings(entry, engine, device_type=device_type, supported=FOLDS),
                            reorient_to=orientation, entry=entry,
                            body_crop=BodyCrop() if options.crop_to_body else None,
-                           pre_resample=_pre_resample(entry, options))
+                           pre_resample=_pre_resample(entry, options), triple_split=options.triple_split)
 
 
 def _pre_resample(entry: ModelEntry, options: NnUNetOptions) -> PreResample | None:
@@ -182,13 +183,15 @@ class NnUNetSegmenter:
     def __init__(self, parts: list[tuple[ModelFolder, dict[int, int] | None]], *, name: str, version: str,
                  labels: LabelTable, device: str = "auto", settings: EngineSettings | None = None,
                  reorient_to: str | None = None, body_crop: BodyCrop | None = None,
-                 entry: ModelEntry | None = None, pre_resample: PreResample | None = None):
+                 entry: ModelEntry | None = None, pre_resample: PreResample | None = None,
+                 triple_split: TripleSplit | None = None):
         self.entry = entry  # None: a trained-model folder given by path
         self.name, self.version, self.labels = name, version, labels
         self.settings = settings = settings or EngineSettings()
         self.reorient_to = reorient_to
         self.body_crop = body_crop
         self.pre_resample = pre_resample
+        self.triple_split = triple_split
         self.device = resolve_device(device)
         self.parts = [NnUNetPart(replace(folder, folds=tuple(first_members(folder.folds, settings.members, model=name,
                                                                            kind="folds"))), self.device, settings)
@@ -205,27 +208,42 @@ class NnUNetSegmenter:
         spacing: tuple[float, ...] = work.spacing
         if self.pre_resample is not None:
             array, spacing = self.pre_resample.image(array, spacing)
+        split = self.triple_split if split_applies(array.shape, self.triple_split) else None
+        if split is not None:
+            log.info("%s: image of %s voxels on the model grid, predicted in three slabs (as TotalSegmentator)",
+                     self.name, "x".join(str(n) for n in array.shape))
+        combined, runs = self._merge_parts(array, spacing, progress, split)
+        if self.pre_resample is not None:
+            combined = self.pre_resample.labels_back(combined, work.shape)
+        out = undo_reorient(combined, volume, self.reorient_to) if self.reorient_to else volume.with_array(combined)
+        self._last = {"parts": runs, "seconds": time.perf_counter() - t0, "split": split is not None}
+        return check_on_grid(out, volume, self.name)
+
+    def _merge_parts(self, array: np.ndarray, spacing: tuple[float, ...], progress: ProgressCallback,
+                     split: TripleSplit | None) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Each part's labels mapped to the output's, later parts winning where they predict a class
+        (TotalSegmentator's merge); with ``split``, each part runs slab by slab (``nnunet_split``)."""
         dtype = np.uint8 if max(self.labels, default=0) < 256 else np.uint16
-        combined = None
-        runs = []
+        combined: np.ndarray | None = None
+        runs: list[dict[str, Any]] = []
         for i, (part, mapping) in enumerate(zip(self.parts, self.label_maps)):
             stage = (lambda s, d, t, i=i: progress(f"part {i + 1}/{len(self.parts)}: {s}", d, t)) \
                 if len(self.parts) > 1 else progress
-            result = part.predict(array, spacing, self.settings, label_map=mapping,
-                                  body_crop=self.body_crop, progress=stage)
-            mapped = result.labels.astype(dtype, copy=False)
+
+            def run(a: np.ndarray, part=part, mapping=mapping, stage=stage) -> np.ndarray:
+                result = part.predict(a, spacing, self.settings, label_map=mapping,
+                                      body_crop=self.body_crop, progress=stage)
+                runs.append(result.info)
+                return result.labels.astype(dtype, copy=False)
+
+            mapped = run(array) if split is None else predict_in_slabs(run, array, split.margin)
             if combined is None:
                 combined = mapped
             else:
                 np.copyto(combined, mapped, where=mapped != 0)
-            runs.append(result.info)
         if combined is None:
             raise ModelError(f"model {self.name!r} has no part to run")
-        if self.pre_resample is not None:
-            combined = self.pre_resample.labels_back(combined, work.shape)
-        out = undo_reorient(combined, volume, self.reorient_to) if self.reorient_to else volume.with_array(combined)
-        self._last = {"parts": runs, "seconds": time.perf_counter() - t0}
-        return check_on_grid(out, volume, self.name)
+        return combined, runs
 
     def _check_modality(self, modality: str | None) -> None:
         """Refuse MR/PET input for models normalised as CT (they expect Hounsfield units)."""
@@ -243,6 +261,7 @@ class NnUNetSegmenter:
             details={"reorient_to": self.reorient_to, "body_crop": self.body_crop is not None,
                      **({"pre_resample": {"spacing_mm": list(self.pre_resample.spacing_mm),
                                           "order": self.pre_resample.order}} if self.pre_resample else {}),
+                     **({"triple_split": True} if self._last.get("split") else {}),
                      "mirror_axes": [list(p.folder.mirror_axes) for p in self.parts],
                      "runs": runs, "fallbacks": [f for r in runs for f in r.get("fallbacks", [])]})
 
