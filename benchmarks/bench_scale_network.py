@@ -54,9 +54,9 @@ def timed(fn, x, reps: int) -> tuple[float, float, object]:
 
 
 def main(argv=None) -> int:
+    import bench_scale_prepare as prep
     import torch
 
-    import bench_scale_prepare as prep
     from volseg.segmenters.engine.precision import autocast, autocast_dtype
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
