@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 from benchmarks.parity import totalseg, totalseg_subtasks  # the repository root is on the path
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.environ.get("VOLSEG_LONG_PARITY") != "1",
+                       reason="runs both programs for minutes: set VOLSEG_LONG_PARITY=1 to run it"),
+]
 
 
 @pytest.fixture(scope="module")

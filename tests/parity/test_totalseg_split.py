@@ -5,16 +5,21 @@ The synthetic image (``benchmarks.parity.fabricate.synthetic_input``) is zero ou
 through every slice, so nnU-Net's non-zero crop keeps each slab's network run small; the split itself
 (condition, overlap, stitching) is decided on the image size. Per-slab z-score normalisation (MR) makes
 a wrong slab or seam visible. Needs TotalSegmentator's own virtual environment; skips without it.
-It holds ~3 GB per program in memory: slow-marked, run on demand.
+It holds ~3 GB per program in memory: run on demand (VOLSEG_LONG_PARITY=1).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from benchmarks.parity import totalseg
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.environ.get("VOLSEG_LONG_PARITY") != "1",
+                       reason="runs both programs for minutes: set VOLSEG_LONG_PARITY=1 to run it"),
+]
 
 
 @pytest.fixture(scope="module")
