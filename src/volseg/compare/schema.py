@@ -11,26 +11,16 @@ from typing import Any
 
 from volseg.compare.results import SCHEMA_VERSION, Comparison
 from volseg.errors import InputError
+from volseg.reports import schema as report_schema
+from volseg.reports.schema import schema_text
 
 SCHEMA_FILE = "comparison.schema.json"
 SNAPSHOT_DIR = "schemas"
-JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def generate_schema(version: str = SCHEMA_VERSION) -> dict[str, Any]:
     """The JSON Schema of :class:`Comparison` with its dialect, title and version stated."""
-    schema = Comparison.model_json_schema()
-    return {
-        "$schema": JSON_SCHEMA_DIALECT,
-        "$id": f"https://volseg.org/schemas/comparison-{version}.schema.json",
-        "title": "volseg follow-up comparison",
-        "x-schema-version": version,
-        **{k: v for k, v in schema.items() if k != "title"},
-    }
-
-
-def schema_text(schema: dict[str, Any]) -> str:
-    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    return report_schema.generate_schema(Comparison, version, name="comparison", title="volseg follow-up comparison")
 
 
 def package_dir() -> Path:

@@ -30,13 +30,14 @@ JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
 # ---- generation ------------------------------------------------------------------------------
-def generate_schema(model: type[BaseModel] = Report, version: str = SCHEMA_VERSION) -> dict[str, Any]:
-    """The JSON Schema of ``model`` with its dialect, title and version stated."""
+def generate_schema(model: type[BaseModel] = Report, version: str = SCHEMA_VERSION, *, name: str = "report",
+                    title: str = "volseg per-study report") -> dict[str, Any]:
+    """The JSON Schema of ``model`` with its dialect, title and version stated (``name`` in its ``$id``)."""
     schema = model.model_json_schema()
     return {
         "$schema": JSON_SCHEMA_DIALECT,
-        "$id": f"https://volseg.org/schemas/report-{version}.schema.json",
-        "title": "volseg per-study report",
+        "$id": f"https://volseg.org/schemas/{name}-{version}.schema.json",
+        "title": title,
         "x-schema-version": version,
         **{k: v for k, v in schema.items() if k != "title"},
     }
