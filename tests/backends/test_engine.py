@@ -167,3 +167,18 @@ def test_settings_are_validated():
     with pytest.raises(UsageError, match="unknown engine setting"):
         EngineSettings().with_options(overlap=0.5)
     assert EngineSettings().with_options(step=0.25, mirror=None).step == 0.25
+
+
+def test_engine_blends_with_nnunet_predictors_own_weights():
+    """nnUNetPredictor makes its map in float16 with value scale 10: tails below float16's range take
+    the smallest weight. The engine blends with those values (in float32), not the float32 map."""
+    from volseg.segmenters.engine.gaussian import blending_weights
+
+    patch = (128, 112, 112)
+    theirs = nnunet_swp.compute_gaussian(patch, sigma_scale=1.0 / 8, value_scaling_factor=10, dtype=torch.float16,
+                                         device=torch.device("cpu"))
+    ours = blending_weights(patch)
+    assert ours.dtype == torch.float32 and torch.equal(ours, theirs.float())
+    corner = float(ours[0, 0, 0])
+    assert corner == float(ours.min()) and float(ours[0, 0, 1]) == corner  # flattened tails, as nnU-Net's
+    assert float(gaussian_weights(patch)[0, 0, 1]) > float(gaussian_weights(patch)[0, 0, 0])  # float32 map

@@ -109,3 +109,18 @@ def test_lesion_picture_draws_every_piece():
     yellow = (pixels[..., 0] > 0.9) & (pixels[..., 1] > 0.8) & (pixels[..., 2] < 0.2)
     assert orange.sum() > 20 and yellow.sum() > 50
     assert "2 separate pieces" in picture.caption
+
+
+def test_instances_measured_on_several_cores_equal_those_of_one(monkeypatch):
+    labels = np.zeros((70, 50, 6), np.uint8)
+    labels[_u_shape()] = 2
+    labels[0:5, 20:25, 2:4] = 2
+    labels[40:45, 25:30, 2:4] = 2
+    labels[50:60, 30:45, 0:3] = 3
+    image = np.full(labels.shape, 40, np.int16)
+    affine = centred_affine(SPACING, np.eye(3), labels.shape)
+    measured = {}
+    for workers in ("1", "3"):
+        monkeypatch.setenv("VOLSEG_WORKERS", workers)
+        measured[workers] = measure_instances(labels, affine, {2: "liver_tumor", 3: "kidney_cyst"}, image=image)
+    assert measured["1"] == measured["3"] and len(measured["1"]) == 4

@@ -89,3 +89,13 @@ def test_report_without_later_fields_renders(phantom_report):
     plain = Report.model_validate({k: v for k, v in phantom_report.model_dump().items() if k in core})
     page = render_html(plain)
     assert "Lesions and lymph nodes" not in page and "Airway tree" not in page and "<table" in page
+
+
+def test_pictures_drawn_on_several_cores_are_those_of_one(tmp_path, monkeypatch):
+    report, image, labels = _lesion_report(tmp_path)
+    drawn = {}
+    for workers in ("1", "4"):  # 4: the 3 views, the airway and the lesion shared by forked workers
+        monkeypatch.setenv("VOLSEG_WORKERS", workers)
+        main, lesions, notes = study_pictures(report, LESION_LABELS, labels, image)
+        drawn[workers] = [(p.key, p.caption, p.png) for p in [*main, *lesions]], notes
+    assert drawn["1"] == drawn["4"] and len(drawn["1"][0]) == 4

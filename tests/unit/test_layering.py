@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 #: package prefix -> layer; a module may import only from its own layer or below
 LAYERS: tuple[tuple[str, int], ...] = (
-    ("volseg.errors", 1), ("volseg.volume", 1), ("volseg.labels", 1), ("volseg.strict", 1), ("volseg.phantom", 1),
+    ("volseg.errors", 1), ("volseg.volume", 1), ("volseg.parallel", 1), ("volseg.labels", 1), ("volseg.strict", 1), ("volseg.phantom", 1),
     ("volseg.io", 2), ("volseg.postprocess", 3), ("volseg.segmenters", 4), ("volseg.reports", 5),
     ("volseg.options", 6), ("volseg.pipeline", 7), ("volseg.compare", 7), ("volseg.batch", 8), ("volseg.api", 9),
     ("volseg.cli", 10),

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from volseg.parallel import map_forked
 from volseg.postprocess.diameters import Caliper, Point, axial_diameters, feret_diameter
 from volseg.postprocess.instances import Instance, split_classes
 from volseg.postprocess.lymph_nodes import short_axis_class
@@ -81,11 +82,12 @@ def measure_instances(labels: np.ndarray, affine: np.ndarray, classes: Mapping[i
     instances = split_classes(labels, classes, voxel_volume_mm3=vox, connectivity=connectivity,
                               min_volume_mm3=min_volume_mm3)
     outside = outside_fov_mask(image) if image is not None else None
-    out = []
-    for inst in instances:
+
+    def measure_one(inst: Instance) -> InstanceMeasurement:
         m = _measure(inst, affine, vox, image, organ_map, organ_names or {}, locate_node)
-        out.append(dataclasses.replace(m, touches_fov=touches_fov(inst.mask, inst.offset, labels.shape, outside)))
-    return out
+        return dataclasses.replace(m, touches_fov=touches_fov(inst.mask, inst.offset, labels.shape, outside))
+
+    return map_forked(measure_one, instances)  # each instance on its own: spread over the cores
 
 
 def _measure(inst: Instance, affine, vox, image, organ_map, organ_names, locate_node) -> InstanceMeasurement:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import base64
 import html
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -23,9 +24,17 @@ from typing import Any
 from volseg import __version__
 from volseg.io.atomic import write_text
 from volseg.labels import LabelTable
+from volseg.parallel import map_forked
 from volseg.postprocess.qc import is_fov_exempt
 from volseg.reports.model import Report
-from volseg.reports.pictures import DisplayVolumes, Picture, airway_picture, lesion_picture, overview_pictures
+from volseg.reports.pictures import (
+    VIEWS,
+    DisplayVolumes,
+    Picture,
+    airway_picture,
+    lesion_picture,
+    overview_picture,
+)
 from volseg.reports.warning_folds import WarningGroup, fold_warnings
 from volseg.volume import Volume
 
@@ -70,16 +79,21 @@ def study_pictures(report: Report, labels: LabelTable, segmentation: Volume, ima
     is_ct = report.input.modality == "CT" or any(s.mean_hu is not None for s in report.structures)
     display = DisplayVolumes.build(segmentation, image, is_ct=is_ct)
     notes = [] if image is not None else [NO_IMAGE_NOTE]
-    main = overview_pictures(display, labels)
-    airway = as_dict(getattr(report, "airway", None))
-    mip = airway_picture(display, labels, [as_dict(b) for b in airway.get("branches", [])])
-    if mip is not None:
-        main.append(mip)
+    branches = [as_dict(b) for b in as_dict(getattr(report, "airway", None)).get("branches", [])]
     rows = sorted(instances(report), key=lambda i: -(i.get("long_axis_mm") or 0.0))
-    lesions = [p for p in (lesion_picture(display, labels, i) for i in rows[:max_lesions]) if p]
+    jobs: list[Callable[[], Picture | None]] = [partial(overview_picture, display, labels, view) for view in VIEWS]
+    jobs.append(partial(airway_picture, display, labels, branches))
+    jobs += [partial(lesion_picture, display, labels, row) for row in rows[:max_lesions]]
+    drawn = map_forked(_draw, jobs)  # each picture on its own: spread over the cores
+    main = [p for p in drawn[:len(VIEWS) + 1] if p is not None]
+    lesions = [p for p in drawn[len(VIEWS) + 1:] if p is not None]
     if len(rows) > max_lesions:
         notes.append(f"{len(rows) - max_lesions} smaller lesions are listed in the table but not pictured.")
     return main, lesions, notes
+
+
+def _draw(job: Callable[[], Picture | None]) -> Picture | None:
+    return job()
 
 
 def write_report_html(out_dir: str | Path, report: Report, labels: LabelTable, segmentation: Volume,
@@ -220,9 +234,10 @@ def _lesions_section(report: Report, pictures: Sequence[Picture]) -> str:
     head = ["Instance", "Class", "Kind", "Host organ", "Volume (mL)", "Long axis (mm)", "Short axis (mm)",
             "Short-axis class", "Station", "Mean (HU)", "RECIST target"]
     rows = []
+    pictured = {p.key for p in pictures}
     for r in rows_in:
         link = escape(r.get("instance_id", ""))
-        if any(p.key == f"lesion-{r.get('instance_id')}" for p in pictures):
+        if f"lesion-{r.get('instance_id')}" in pictured:
             link = f'<a href="#lesion-{link}">{link}</a>'
         rows.append(([link, escape(r.get("class_name", "")), escape(r.get("kind", "")), escape(r.get("host_organ") or "—"),
                       _n(r.get("volume_ml"), 2), _n(r.get("long_axis_mm"), 1), _n(r.get("short_axis_mm"), 1),

@@ -132,23 +132,25 @@ def busiest_slice(labels: np.ndarray, axis: int, *, step: int = 1) -> int:
 # ---- pictures ------------------------------------------------------------------------------------------
 def overview_pictures(display: DisplayVolumes, labels: LabelTable) -> list[Picture]:
     """Axial, coronal and sagittal slices through the busiest slices, every structure outlined."""
-    pictures = []
+    return [overview_picture(display, labels, view) for view in VIEWS]
+
+
+def overview_picture(display: DisplayVolumes, labels: LabelTable, view: str) -> Picture:
+    """One view's slice through the busiest slice, every structure outlined."""
     lab = display.labels
-    for view in VIEWS:
-        fixed = _VIEW_AXES[view][0]
-        index = busiest_slice(lab.array, fixed, step=_sampling_step(lab.shape))
-        plane = view_plane(lab.array, view, index)
-        fig, ax = _cropped_figure(plane, lab.spacing, view)
-        _draw_background(ax, display, view, index)
-        draw_outlines(ax, plane, labels, filled=display.image is None)
-        _crop(ax, plane, lab.spacing, view)
-        _edge_letters(ax, view)
-        position = lab.index_to_world(_index_on(fixed, index))[fixed]
-        axis_name = "RAS"[fixed]
-        caption = (f"{view.capitalize()} slice {index + 1} of {lab.shape[fixed]} "
-                   f"({axis_name} = {position:.1f} mm), radiological convention")
-        pictures.append(Picture(view, f"{view.capitalize()} view", caption, _png(fig)))
-    return pictures
+    fixed = _VIEW_AXES[view][0]
+    index = busiest_slice(lab.array, fixed, step=_sampling_step(lab.shape))
+    plane = view_plane(lab.array, view, index)
+    fig, ax = _cropped_figure(plane, lab.spacing, view)
+    _draw_background(ax, display, view, index)
+    draw_outlines(ax, plane, labels, filled=display.image is None)
+    _crop(ax, plane, lab.spacing, view)
+    _edge_letters(ax, view)
+    position = lab.index_to_world(_index_on(fixed, index))[fixed]
+    axis_name = "RAS"[fixed]
+    caption = (f"{view.capitalize()} slice {index + 1} of {lab.shape[fixed]} "
+               f"({axis_name} = {position:.1f} mm), radiological convention")
+    return Picture(view, f"{view.capitalize()} view", caption, _png(fig))
 
 
 def lesion_picture(display: DisplayVolumes, labels: LabelTable, instance: JsonObject,

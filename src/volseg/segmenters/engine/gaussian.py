@@ -6,6 +6,13 @@ sigma = patch / 8 per axis, truncated at 4 sigma (``scipy.ndimage.gaussian_filte
 divided by its maximum (times a scale), zeros replaced by the smallest non-zero weight. The filter
 is separable and the impulse has one non-zero voxel, so the n-D result is exactly the outer product
 of three 1-D kernels computed in the same order; ``tests/backends`` checks bit-equality.
+
+The engine blends with :func:`blending_weights`: the map exactly as ``nnUNetPredictor`` makes it
+(value scale 10, float16), used in float32. In float16 the Gaussian's far tails (a window's corners,
+below about 6e-8) underflow and become the smallest weight, so where only corners of several windows
+overlap, nnU-Net weighs them alike instead of by their true Gaussian ratio. With the float32 map the
+labels there differ from nnU-Net's by more than rounding (a top-2 logit gap up to 13 % on
+TotalSegmentator's example CT; ``benchmarks/parity``).
 """
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ if TYPE_CHECKING:
     import torch
 
 SIGMA_SCALE = 1.0 / 8.0
+NNUNET_VALUE_SCALE = 10.0  # nnUNetPredictor's value_scaling_factor
 
 
 @lru_cache(maxsize=8)
@@ -50,3 +58,11 @@ def gaussian_weights(patch: tuple[int, ...], *, sigma_scale: float = SIGMA_SCALE
     if bool(zero.any()):
         g[zero] = torch.min(g[~zero])
     return g
+
+
+def blending_weights(patch: tuple[int, ...], *, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The engine's window weights (float32): nnUNetPredictor's own map, made in float16 with its value
+    scale (tails below float16's range take the smallest weight), so seams blend as nnU-Net's do."""
+    import torch
+
+    return gaussian_weights(patch, value_scale=NNUNET_VALUE_SCALE, dtype=torch.float16, device=device).float()

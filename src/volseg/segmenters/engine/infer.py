@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from volseg.segmenters.base import ProgressCallback, no_progress
-from volseg.segmenters.engine.gaussian import gaussian_weights
+from volseg.segmenters.engine.gaussian import blending_weights
 from volseg.segmenters.engine.oom import Attempt, with_oom_fallback
 from volseg.segmenters.engine.precision import autocast_dtype, precision_name
 from volseg.segmenters.engine.settings import EngineSettings
@@ -40,7 +40,7 @@ def run_windows(image: torch.Tensor, predictor: Predictor, *, channels: int, pat
     patch = tuple(int(p) for p in patch)
     device = image.device
     padded, keep = pad_to_patch(image, patch)
-    weights = gaussian_weights(patch, device=device)
+    weights = blending_weights(patch, device=device)
     dtype = autocast_dtype(settings.precision, device)
     axes = tuple(mirror_axes) if settings.mirror else ()
     acc_device = torch.device("cpu") if settings.accumulator == "cpu" else device

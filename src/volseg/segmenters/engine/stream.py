@@ -23,7 +23,7 @@ from volseg.segmenters.engine import sliding_window
 from volseg.segmenters.engine.air import AirMask
 from volseg.segmenters.engine.band import Band
 from volseg.segmenters.engine.export import AffineHead, LabelDecoder
-from volseg.segmenters.engine.gaussian import gaussian_weights
+from volseg.segmenters.engine.gaussian import blending_weights
 from volseg.segmenters.engine.oom import Attempt, with_oom_fallback
 from volseg.segmenters.engine.precision import autocast_dtype, precision_name
 from volseg.segmenters.engine.resample import AxisMap
@@ -112,7 +112,7 @@ def segment_windows(image: torch.Tensor, predictor: Predictor, *, channels: int,
     device = image.device
     padded, keep = pad_to_patch(image, patch)
     dtype = autocast_dtype(settings.precision, device)
-    job = _Job(predictor, channels, patch, gaussian_weights(patch, device=device), settings.step,
+    job = _Job(predictor, channels, patch, blending_weights(patch, device=device), settings.step,
                tuple(mirror_axes) if settings.mirror else (), dtype, settings.channels_last, air,
                tuple(int(k.start or 0) for k in keep))
     acc_device = torch.device("cpu") if settings.accumulator == "cpu" else device

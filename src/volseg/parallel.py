@@ -1,0 +1,130 @@
+"""Independent, CPU-bound steps after the network (lesion measurements, pictures) on several cores.
+
+After the network every step is single-threaded numpy/scipy/matplotlib work, so on a machine with
+more than one core the rest wait. :func:`map_forked` computes ``[fn(x) for x in items]`` with the
+items shared round-robin between this process and forked copies of it (``fork`` only, on Linux:
+the label map and the image are shared, not copied or pickled; only the results travel back). The
+results, their order and any exception are those of the plain loop: a share whose child fails is
+computed again here, so the real exception is raised in this process.
+
+Workers: the cores this process may use (``sched_getaffinity``: SLURM's and taskset's limits), at
+most :data:`MAX_WORKERS`; ``VOLSEG_WORKERS=N`` sets it (``1``: never fork). Nothing is forked where
+forking is unsafe or refused (not Linux, a daemonic process, a child of this function) — the plain
+loop runs instead. The work given must not use torch (its thread pools do not survive a fork).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+MAX_WORKERS = 4
+WORKERS_ENV = "VOLSEG_WORKERS"
+_IN_CHILD = False
+
+
+def worker_count() -> int:
+    """How many processes :func:`map_forked` uses (1: none forked)."""
+    given = os.environ.get(WORKERS_ENV, "").strip()
+    if given:
+        try:
+            return max(1, int(given))
+        except ValueError:
+            log.warning("%s=%r is not a whole number: using the available cores", WORKERS_ENV, given)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_WORKERS))
+
+
+def map_forked(fn: Callable[[T], R], items: Iterable[T], *, workers: int | None = None) -> list[R]:
+    """``[fn(x) for x in items]``, the items shared between this process and ``workers - 1`` forks."""
+    items = list(items)
+    n = min(worker_count() if workers is None else max(1, workers), len(items))
+    if n < 2 or not _can_fork():
+        return [fn(x) for x in items]
+    children = [_start(fn, items[k::n]) for k in range(1, n)]
+    try:
+        shares: list[list[R]] = [[fn(x) for x in items[0::n]]]
+    except BaseException:
+        for child in children:
+            _stop(child)
+        raise
+    for k, child in enumerate(children, start=1):
+        got = _collect(child)
+        shares.append(got if got is not None else [fn(x) for x in items[k::n]])
+    out: list[Any] = [None] * len(items)
+    for k, share in enumerate(shares):
+        out[k::n] = share
+    return out
+
+
+def _can_fork() -> bool:
+    import multiprocessing
+
+    return sys.platform == "linux" and not _IN_CHILD and not multiprocessing.current_process().daemon
+
+
+def _start(fn: Callable[[T], R], share: Sequence[T]):
+    """A forked child computing ``share``; None where it could not be started."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=_child, args=(fn, share, send), daemon=True, name="volseg-worker")
+    try:
+        process.start()
+    except (OSError, AssertionError, ValueError) as exc:
+        log.debug("could not fork a worker (%s): computing its share here", exc)
+        receive.close()
+        send.close()
+        return None
+    send.close()
+    return process, receive
+
+
+def _child(fn: Callable[[T], R], share: Sequence[T], send) -> None:
+    global _IN_CHILD
+    _IN_CHILD = True
+    try:
+        result: tuple[str, Any] = ("ok", [fn(x) for x in share])
+    except BaseException as exc:  # the parent recomputes the share and raises it there
+        result = ("failed", f"{type(exc).__name__}: {exc}")
+    try:
+        send.send(result)
+    finally:
+        send.close()
+
+
+def _stop(child) -> None:
+    if child is not None:
+        process, receive = child
+        process.terminate()
+        process.join()
+        receive.close()
+
+
+def _collect(child) -> list | None:
+    """The child's results; None (and the child reaped) where it failed or died."""
+    if child is None:
+        return None
+    process, receive = child
+    try:
+        status, value = receive.recv()
+    except (EOFError, OSError) as exc:
+        status, value = "failed", f"the worker ended without an answer ({exc or type(exc).__name__})"
+    finally:
+        receive.close()
+        process.join()
+    if status != "ok":
+        log.debug("a worker failed (%s): computing its share here", value)
+        return None
+    return value
