@@ -38,6 +38,8 @@ MODELS = {"total-fast": ("total", "fast", ["--fast"]), "total": ("total", "defau
 #: :func:`fabricate.synthetic_input`; "tiny": tiny networks even with --full-size)
 ROWS = [("total-fast", "chest-ct-dicom", None), ("total-fast", "totalseg-example/example_ct.nii.gz", None),
         ("total", "totalseg-example/example_ct.nii.gz", None),
+        ("total_v3-fast", "totalseg-example/example_ct.nii.gz", None),
+        ("total_v3", "totalseg-example/example_ct.nii.gz", None),
         ("total_mr", "totalseg-example/example_mr_sm.nii.gz", None),
         ("total-fastest", "totalseg-example/example_ct.nii.gz", None),
         ("total_v3-fastest", "totalseg-example/example_ct.nii.gz", None),

@@ -109,7 +109,8 @@ def apply(array: np.ndarray, matrices: dict[int, np.ndarray], device=None) -> np
     todo = {d: m for d, m in matrices.items() if not (m.shape[0] == m.shape[1] and np.allclose(m, np.eye(m.shape[0])))}
     if not todo:
         return np.asarray(array, dtype=np.float32)
-    x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device or "cpu")
+    a = np.ascontiguousarray(array, dtype=np.float32)
+    x = torch.from_numpy(a if a.flags.writeable else a.copy()).to(device or "cpu")  # torch needs writable memory
     return apply_separable(x, todo).cpu().numpy()
 
 
