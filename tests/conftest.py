@@ -28,6 +28,19 @@ def shared_data() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def ts_venv() -> Path:
+    """TotalSegmentator 2.18's own virtual environment, for the parity tests (``VOLSEG_PEER_TS_VENV``,
+    default ``/work/peers/ts-venv``; ``benchmarks/parity/make_venvs.sh`` makes it). Skips without it."""
+    from benchmarks.parity import totalseg  # the repository root is on the path (tests is a package)
+
+    found = totalseg.ts_venv()
+    if found is None or not (found / "bin" / "TotalSegmentator").exists():
+        pytest.skip("no TotalSegmentator venv: set VOLSEG_PEER_TS_VENV to one with TotalSegmentator 2.18 installed "
+                    "(benchmarks/parity/make_venvs.sh)")
+    return found
+
+
 @dataclass(frozen=True)
 class CliRun:
     """What one in-process ``volseg`` call gave: exit code and the text it wrote on stdout/stderr."""

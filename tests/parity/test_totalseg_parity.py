@@ -7,27 +7,17 @@ virtual environment (``VOLSEG_PEER_TS_VENV``, default ``/work/peers/ts-venv``); 
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from benchmarks.parity import totalseg  # the repository root is on the path (tests is a package)
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def venv() -> Path:
-    found = totalseg.ts_venv()
-    if found is None:
-        pytest.skip("no TotalSegmentator venv: set VOLSEG_PEER_TS_VENV to one with TotalSegmentator 2.18 installed")
-    return found
-
-
-def test_total_fast_matches_totalsegmentator(venv, shared_data, tmp_path):
+def test_total_fast_matches_totalsegmentator(ts_venv, shared_data, tmp_path):
     src = "totalseg-example/example_ct_sm.nii.gz"
     if not (shared_data / src).exists():
         pytest.skip(f"{src} is not in the shared data")
-    row = totalseg.run_row("total-fast", src, tmp_path, venv, near_ties=False, data=shared_data)
+    row = totalseg.run_row("total-fast", src, tmp_path, ts_venv, near_ties=False, data=shared_data)
     assert row["same_grid"], row["notes"]
     assert row["same_labels"], row["notes"]
     # TS-size fabricated networks reach >= 99.9 % (python -m benchmarks.parity --full-size: 99.946 % on

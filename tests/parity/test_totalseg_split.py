@@ -10,7 +10,6 @@ It holds ~3 GB per program in memory: run on demand (VOLSEG_LONG_PARITY=1).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from benchmarks.parity import totalseg
@@ -22,16 +21,8 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def venv() -> Path:
-    found = totalseg.ts_venv()
-    if found is None:
-        pytest.skip("no TotalSegmentator venv: set VOLSEG_PEER_TS_VENV to one with TotalSegmentator 2.18 installed")
-    return found
-
-
-def test_total_mr_split_matches_totalsegmentator(venv, tmp_path):
-    row = totalseg.run_row("total_mr", "synthetic/split-mr.nii.gz", tmp_path, venv, near_ties=False)
+def test_total_mr_split_matches_totalsegmentator(ts_venv, tmp_path):
+    row = totalseg.run_row("total_mr", "synthetic/split-mr.nii.gz", tmp_path, ts_venv, near_ties=False)
     assert row["same_grid"], row["notes"]
     assert row["same_labels"], row["notes"]
     assert row["agreement_pct"] >= 99.9, row["notes"]
