@@ -12,7 +12,7 @@ from typing import Any
 from volseg.compare.results import SCHEMA_VERSION, Comparison
 from volseg.errors import InputError
 from volseg.reports import schema as report_schema
-from volseg.reports.schema import schema_text
+from volseg.reports.schema import read_json, schema_text
 
 SCHEMA_FILE = "comparison.schema.json"
 SNAPSHOT_DIR = "schemas"
@@ -36,12 +36,7 @@ def load_comparison(path: str | Path) -> Comparison:
     import jsonschema
 
     path = Path(path)
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputError("no such comparison", path=path) from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read comparison ({exc})", path=path) from exc
+    payload = read_json(path, "comparison")
     try:
         jsonschema.validate(payload, committed_schema())
         return Comparison.model_validate(payload)

@@ -92,15 +92,21 @@ def validate_report(payload: dict[str, Any], *, path: str | Path | None = None) 
                      f"{shown})", path=path, hint=hint)
 
 
+def read_json(path: str | Path, what: str) -> Any:
+    """The JSON in ``path``; a missing or unreadable file is an InputError naming ``what`` it should be."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(f"no such {what}", path=path) from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read {what} ({exc})", path=path) from exc
+
+
 def load_report(path: str | Path) -> Report:
     """Read and validate ``report.json`` (JSON Schema first, then the pydantic model)."""
     path = Path(path)
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputError("no such report", path=path) from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read report ({exc})", path=path) from exc
+    payload = read_json(path, "report")
     validate_report(payload, path=path)
     try:
         return Report.model_validate(payload)
