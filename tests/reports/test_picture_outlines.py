@@ -1,4 +1,5 @@
-"""Outlines traced per structure box draw the same PNG bytes as one whole-slice mask per label."""
+"""Outlines traced per structure box, all in one collection, draw the same PNG bytes as one
+``ax.contour`` call per label over the whole slice."""
 from __future__ import annotations
 
 import numpy as np
@@ -22,6 +23,13 @@ def _plane(seed: int) -> np.ndarray:
     return plane
 
 
+class _NoAxes:
+    """Axes that draw nothing (the tests look at what was traced)."""
+
+    def add_collection(self, *a, **k):
+        pass
+
+
 def _draw(fn, plane, table, filled, **kw) -> bytes:
     fig, ax = _figure(plane.shape[1], plane.shape[0])
     ax.imshow(np.zeros(plane.shape), cmap="gray", vmin=0, vmax=1, aspect=1.0, interpolation="nearest")
@@ -31,12 +39,28 @@ def _draw(fn, plane, table, filled, **kw) -> bytes:
     return _png(fig)
 
 
+def _contour_per_label(ax, plane, table, *, filled, emphasise):
+    """The reference: matplotlib's own ``ax.contour`` once per label, over the whole plane."""
+    from volseg.reports.picture_outlines import label_rgb
+
+    present = [int(v) for v in np.unique(plane) if v != 0]
+    if filled and present:
+        rgba = np.zeros(plane.shape + (4,), dtype=np.float32)
+        for value in present:
+            rgba[plane == value] = (*label_rgb(table, value), 0.55)
+        ax.imshow(rgba, aspect=ax.get_aspect(), interpolation="nearest")
+    for value in present:
+        ax.contour((plane == value).astype(np.float32), levels=[0.5], colors=[label_rgb(table, value)],
+                   linewidths=2.2 if value == emphasise else 1.1)
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("filled", [False, True])
 def test_boxed_outlines_are_byte_identical(seed, filled):
     plane = _plane(seed)
     table = LabelTable.from_names({i: f"class_{i}" for i in range(1, 9)})
-    whole = _draw(_outlines_whole, plane, table, filled)
+    whole = _draw(_contour_per_label, plane, table, filled)
+    assert _draw(_outlines_whole, plane, table, filled) == whole
     assert _draw(draw_outlines, plane, table, filled) == whole
     window = (0, plane.shape[0], 0, plane.shape[1])  # everything shown: nothing may be skipped
     assert _draw(draw_outlines, plane, table, filled, window=window) == whole
@@ -49,12 +73,8 @@ def test_boxes_grown_by_one_and_off_view_skip(monkeypatch):
     assert label_boxes_2d(plane) == {7: ((2, 6), (0, 3)), 300: ((8, 10), (10, 12))}
     calls = []
     monkeypatch.setattr(picture_outlines, "OFF_VIEW_PIXELS", 1)
-
-    class Ax:
-        def contour(self, *a, **k):
-            calls.append(a[2].shape)
-
-    draw_outlines(Ax(), plane, LabelTable.from_names({7: "a"}), filled=False, window=(0, 5, 0, 5))
+    monkeypatch.setattr(picture_outlines._Outlines, "add", lambda self, mask, *a: calls.append(mask.shape))
+    draw_outlines(_NoAxes(), plane, LabelTable.from_names({7: "a"}), filled=False, window=(0, 5, 0, 5))
     assert calls == [(4, 3)]  # label 300's box lies wholly outside the window
 
 
@@ -70,13 +90,14 @@ def test_outlines_traced_only_near_the_window(monkeypatch):
     calls = []
     monkeypatch.setattr(picture_outlines, "OFF_VIEW_PIXELS", 2)
 
-    class Ax:
-        def contour(self, x, y, mask, **k):
-            calls.append((int(y[0]), int(y[-1]) + 1, int(x[0]), int(x[-1]) + 1, mask.shape))
+    def add(self, mask, origin, *a):
+        (r0, c0), (h, w) = origin, mask.shape
+        calls.append((r0, r0 + h, c0, c0 + w, mask.shape))
 
-    draw_outlines(Ax(), plane, LabelTable.from_names({2: "a"}), filled=False, window=(20, 30, 10, 15))
+    monkeypatch.setattr(picture_outlines._Outlines, "add", add)
+    draw_outlines(_NoAxes(), plane, LabelTable.from_names({2: "a"}), filled=False, window=(20, 30, 10, 15))
     # the window grown by OFF_VIEW_PIXELS + 1 = 3 on each side, not the structure's box (4..56, 3..47)
     assert calls == [(17, 33, 7, 18, (16, 11))]
     calls.clear()
-    draw_outlines(Ax(), plane, LabelTable.from_names({2: "a"}), filled=False, window=(0, 60, 0, 50))
+    draw_outlines(_NoAxes(), plane, LabelTable.from_names({2: "a"}), filled=False, window=(0, 60, 0, 50))
     assert calls == [(4, 56, 3, 47, (52, 44))]  # all shown: the whole box, as before

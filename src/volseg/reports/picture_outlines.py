@@ -36,16 +36,55 @@ def draw_outlines(ax, plane: np.ndarray, labels: LabelTable, *, filled: bool, em
             colours[value] = (*label_rgb(labels, value), 0.55)
         ax.imshow(colours[plane], aspect=ax.get_aspect(), interpolation="nearest")
     limit = _near_view(window, plane.shape) if window is not None else None
+    outlines = _Outlines()
     for value in present:
         (r0, r1), (c0, c1) = boxes[value]
         if window is not None and _off_view((r0, r1, c0, c1), window):
             continue
         if limit is not None:  # trace only near the view: the rest could not touch a pixel
             r0, r1, c0, c1 = max(r0, limit[0]), min(r1, limit[1]), max(c0, limit[2]), min(c1, limit[3])
-        mask = (plane[r0:r1, c0:c1] == value).astype(np.float32)
-        width = 2.2 if value == emphasise else 1.1
-        ax.contour(np.arange(c0, c1), np.arange(r0, r1), mask, levels=[0.5],
-                   colors=[label_rgb(labels, value)], linewidths=width)
+        outlines.add(plane[r0:r1, c0:c1] == value, (r0, c0), label_rgb(labels, value),
+                     2.2 if value == emphasise else 1.1)
+    outlines.draw(ax)
+
+
+class _Outlines:
+    """Level-0.5 outlines of several masks, drawn as one collection.
+
+    Each mask is traced as ``ax.contour(x, y, mask, levels=[0.5])`` traces it (contourpy, the same
+    algorithm, corner masking and path codes), but all of them go into one artist: per-structure
+    ``ax.contour`` calls spent most of their time building one artist each (colour maps, autoscaling),
+    hundreds of them on a slice with many structures. The vertices, their order and the drawing order
+    are those of the separate calls."""
+
+    def __init__(self) -> None:
+        self.paths: list = []
+        self.colours: list[tuple[float, float, float]] = []
+        self.widths: list[float] = []
+
+    def add(self, mask: np.ndarray, origin: tuple[int, int], colour: tuple[float, float, float],
+            width: float) -> None:
+        import contourpy
+        from matplotlib import rcParams
+        from matplotlib.path import Path
+
+        rows, cols = mask.shape
+        x, y = np.meshgrid(np.arange(origin[1], origin[1] + cols), np.arange(origin[0], origin[0] + rows))
+        generator = contourpy.contour_generator(
+            x, y, mask.astype(np.float64), name=rcParams["contour.algorithm"],
+            corner_mask=rcParams["contour.corner_mask"], line_type=contourpy.LineType.SeparateCode)
+        vertices, codes = generator.lines(0.5)
+        if len(vertices):
+            self.paths.append(Path(np.concatenate(vertices), np.concatenate(codes)))
+            self.colours.append(colour)
+            self.widths.append(width)
+
+    def draw(self, ax) -> None:
+        from matplotlib.collections import PathCollection
+
+        if self.paths:
+            ax.add_collection(PathCollection(self.paths, facecolors="none", edgecolors=self.colours,
+                                             linewidths=self.widths, zorder=2), autolim=False)
 
 
 def _near_view(window: tuple[int, int, int, int], shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -70,10 +109,10 @@ def _outlines_whole(ax, plane: np.ndarray, labels: LabelTable, *, filled: bool, 
         for value in present:
             rgba[plane == value] = (*label_rgb(labels, value), 0.55)
         ax.imshow(rgba, aspect=ax.get_aspect(), interpolation="nearest")
+    outlines = _Outlines()
     for value in present:
-        mask = (plane == value).astype(np.float32)
-        width = 2.2 if value == emphasise else 1.1
-        ax.contour(mask, levels=[0.5], colors=[label_rgb(labels, value)], linewidths=width)
+        outlines.add(plane == value, (0, 0), label_rgb(labels, value), 2.2 if value == emphasise else 1.1)
+    outlines.draw(ax)
 
 
 def label_boxes_2d(plane: np.ndarray) -> dict[int, tuple[tuple[int, int], tuple[int, int]]]:
