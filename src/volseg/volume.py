@@ -181,8 +181,12 @@ def orientation_transform(volume: Volume, target: str = "RAS") -> tuple[tuple[in
     return tuple(perm), tuple(flips)  # type: ignore[return-value]
 
 
-def reorient(volume: Volume, target: str = "RAS") -> Volume:
-    """The same image with its array axes permuted/flipped to ``target``; geometry unchanged."""
+def reorient(volume: Volume, target: str = "RAS", *, keep_layout: bool = False) -> Volume:
+    """The same image with its array axes permuted/flipped to ``target``; geometry unchanged.
+
+    The array is a new C-contiguous one; with ``keep_layout``, a new one in the input's own memory
+    order (a Fortran-order NIfTI array stays Fortran-order: a plain copy instead of a transposing one,
+    for a caller that only reads it, such as a resampling)."""
     perm, flips = orientation_transform(volume, target)
     array = np.transpose(volume.array, perm)
     affine = volume.affine.copy()
@@ -195,7 +199,7 @@ def reorient(volume: Volume, target: str = "RAS") -> Volume:
             array = np.flip(array, axis=ax)
             new[:3, 3] = new[:3, 3] + new[:3, ax] * (shape[ax] - 1)
             new[:3, ax] = -new[:3, ax]
-    return Volume(np.ascontiguousarray(array), new, volume.meta)
+    return Volume(array.copy(order="K") if keep_layout else np.ascontiguousarray(array), new, volume.meta)
 
 
 def undo_reorient(array: np.ndarray, original: Volume, target: str = "RAS") -> Volume:

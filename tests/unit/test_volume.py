@@ -74,6 +74,20 @@ def test_reorient_is_exact_and_reversible(code):
     assert back.affine is vol.affine or np.array_equal(back.affine, vol.affine)
 
 
+@pytest.mark.parametrize("code", ["RAS", "LPS", "PSL"])
+def test_reorient_keeping_the_memory_order(code):
+    """keep_layout: the same voxels and affine, a Fortran-order input copied without transposing."""
+    affine = phantom_grid((5, 6, 7), (0.7, 0.9, 2.0), "LPS")
+    vol = Volume(np.asfortranarray(np.random.default_rng(1).integers(0, 100, (5, 6, 7))), affine)
+    plain, kept = reorient(vol, code), reorient(vol, code, keep_layout=True)
+    np.testing.assert_array_equal(kept.array, plain.array)
+    np.testing.assert_array_equal(kept.affine, plain.affine)
+    assert plain.array.flags.c_contiguous and not kept.array.flags.c_contiguous
+    assert not np.shares_memory(kept.array, vol.array)
+    if code in ("RAS", "LPS"):  # axes not permuted: the copy keeps Fortran order
+        assert kept.array.flags.f_contiguous
+
+
 def test_orientation_code_of_nearly_aligned_grid():
     affine = phantom_grid((4, 4, 4), (1, 1, 1), "RAS", rotation_deg=30.0)
     assert orientation_code(affine) == "RAS"

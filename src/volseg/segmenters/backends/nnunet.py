@@ -203,7 +203,9 @@ class NnUNetSegmenter:
                 progress: ProgressCallback = no_progress) -> Volume:
         t0 = time.perf_counter()
         self._check_modality(modality or volume.meta.get("modality"))
-        work = reorient(volume, self.reorient_to) if self.reorient_to else volume
+        # resampled next: the zoom reads any memory order, so no transposing copy first
+        work = reorient(volume, self.reorient_to, keep_layout=self.pre_resample is not None) \
+            if self.reorient_to else volume
         array = work.array
         spacing: tuple[float, ...] = work.spacing
         if self.pre_resample is not None:
