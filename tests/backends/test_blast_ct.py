@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from volseg.segmenters.backends.blast_ct import nearest_labels, resample_linear_itk
+from volseg.segmenters.backends.blast_ct import nearest_labels, publisher_grid, resample_linear_itk
 from volseg.segmenters.engine.settings import EngineSettings
 from volseg.segmenters.engine.valid_windows import run_valid_windows, tile_starts
 from volseg.segmenters.nets.deepmedic import DeepMedic
@@ -100,6 +100,45 @@ def test_resampling_follows_simpleitk_and_labels_come_back():
     back = nearest_labels(labels, (5, 4, 3), (2.0, 1.5, 2.5), (1.0, 1.0, 1.0))
     assert back.shape == (5, 4, 3)
     assert back[4, 3, 2] == labels[8, 5, 5] and back[1, 1, 1] == labels[2, 2, 3]  # 1.5 → 2 (half up), 2.5 → 3
+
+
+def test_publisher_grid_is_blast_cts_reoriented_image():
+    """publisher_grid equals SimpleITK resampling the image onto the reference BLAST-CT's
+    rescale.reorient_image builds: identity direction, a flipped axis's origin n·spacing away."""
+    import SimpleITK as sitk
+
+    from volseg.volume import Volume
+
+    rng = np.random.default_rng(3)
+    array = rng.integers(-1000, 1000, size=(7, 6, 5)).astype(np.float32)
+    spacing = np.array([0.9, 1.3, 2.0])
+    affine = np.diag([-0.9, 1.3, 2.0, 1.0])  # RAS world: i → left, j → anterior, k → superior (LAS)
+    affine[:3, 3] = (10.0, -20.0, 30.0)
+    ours = publisher_grid(Volume(array, affine))
+    image = sitk.GetImageFromArray(array.transpose(2, 1, 0))
+    image.SetSpacing(spacing.tolist())
+    to_lps = np.diag([-1.0, -1.0, 1.0])
+    direction = to_lps @ affine[:3, :3] / spacing  # ITK: LPS world
+    image.SetDirection(direction.flatten().tolist())
+    image.SetOrigin((to_lps @ affine[:3, 3]).tolist())
+    flip = np.diag(direction) < 0  # j only: anterior is −y in LPS
+    reference = sitk.Image(image.GetSize(), image.GetPixelID())
+    reference.SetSpacing(spacing.tolist())
+    reference.SetDirection(np.eye(3).flatten().tolist())
+    reference.SetOrigin((np.asarray(image.GetOrigin()) + direction @ (np.array(image.GetSize()) * spacing * flip)).tolist())
+    theirs = sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, float(array.min()))
+    np.testing.assert_allclose(ours.array, sitk.GetArrayFromImage(theirs).transpose(2, 1, 0), atol=1e-3)
+    np.testing.assert_allclose(to_lps @ ours.affine[:3, 3], reference.GetOrigin(), atol=1e-9)
+    assert ours.orientation == "LPS"
+
+
+def test_labels_beyond_the_model_grid_take_zero():
+    labels = np.arange(1, 1 + 4 * 3 * 2).reshape(4, 3, 2)
+    plain = nearest_labels(labels, (4, 3, 2), (1.0, 1.0, 1.0), (1.0, 1.0, 1.0))
+    np.testing.assert_array_equal(plain, labels)
+    moved = nearest_labels(labels, (4, 3, 2), (1.0, 1.0, 1.0), (1.0, 1.0, 1.0), offset=(0, 1, 0))
+    np.testing.assert_array_equal(moved[:, :2], labels[:, 1:])  # input voxel v lies at model voxel v + 1
+    assert not moved[:, 2].any()  # past the model grid's end
 
 
 @pytest.fixture

@@ -4,7 +4,12 @@ The pipeline follows the publisher's code (biomedia-mira/blast-ct: ``nifti/resca
 ``nifti/datasets.py``, ``nifti/patch_samplers.py``, ``nifti/savers.py``, ``trainer/inference.py``):
 
 1. reorient to the ITK "standard" direction (identity in LPS; volseg code ``LPS``) — axes permuted
-   and flipped only, no interpolation;
+   and flipped only, no interpolation — on the publisher's grid: its ``reorient_image`` places the
+   origin of a flipped axis ``n·spacing`` (not ``(n − 1)·spacing``) away, so along each flipped axis
+   its reoriented image starts one voxel before the input's last voxel (a slab of the image minimum
+   there) and ends one voxel before its first (:func:`publisher_grid`); the labels come back to the
+   input by position, and the input voxel beyond the model grid's end gets 0 (measured against
+   ``blast-ct`` 2.1.0 on a LAS head CT: `benchmarks/parity/blast.py`);
 2. resample to 1 mm with SimpleITK's linear interpolator on a grid sharing the first voxel centre
    (``round((n − 1)·spacing + 1)`` voxels per axis; points outside take the image minimum);
 3. the network sees SimpleITK's array order (z, y, x), windowed [−15, 100] HU → [−1, 1];
@@ -13,7 +18,8 @@ The pipeline follows the publisher's code (biomedia-mira/blast-ct: ``nifti/resca
 5. the softmax of every ensemble member is summed, argmax gives the class; ``--members N`` runs the
    first N members only (the engine override ``members``), one member over every window at a time
    (progress per member; windows ``window_batch`` at a time);
-6. labels return to the input grid by nearest neighbour (SimpleITK ``Resample`` of the label map).
+6. labels return to the input grid by nearest neighbour (SimpleITK ``Resample`` of the label map:
+   input voxels beyond the model grid's end take 0).
 
 Windows that see nothing but air (−1 after windowing) are predicted once and reused (exact).
 """
@@ -38,7 +44,7 @@ from volseg.segmenters.engine_settings import (
     refuse_unsupported,
 )
 from volseg.segmenters.provenance import ModelProvenance
-from volseg.volume import Volume, reorient, undo_reorient
+from volseg.volume import Volume, orientation_transform, reorient, undo_reorient
 
 if TYPE_CHECKING:
     from volseg.segmenters.catalogue import ModelEntry
@@ -173,7 +179,7 @@ class BlastCTSegmenter:
         from volseg.segmenters.engine.preprocess import window_normalize
 
         progress("preprocessing", 0, 1)
-        work = reorient(volume, ORIENTATION)
+        work = publisher_grid(volume)
         spacing = tuple(float(s) for s in (self.entry.input.spacing_mm or (1.0, 1.0, 1.0)))
         zyx = resample_linear_itk(work.array, work.spacing, spacing)  # (k, j, i) on the model grid
         x = torch.from_numpy(zyx).to(self.device)[None]
@@ -225,7 +231,8 @@ class BlastCTSegmenter:
 
         codes = model_grid_codes(blend, keep, LabelDecoder(tuple(range(self.options.num_classes))))
         model_labels = codes.to(torch.uint8).cpu().numpy().transpose(2, 1, 0)  # back to (i, j, k)
-        on_input = nearest_labels(model_labels, work.shape, work.spacing, spacing)
+        _, flips = orientation_transform(volume, ORIENTATION)
+        on_input = nearest_labels(model_labels, work.shape, work.spacing, spacing, offset=flips)
         return model_labels, undo_reorient(on_input, volume, ORIENTATION)
 
     def provenance(self) -> ModelProvenance:
@@ -259,11 +266,42 @@ def resample_linear_itk(array: np.ndarray, spacing: Sequence[float], target: Seq
     return sitk.GetArrayFromImage(out)
 
 
+def publisher_grid(volume: Volume) -> Volume:
+    """``reorient(volume, "LPS")`` on BLAST-CT's grid: along each flipped axis, one voxel further.
+
+    ``rescale.create_reference_reoriented_image`` puts the origin of a flipped axis at
+    ``origin + direction·(n·spacing)``, one voxel beyond the input's last voxel centre, and
+    ``reorient_image`` resamples the input there (linear, points outside taking the image minimum):
+    voxel ``i`` of its result holds flipped voxel ``i − 1``, voxel 0 the minimum. The voxels keep their
+    positions (the affine moves by one voxel too); only the grid that the 1 mm resampling starts from
+    differs from a plain flip."""
+    _, flips = orientation_transform(volume, ORIENTATION)
+    work = reorient(volume, ORIENTATION)
+    if not any(flips):
+        return work
+    array = np.asarray(work.array)
+    shifted = np.full_like(array, array.min())
+    shifted[tuple(slice(1, None) if f else slice(None) for f in flips)] = \
+        array[tuple(slice(0, -1) if f else slice(None) for f in flips)]
+    affine = work.affine.copy()
+    for axis, flip in enumerate(flips):
+        if flip:
+            affine[:3, 3] -= affine[:3, axis]
+    return Volume(shifted, affine, work.meta)
+
+
 def nearest_labels(labels: np.ndarray, shape: Sequence[int], spacing: Sequence[float],
-                   model_spacing: Sequence[float]) -> np.ndarray:
-    """Labels (i, j, k) on the model grid sampled at the input voxels (same first voxel centre)."""
+                   model_spacing: Sequence[float], *, offset: Sequence[int] = (0, 0, 0)) -> np.ndarray:
+    """Labels (i, j, k) on the model grid sampled at the input voxels, as SimpleITK's nearest-neighbour
+    ``Resample`` samples them: input voxel ``v`` lies at ``(v + offset)·spacing`` from the model grid's
+    first voxel centre; one beyond the model grid (more than half a model voxel past its ends) takes 0."""
     index = []
-    for n, s, t, m in zip(shape, spacing, model_spacing, labels.shape):
-        position = np.arange(n) * (float(s) / float(t))
-        index.append(np.clip(np.floor(position + 0.5).astype(np.int64), 0, m - 1))
-    return labels[np.ix_(*index)]
+    for n, s, t, m, o in zip(shape, spacing, model_spacing, labels.shape, offset):
+        position = (np.arange(n) + int(o)) * (float(s) / float(t))
+        index.append(np.floor(position + 0.5).astype(np.int64))
+    inside = [(i >= 0) & (i < m) for i, m in zip(index, labels.shape)]
+    out = labels[np.ix_(*[np.clip(i, 0, m - 1) for i, m in zip(index, labels.shape)])]
+    if not all(v.all() for v in inside):
+        a, b, c = inside
+        out = np.where(a[:, None, None] & b[None, :, None] & c[None, None, :], out, 0).astype(labels.dtype)
+    return out
