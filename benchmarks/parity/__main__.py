@@ -18,7 +18,7 @@ if __package__ in (None, ""):  # run as a file: python benchmarks/parity/__main_
 
 from benchmarks.parity import COLUMNS
 
-OTHER_PEERS = ("raidionics", "monai", "totalseg_subtasks")
+OTHER_PEERS = ("raidionics", "monai", "blast", "mrsegmentator", "nnunet_predict", "totalseg_subtasks")
 
 
 def markdown(rows: list[dict]) -> str:

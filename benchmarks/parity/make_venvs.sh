@@ -2,18 +2,24 @@
 # The peers' own virtual environments for the parity harness (`python -m benchmarks.parity`), made from
 # the package registry, never sharing packages with volseg's:
 #
-#   bash benchmarks/parity/make_venvs.sh                 # both
+#   bash benchmarks/parity/make_venvs.sh                 # all four
 #   bash benchmarks/parity/make_venvs.sh totalseg        # TotalSegmentator 2.18 (+ the nnU-Net it pins)
 #   bash benchmarks/parity/make_venvs.sh raidionics      # raidionicsseg (Raidionics' back-end, onnxruntime)
+#   bash benchmarks/parity/make_venvs.sh blast           # blast-ct (BLAST-CT's own network code and CLI)
+#   bash benchmarks/parity/make_venvs.sh mrsegmentator   # MRSegmentator 2.0 (see make_mrsegmentator)
 #
 # Where: VOLSEG_PEER_TS_VENV (default /work/peers/ts-venv), VOLSEG_PEER_RAIDIONICS_VENV (default
-# /work/peers/raidionics-venv); an existing venv with its peer installed is kept. PyTorch is installed
+# /work/peers/raidionics-venv), VOLSEG_PEER_BLAST_VENV (default /work/peers/blast-venv), VOLSEG_PEER_MRSEG_VENV
+# (default /work/peers/mrseg-venv); an existing venv with its peer installed is kept. PyTorch is installed
 # first, as tools/torch_spec.sh decides for volseg (the CPU build where there is no NVIDIA driver), and
 # pinned while the peer installs, so pip cannot swap in another build.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TS_VENV=${VOLSEG_PEER_TS_VENV:-/work/peers/ts-venv}
 RAID_VENV=${VOLSEG_PEER_RAIDIONICS_VENV:-/work/peers/raidionics-venv}
+BLAST_VENV=${VOLSEG_PEER_BLAST_VENV:-/work/peers/blast-venv}
+BLAST_SPEC=${VOLSEG_PEER_BLAST_SPEC:-blast-ct==2.1.*}
+MRSEG_VENV=${VOLSEG_PEER_MRSEG_VENV:-/work/peers/mrseg-venv}
 TS_SPEC=${VOLSEG_PEER_TS_SPEC:-TotalSegmentator==2.18.*}
 PY=${PYTHON:-python3}
 
@@ -44,12 +50,30 @@ make_raidionics() {
   "$RAID_VENV/bin/python" -c "import importlib.metadata as m; print('[parity] raidionicsseg', m.version('raidionicsseg'))"
 }
 
-for peer in "${@:-totalseg raidionics}"; do
+make_blast() {
+  fresh "$BLAST_VENV" blast_ct || return 0
+  pin=$(torch_first "$BLAST_VENV")
+  "$BLAST_VENV/bin/python" -m pip install -q "$BLAST_SPEC" "$pin"
+  "$BLAST_VENV/bin/python" -c "import importlib.metadata as m; print('[parity] blast-ct', m.version('blast-ct'))"
+}
+
+make_mrsegmentator() {  # its pins (torch <= 2.10, nnunetv2 <= 2.8.0) have no CPU torch build in every
+  # index: torch as for volseg, nnunetv2 2.8.0 (its newest allowed), then mrsegmentator without its pins
+  fresh "$MRSEG_VENV" mrsegmentator || return 0
+  pin=$(torch_first "$MRSEG_VENV")
+  "$MRSEG_VENV/bin/python" -m pip install -q "nnunetv2==2.8.0" pydicom highdicom tqdm "$pin"
+  "$MRSEG_VENV/bin/python" -m pip install -q --no-deps "mrsegmentator==2.0.*"
+  "$MRSEG_VENV/bin/python" -c "import importlib.metadata as m; print('[parity] mrsegmentator', m.version('mrsegmentator'), 'nnunetv2', m.version('nnunetv2'))"
+}
+
+for peer in "${@:-totalseg raidionics blast mrsegmentator}"; do
   for p in $peer; do
     case "$p" in
       totalseg) make_totalseg ;;
       raidionics) make_raidionics ;;
-      *) echo "unknown peer $p (totalseg, raidionics)" >&2; exit 2 ;;
+      blast) make_blast ;;
+      mrsegmentator) make_mrsegmentator ;;
+      *) echo "unknown peer $p (totalseg, raidionics, blast, mrsegmentator)" >&2; exit 2 ;;
     esac
   done
 done

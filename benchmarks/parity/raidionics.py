@@ -27,6 +27,7 @@ import sys
 import zipfile
 
 import numpy as np
+from benchmarks.parity import installed_version
 
 DATA = pathlib.Path(os.environ.get("VOLSEG_SHARED_DATA") or
                     pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data")
@@ -105,11 +106,8 @@ def venv() -> pathlib.Path:
     return pathlib.Path(os.environ.get(VENV_VAR, DEFAULT_VENV))
 
 
-def peer_version() -> str:
-    out = subprocess.run([str(venv() / "bin" / "python"), "-c",
-                          "import importlib.metadata as m; print(m.version('raidionicsseg'))"],
-                         capture_output=True, text=True, check=True)
-    return out.stdout.strip()
+def peer_version() -> str | None:
+    return installed_version(venv(), "raidionicsseg")
 
 
 def run_peer(model: pathlib.Path, image: pathlib.Path, out: pathlib.Path, *, method: str = "thresholding",
