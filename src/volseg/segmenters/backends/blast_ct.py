@@ -6,8 +6,8 @@ The pipeline follows the publisher's code (biomedia-mira/blast-ct: ``nifti/resca
 1. reorient to the ITK "standard" direction (identity in LPS; volseg code ``LPS``) — axes permuted
    and flipped only, no interpolation — on the publisher's grid: its ``reorient_image`` places the
    origin of a flipped axis ``n·spacing`` (not ``(n − 1)·spacing``) away, so along each flipped axis
-   its reoriented image starts one voxel before the input's last voxel (a slab of the image minimum
-   there) and ends one voxel before its first (:func:`publisher_grid`); the labels come back to the
+   its reoriented image starts one voxel beyond the input's last voxel (a slab of the image minimum
+   there) and stops one voxel short of its first (:func:`publisher_grid`); the labels come back to the
    input by position, and the input voxel beyond the model grid's end gets 0 (measured against
    ``blast-ct`` 2.1.0 on a LAS head CT: `benchmarks/parity/blast.py`);
 2. resample to 1 mm with SimpleITK's linear interpolator on a grid sharing the first voxel centre
