@@ -1,7 +1,6 @@
 """Parity of ``-m mrsegmentator`` with MRSegmentator's own program (``mrsegmentator`` 2.0, PyPI).
 
-Weights: random nnU-Net networks of TotalSegmentator's 3 mm size (``fabricate.FULL_3MM``, per-class output
-scales), five folds, 41
+Weights: tiny random nnU-Net networks (``fabricate.TINY``, per-class output scales), five folds, 41
 outputs (the catalogue's 40 classes), mirroring allowed in every checkpoint as in the release, laid out as
 the release's ``weights.zip`` unpacks (``dataset.json``, ``plans.json``, ``fold_K/checkpoint_final.pth``).
 The peer reads that folder through ``MRSEG_WEIGHTS_PATH`` (its "legacy mode": a folder holding
@@ -41,7 +40,8 @@ def peer_version() -> str | None:
 
 
 def fabricate(folder: pathlib.Path) -> pathlib.Path:
-    """The unpacked weights.zip: TS-size 3 mm networks with the catalogue's classes, five folds."""
+    """The unpacked weights.zip: tiny networks with the catalogue's classes, five folds (TS-size ones
+    with five folds and mirroring take ~7 min per program and input on two cores here)."""
     import torch
     from benchmarks.parity import fabricate as fab
 
@@ -52,11 +52,11 @@ def fabricate(folder: pathlib.Path) -> pathlib.Path:
     dataset = {"channel_names": {"0": "MRI"}, "labels": {"background": 0, **{n: i for i, n in sorted(labels.items())}},
                "numTraining": 1, "file_ending": ".nii.gz", "name": "Dataset_mrsegmentator"}
     (folder / "dataset.json").write_text(json.dumps(dataset, indent=1))
-    plans = fab._plans("Dataset_mrsegmentator", SPACING_MM, fab.FULL_3MM, "MR", "nnUNetPlans", "3d_fullres")
+    plans = fab._plans("Dataset_mrsegmentator", SPACING_MM, fab.TINY, "MR", "nnUNetPlans", "3d_fullres")
     (folder / "plans.json").write_text(json.dumps(plans, indent=1))
     for fold in range(FOLDS):
         (folder / f"fold_{fold}").mkdir(exist_ok=True)
-        checkpoint = {"network_weights": fab._weights(fab.FULL_3MM[0], fab.FULL_3MM[1], max(labels) + 1, seed=100 + fold),
+        checkpoint = {"network_weights": fab._weights(fab.TINY[0], fab.TINY[1], max(labels) + 1, seed=100 + fold),
                       "trainer_name": "nnUNetTrainer",
                       "init_args": {"plans": None, "configuration": "3d_fullres", "fold": fold, "dataset_json": None},
                       "inference_allowed_mirroring_axes": (0, 1, 2), "current_epoch": 0}
@@ -133,7 +133,7 @@ def compare_row(work: pathlib.Path, image: pathlib.Path = IMAGE, *, weights: pat
     margin = margins_for(work, weights, image, peer)
     result = compare(peer, ours, margin, peer_names, read_labels(ours.parent / "labels.json").names(),
                      tol=nnunet_predict.TIE)
-    notes = [f"TS-size 3 mm nets, {FOLDS} folds, mirroring, fp32 (peer's pins torch <= 2.10 not met: torch "
+    notes = [f"tiny nets, {FOLDS} folds, mirroring, fp32 (peer's pins torch <= 2.10 not met: torch "
              f"{installed_version(VENV, 'torch')}, nnunetv2 {installed_version(VENV, 'nnunetv2')})",
              *result.pop("notes"), f"MRSegmentator {peer_s:.0f} s, volseg {ours_s:.0f} s"]
     return {"model": MODEL, "peer": "MRSegmentator (mrsegmentator --cpu_only)", "peer_version": peer_version(),
