@@ -3,6 +3,7 @@ on a slice (each traced on its own box), fill colours, and masks of a few labels
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 
@@ -73,7 +74,8 @@ class _Outlines:
         generator = contourpy.contour_generator(
             x, y, mask.astype(np.float64), name=rcParams["contour.algorithm"],
             corner_mask=rcParams["contour.corner_mask"], line_type=contourpy.LineType.SeparateCode)
-        vertices, codes = generator.lines(0.5)
+        # LineType.SeparateCode: (a list of point arrays, a list of path-code arrays)
+        vertices, codes = cast("tuple[list[np.ndarray], list[np.ndarray]]", generator.lines(0.5))
         if len(vertices):
             self.paths.append(Path(np.concatenate(vertices), np.concatenate(codes)))
             self.colours.append(colour)
