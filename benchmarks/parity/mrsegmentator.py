@@ -9,7 +9,7 @@ models install FOLDER -m mrsegmentator`` (the release archive's sha256 pins the 
 fabricated zip could not be installed through the mirror). Both run with their defaults (five folds,
 mirroring, step 0.5) in fp32 on the CPU, on the MR example; the peer is ``mrsegmentator --cpu_only``
 in its own venv (``bash benchmarks/parity/make_venvs.sh mrsegmentator``). Near-ties: the top-2 gap of
-nnU-Net's own probabilities (:func:`margins_for`), under ``nnunet_predict.TIE``.
+nnU-Net's own probabilities (:func:`lps_scores`, :func:`margins_for`), under ``nnunet_predict.TIE``.
 
     PYTHONPATH=src python -m benchmarks.parity --peers mrsegmentator
 """
@@ -22,7 +22,9 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
+import numpy as np
 from benchmarks.parity import installed_version, nnunet_predict
 from benchmarks.parity.compare import compare
 
@@ -93,44 +95,56 @@ def run_volseg(work: pathlib.Path, weights: pathlib.Path, image: pathlib.Path) -
     return out / "segmentation.nii.gz", time.time() - t
 
 
-def margins_for(work: pathlib.Path, weights: pathlib.Path, image: pathlib.Path, peer: pathlib.Path) -> pathlib.Path:
-    """Near-tie margins on ``peer``'s grid: MRSegmentator exports no probabilities, but it is
-    ``nnUNetPredictor`` on the image reoriented to LPS, so nnU-Net's own program (same venv, same
-    folds) on that LPS image gives its probabilities; the top-2 gap is put back into the peer's
-    axis order. Checked: nnU-Net's labels there must equal MRSegmentator's (else no margins)."""
+@dataclass(frozen=True)
+class LpsScores:
+    """nnU-Net's own labels and top-2 probability gaps on the image reoriented to LPS (what
+    MRSegmentator feeds ``nnUNetPredictor``): the same for every stored orientation of one image."""
+
+    affine: np.ndarray
+    labels: np.ndarray
+    gaps: np.ndarray
+
+
+def lps_scores(work: pathlib.Path, weights: pathlib.Path, image: pathlib.Path) -> LpsScores:
+    """MRSegmentator exports no probabilities, but it is ``nnUNetPredictor`` on the image reoriented to
+    LPS, so nnU-Net's own program (same venv, same folds) on that LPS image gives them."""
     import nibabel as nib
-    import numpy as np
     from nibabel.orientations import axcodes2ornt, io_orientation, ornt_transform
 
     img = nib.load(str(image))
     lps = img.as_reoriented(ornt_transform(io_orientation(img.affine), axcodes2ornt(("L", "P", "S"))))
+    work.mkdir(parents=True, exist_ok=True)
     lps_path = work / "input_lps.nii.gz"
     nib.save(lps, str(lps_path))
-    labels, probabilities, _ = nnunet_predict.run_peer(work / "nnunet", weights, lps_path, venv=VENV,
-                                                       folds=tuple(range(FOLDS)))
-    gaps = np.load(nnunet_predict.margins(probabilities, work / "nnunet" / "margin_lps.npz"))["margin"]
+    labels, probabilities, _ = nnunet_predict.run_peer(work, weights, lps_path, venv=VENV, folds=tuple(range(FOLDS)))
+    gaps = np.load(nnunet_predict.margins(probabilities, work / "margin_lps.npz"))["margin"]
+    return LpsScores(lps.affine, np.asarray(nib.load(str(labels)).dataobj), gaps)
+
+
+def margins_for(scores: LpsScores, peer: pathlib.Path, out: pathlib.Path) -> pathlib.Path:
+    """``scores``' gaps in ``peer``'s axis order, saved as ``out`` when nnU-Net's labels equal the
+    peer's there (else no margins are written, and the row counts no near-ties)."""
+    import nibabel as nib
+    from nibabel.orientations import axcodes2ornt, io_orientation, ornt_transform
+
     peer_img = nib.load(str(peer))
-    back = nib.Nifti1Image(gaps, lps.affine).as_reoriented(
-        ornt_transform(axcodes2ornt(("L", "P", "S")), io_orientation(peer_img.affine)))
-    ours_labels = nib.Nifti1Image(np.asarray(nib.load(str(labels)).dataobj), lps.affine).as_reoriented(
-        ornt_transform(axcodes2ornt(("L", "P", "S")), io_orientation(peer_img.affine)))
-    out = work / "margin.npz"
-    if np.array_equal(np.asarray(ours_labels.dataobj), np.asarray(peer_img.dataobj)):
-        np.savez_compressed(out, margin=np.asarray(back.dataobj))
+    to_peer = ornt_transform(axcodes2ornt(("L", "P", "S")), io_orientation(peer_img.affine))
+    labels = nib.Nifti1Image(scores.labels, scores.affine).as_reoriented(to_peer)
+    if np.array_equal(np.asarray(labels.dataobj), np.asarray(peer_img.dataobj)):
+        gaps = nib.Nifti1Image(scores.gaps, scores.affine).as_reoriented(to_peer)
+        np.savez_compressed(out, margin=np.asarray(gaps.dataobj))
     return out
 
 
-def compare_row(work: pathlib.Path, image: pathlib.Path = IMAGE, *, weights: pathlib.Path) -> dict:
+def compare_row(work: pathlib.Path, image: pathlib.Path, *, weights: pathlib.Path, scores: LpsScores) -> dict:
     from volseg.labels import read_labels
 
     work.mkdir(parents=True, exist_ok=True)
-    if not (weights / f"fold_{FOLDS - 1}" / "checkpoint_final.pth").exists():
-        fabricate(weights)
     peer, peer_s = run_peer(work, weights, image)
     ours, ours_s = run_volseg(work, weights, image)
     labels = json.loads((weights / "dataset.json").read_text())["labels"]
     peer_names = {int(v): k for k, v in labels.items() if int(v) != 0}
-    margin = margins_for(work, weights, image, peer)
+    margin = margins_for(scores, peer, work / "margin.npz")
     result = compare(peer, ours, margin, peer_names, read_labels(ours.parent / "labels.json").names(),
                      tol=nnunet_predict.TIE)
     notes = [f"tiny nets, {FOLDS} folds, mirroring, fp32 (peer's pins torch <= 2.10 not met: torch "
@@ -156,9 +170,13 @@ def rows(work: pathlib.Path) -> list[dict]:
                  "notes": f"skipped: no mrsegmentator venv at {VENV} (bash benchmarks/parity/make_venvs.sh mrsegmentator)"}]
     work = pathlib.Path(work)
     work.mkdir(parents=True, exist_ok=True)
+    weights = work / "weights"
+    if not (weights / f"fold_{FOLDS - 1}" / "checkpoint_final.pth").exists():
+        fabricate(weights)
+    scores = lps_scores(work / "nnunet", weights, IMAGE)  # once: both rows hold the same voxels
     ras = stored_ras(IMAGE, work / "example_mr_sm_ras.nii.gz")
-    return [compare_row(work / "lps", IMAGE, weights=work / "weights"),
-            compare_row(work / "ras", ras, weights=work / "weights")]
+    return [compare_row(work / "lps", IMAGE, weights=weights, scores=scores),
+            compare_row(work / "ras", ras, weights=weights, scores=scores)]
 
 
 if __name__ == "__main__":
