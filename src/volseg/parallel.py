@@ -11,14 +11,19 @@ Workers: the cores this process may use (``sched_getaffinity``: SLURM's and task
 most :data:`MAX_WORKERS`; ``VOLSEG_WORKERS=N`` sets it (``1``: never fork). Nothing is forked where
 forking is unsafe or refused (not Linux, a daemonic process, a child of this function) — the plain
 loop runs instead. The work given must not use torch (its thread pools do not survive a fork).
+
+:func:`start_forked` is the same for one call run beside this process's own next steps: ``fn()``
+starts in a forked child and :meth:`Pending.result` gives its value (computed here where no child
+could be used or the child failed, so the real exception is raised here).
 """
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,46 @@ def map_forked(fn: Callable[[T], R], items: Iterable[T], *, workers: int | None 
     return out
 
 
+class Pending(Generic[R]):
+    """``fn()`` computing in a forked child (or, with no child, here when asked for)."""
+
+    def __init__(self, fn: Callable[[], R], child) -> None:
+        self._fn, self._child = fn, child
+        self._done = False
+        self._value: R | None = None
+
+    def result(self) -> R:
+        """``fn()``: the child's answer, or computed here where there is no child or it failed."""
+        if not self._done:
+            got = _collect(self._child)
+            self._child = None
+            self._value = got[0] if got is not None else self._fn()
+            self._done = True
+        return self._value  # type: ignore[return-value]
+
+    def cancel(self) -> None:
+        """Stop the child (its answer is not wanted); a later :meth:`result` computes it here."""
+        _stop(self._child)
+        self._child = None
+
+    def __enter__(self) -> Pending[R]:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.cancel()  # left early (an exception): no child outlives its caller
+
+
+def start_forked(fn: Callable[[], R]) -> Pending[R]:
+    """Start ``fn()`` in a forked child beside this process's next steps (no child with one worker);
+    use as a context manager so that the child is stopped if the caller fails before its result."""
+    child = _start(_call, [fn]) if worker_count() > 1 and _can_fork() else None
+    return Pending(fn, child)
+
+
+def _call(fn: Callable[[], R]) -> R:
+    return fn()
+
+
 def _can_fork() -> bool:
     import multiprocessing
 
@@ -94,6 +139,7 @@ def _start(fn: Callable[[T], R], share: Sequence[T]):
 def _child(fn: Callable[[T], R], share: Sequence[T], send) -> None:
     global _IN_CHILD
     _IN_CHILD = True
+    signal.signal(signal.SIGTERM, _exit_on_term)  # stopped: unwind, so temp files are removed
     try:
         result: tuple[str, Any] = ("ok", [fn(x) for x in share])
     except BaseException as exc:  # the parent recomputes the share and raises it there
@@ -102,6 +148,10 @@ def _child(fn: Callable[[T], R], share: Sequence[T], send) -> None:
         send.send(result)
     finally:
         send.close()
+
+
+def _exit_on_term(signum, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _stop(child) -> None:

@@ -1,4 +1,5 @@
-"""volseg.parallel.map_forked: the plain loop's results, order and exceptions, on several processes."""
+"""volseg.parallel.map_forked and start_forked: the plain loop's (or call's) results, order and
+exceptions, on several processes."""
 from __future__ import annotations
 
 import os
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from volseg import parallel
-from volseg.parallel import map_forked, worker_count
+from volseg.parallel import map_forked, start_forked, worker_count
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="workers are forked on Linux only")
 
@@ -88,3 +89,56 @@ def test_a_worker_that_dies_has_its_share_computed_here():
 def test_no_fork_where_forking_is_refused(monkeypatch):
     monkeypatch.setattr(parallel.sys, "platform", "darwin")
     assert map_forked(_pid_and_square, range(4), workers=4) == [(os.getpid(), x * x) for x in range(4)]
+
+
+# ---- start_forked: one call beside this process's next steps ------------------------------------
+@linux_only
+def test_start_forked_computes_in_a_child_while_this_process_goes_on(monkeypatch):
+    monkeypatch.setenv(parallel.WORKERS_ENV, "2")
+    with start_forked(lambda: _pid_and_square(9)) as pending:
+        here = _pid_and_square(3)
+        pid, value = pending.result()
+    assert value == 81 and pid != os.getpid() and here == (os.getpid(), 9)
+    assert pending.result() == (pid, 81)  # asked again: the same answer, no second child
+
+
+def test_start_forked_with_one_worker_computes_here_when_asked(monkeypatch):
+    monkeypatch.setenv(parallel.WORKERS_ENV, "1")
+    calls = []
+    pending = start_forked(lambda: calls.append(os.getpid()) or len(calls))
+    assert calls == []  # nothing computed until asked
+    assert pending.result() == 1 and calls == [os.getpid()]
+
+
+@linux_only
+def test_start_forked_raises_the_childs_exception_here(monkeypatch):
+    monkeypatch.setenv(parallel.WORKERS_ENV, "2")
+    with pytest.raises(ValueError, match="seven is bad input"):
+        with start_forked(lambda: _fails_on_seven(7)) as pending:
+            pending.result()
+
+
+@linux_only
+def test_a_stopped_child_removes_its_temp_file(monkeypatch, tmp_path):
+    """Left early (the caller failed): the child is stopped and unwinds, so an atomic write it was
+    doing leaves neither the file nor its temp file."""
+    import time
+
+    from volseg.io.atomic import atomic_path
+
+    monkeypatch.setenv(parallel.WORKERS_ENV, "2")
+
+    def slow_write():
+        with atomic_path(tmp_path / "out.bin") as tmp:
+            tmp.write_bytes(b"partial")
+            time.sleep(60)
+
+    with pytest.raises(RuntimeError, match="caller failed"):
+        with start_forked(slow_write):
+            deadline = time.monotonic() + 30
+            while not list(tmp_path.iterdir()) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert [p.name.startswith(".tmp-") for p in tmp_path.iterdir()] == [True]
+            raise RuntimeError("caller failed")
+    assert list(tmp_path.iterdir()) == []
+    assert not [c for c in __import__("multiprocessing").active_children() if c.name == "volseg-worker"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,24 +60,37 @@ def measure_and_write(study_id: str, image: LoadedImage, labels: Volume, table: 
                       progress: ProgressCallback = no_progress) -> StudyResult:
     """Measurements and clinical measurements of ``labels``, the report (``model`` and ``options``
     its provenance) and the study's files (``outputs``: which optional ones; default html only)."""
+    from volseg.parallel import start_forked
     from volseg.pipeline.outputs import OutputOptions
     from volseg.pipeline.results import StudyResult
     from volseg.reports.build import build_report, provenance
-    from volseg.reports.outputs import write_study
+    from volseg.reports.outputs import write_label_map_files, write_study
 
+    outputs = outputs or OutputOptions()
     warnings: list[str] = list(extra_warnings)
     intensity, unit, hu = _intensity(image, has_intensity, warnings)
-    measurements, clinical = _measure(labels, table, intensity, unit, hu, timings, progress,
-                                      connectivity=connectivity, instance_classes=instance_classes,
-                                      organs=organs, organ_table=organ_table,
-                                      min_instance_volume_mm3=min_instance_volume_mm3)
-    prov = provenance(model=model, options=options, timings_s=timings)
-    report = build_report(study_id=study_id, image=image, measurements=measurements, labels=table,
-                          provenance=prov, warnings=warnings, clinical=clinical)
-    written = write_study(out_dir, report, table, labels if write_segmentation else None, label_map=labels,
-                          image=image if has_intensity else None, progress=progress,
-                          **asdict(outputs or OutputOptions()))
+    label_map_files = partial(  # the label map's own files and the overview pictures, beside the measuring
+        write_label_map_files, out_dir, table, labels if write_segmentation else None, label_map=labels,
+        image=image.volume if has_intensity else None, is_ct=_is_ct(image, hu, labels),
+        html=outputs.html, masks=outputs.masks)
+    with start_forked(label_map_files) as ready:
+        measurements, clinical = _measure(labels, table, intensity, unit, hu, timings, progress,
+                                          connectivity=connectivity, instance_classes=instance_classes,
+                                          organs=organs, organ_table=organ_table,
+                                          min_instance_volume_mm3=min_instance_volume_mm3)
+        prov = provenance(model=model, options=options, timings_s=timings)
+        report = build_report(study_id=study_id, image=image, measurements=measurements, labels=table,
+                              provenance=prov, warnings=warnings, clinical=clinical)
+        written = write_study(out_dir, report, table, labels if write_segmentation else None, label_map=labels,
+                              image=image if has_intensity else None, progress=progress,
+                              ready=ready.result(), **asdict(outputs))
     return StudyResult(study_id, report, written)
+
+
+def _is_ct(image: LoadedImage, hu, labels: Volume) -> bool:
+    """The pictures' CT window: as the report would say (CT, or a structure measured in HU)."""
+    return (image.source.modality or image.volume.meta.get("modality")) == "CT" or \
+        (hu is not None and bool(labels.array.any()))
 
 
 def _intensity(image: LoadedImage, has_intensity: bool, warnings: list[str]):
@@ -95,29 +109,37 @@ def _intensity(image: LoadedImage, has_intensity: bool, warnings: list[str]):
 
 def _measure(labels, table, intensity, unit, hu, timings, progress, *, connectivity, instance_classes,
              organs, organ_table, min_instance_volume_mm3):
-    from volseg.postprocess.clinical import clinical_measurements
+    """The structures' measurements (forked) beside the clinical ones (here, on forked workers)."""
+    from volseg.parallel import start_forked
+    from volseg.postprocess.clinical import clinical_measurements, with_qc
     from volseg.postprocess.intensity import HU_UNIT
     from volseg.postprocess.measure import measure_structures, outside_fov_mask
 
-    t = time.perf_counter()
+    structures = partial(_timed, partial(
+        measure_structures, labels.array, labels.affine, table.names(), image=intensity,
+        intensity_unit=unit or HU_UNIT, outside_fov=outside_fov_mask(hu) if hu is not None else None,
+        connectivity=connectivity))
     progress("measuring", 0, 1)
-    measurements = measure_structures(
-        labels.array, labels.affine, table.names(), image=intensity, intensity_unit=unit or HU_UNIT,
-        outside_fov=outside_fov_mask(hu) if hu is not None else None, connectivity=connectivity,
-    )
-    timings["measure"] = time.perf_counter() - t
+    with start_forked(structures) as measuring:
+        t = time.perf_counter()
+        progress("clinical measurements", 0, 1)
+        clinical = clinical_measurements(
+            labels.array, labels.affine, table.names(), image=hu, instance_classes=instance_classes,
+            organ_map=organs.array if organs is not None else None,
+            organ_names=organ_table.names() if organ_table is not None else None,
+            connectivity=connectivity, min_instance_volume_mm3=min_instance_volume_mm3,
+        )
+        timings["clinical"] = time.perf_counter() - t
+        progress("clinical measurements", 1, 1)
+        measurements, timings["measure"] = measuring.result()  # its own time: it ran beside the clinical
     progress("measuring", 1, 1)
+    return measurements, with_qc(clinical, measurements, labels.affine, labels.shape)
+
+
+def _timed(fn):
+    """(fn(), the seconds it took)."""
     t = time.perf_counter()
-    progress("clinical measurements", 0, 1)
-    clinical = clinical_measurements(
-        labels.array, labels.affine, table.names(), measurements, image=hu, instance_classes=instance_classes,
-        organ_map=organs.array if organs is not None else None,
-        organ_names=organ_table.names() if organ_table is not None else None,
-        connectivity=connectivity, min_instance_volume_mm3=min_instance_volume_mm3,
-    )
-    timings["clinical"] = time.perf_counter() - t
-    progress("clinical measurements", 1, 1)
-    return measurements, clinical
+    return fn(), time.perf_counter() - t
 
 
 def check_class_names(names: Sequence[str], table: LabelTable, path) -> None:

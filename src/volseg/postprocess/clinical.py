@@ -48,12 +48,12 @@ class ClinicalResult:
     notes: list[str] = field(default_factory=list)
 
 
-def clinical_measurements(labels: np.ndarray, affine: np.ndarray, names: Mapping[int, str],
-                          measurements: Sequence[StructureMeasurement], *,
+def clinical_measurements(labels: np.ndarray, affine: np.ndarray, names: Mapping[int, str], *,
                           image: np.ndarray | None = None, instance_classes: Sequence[str] | None = None,
                           organ_map: np.ndarray | None = None, organ_names: Mapping[int, str] | None = None,
                           connectivity: int = 26, min_instance_volume_mm3: float = 0.0) -> ClinicalResult:
-    """Instances (with host organ, node class and station, RECIST targets), burden, airway, QC."""
+    """Instances (with host organ, node class and station, RECIST targets), burden and airway; the
+    structures' QC comes from their measurements (:func:`with_qc`), which need not be ready yet."""
     affine = np.asarray(affine, dtype=np.float64)
     classes = list(instance_classes) if instance_classes is not None else default_instance_classes(names.values())
     by_name = {n: i for i, n in names.items()}
@@ -75,9 +75,15 @@ def clinical_measurements(labels: np.ndarray, affine: np.ndarray, names: Mapping
     airway, airway_names = _airway(labels, names, organ_map, organ_names, affine)
     if airway is not None and airway.leak_suspected:
         notes.extend(f"airway: leak suspected: {r}" for r in airway.leak_reasons)
-    fov_centre = affine[:3, :3] @ ((np.asarray(labels.shape) - 1) / 2.0) + affine[:3, 3]
-    qc = qc_structures(measurements, fov_centre_ras_mm=fov_centre)
-    return ClinicalResult(list(instance_labels.values()), instances, burden, airway, airway_names, qc, notes)
+    return ClinicalResult(list(instance_labels.values()), instances, burden, airway, airway_names, notes=notes)
+
+
+def with_qc(clinical: ClinicalResult, measurements: Sequence[StructureMeasurement], affine: np.ndarray,
+            shape: Sequence[int]) -> ClinicalResult:
+    """``clinical`` with the QC of the structures ``measurements`` describes (on a grid of ``shape``)."""
+    affine = np.asarray(affine, dtype=np.float64)
+    fov_centre = affine[:3, :3] @ ((np.asarray(shape) - 1) / 2.0) + affine[:3, 3]
+    return dataclasses.replace(clinical, qc=qc_structures(measurements, fov_centre_ras_mm=fov_centre))
 
 
 def _station_mapper(instance_labels, organ_map, organ_names, affine):

@@ -34,6 +34,7 @@ from volseg.reports.pictures import (
     airway_picture,
     lesion_picture,
     overview_picture,
+    overview_pictures,
 )
 from volseg.reports.warning_folds import WarningGroup, fold_warnings
 from volseg.volume import Volume
@@ -74,17 +75,19 @@ def qc_flags(row: Any) -> list[str]:
 
 # ---- pictures ----------------------------------------------------------------------------------
 def study_pictures(report: Report, labels: LabelTable, segmentation: Volume, image: Volume | None,
-                   *, max_lesions: int = MAX_LESION_PICTURES) -> tuple[list[Picture], list[Picture], list[str]]:
-    """(overview + airway pictures, lesion pictures, notes) for one study."""
+                   *, max_lesions: int = MAX_LESION_PICTURES,
+                   overview: Sequence[Picture] | None = None) -> tuple[list[Picture], list[Picture], list[str]]:
+    """(overview + airway pictures, lesion pictures, notes) for one study; ``overview``: the overview
+    pictures already drawn (:func:`draw_overview`, beside the measuring)."""
     is_ct = report.input.modality == "CT" or any(s.mean_hu is not None for s in report.structures)
     display = DisplayVolumes.build(segmentation, image, is_ct=is_ct)
     notes = [] if image is not None else [NO_IMAGE_NOTE]
     branches = [as_dict(b) for b in as_dict(getattr(report, "airway", None)).get("branches", [])]
     rows = sorted(instances(report), key=lambda i: -(i.get("long_axis_mm") or 0.0))
-    jobs: list[Callable[[], Picture | None]] = [partial(overview_picture, display, labels, view) for view in VIEWS]
-    jobs.append(partial(airway_picture, display, labels, branches))
+    views = [] if overview is not None else [partial(overview_picture, display, labels, view) for view in VIEWS]
+    jobs: list[Callable[[], Picture | None]] = [*views, partial(airway_picture, display, labels, branches)]
     jobs += [partial(lesion_picture, display, labels, row) for row in rows[:max_lesions]]
-    drawn = map_forked(_draw, jobs)  # each picture on its own: spread over the cores
+    drawn = [*(overview or ()), *map_forked(_draw, jobs)]  # each picture on its own: spread over the cores
     main = [p for p in drawn[:len(VIEWS) + 1] if p is not None]
     lesions = [p for p in drawn[len(VIEWS) + 1:] if p is not None]
     if len(rows) > max_lesions:
@@ -92,13 +95,20 @@ def study_pictures(report: Report, labels: LabelTable, segmentation: Volume, ima
     return main, lesions, notes
 
 
+def draw_overview(labels: LabelTable, segmentation: Volume, image: Volume | None, *,
+                  is_ct: bool) -> list[Picture]:
+    """The overview pictures :func:`study_pictures` draws, from the label map and image alone (so they
+    can be drawn before the report exists)."""
+    return overview_pictures(DisplayVolumes.build(segmentation, image, is_ct=is_ct), labels)
+
+
 def _draw(job: Callable[[], Picture | None]) -> Picture | None:
     return job()
 
 
 def write_report_html(out_dir: str | Path, report: Report, labels: LabelTable, segmentation: Volume,
-                      image: Volume | None) -> Path:
-    main, lesions, notes = study_pictures(report, labels, segmentation, image)
+                      image: Volume | None, *, overview: Sequence[Picture] | None = None) -> Path:
+    main, lesions, notes = study_pictures(report, labels, segmentation, image, overview=overview)
     page = render_html(report, labels=labels, pictures=main, lesion_pictures=lesions, notes=notes)
     return write_text(Path(out_dir) / REPORT_HTML, page)
 

@@ -11,7 +11,9 @@ is written last, so its presence means the others are complete.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from volseg.io.atomic import ensure_writable_dir, write_text
 from volseg.io.nifti import label_dtype, write_nifti
@@ -21,6 +23,9 @@ from volseg.reports.colour_tables import write_colour_tables
 from volseg.reports.model import Report
 from volseg.reports.tables import write_lesions_csv, write_volumetry_csv
 from volseg.volume import Volume
+
+if TYPE_CHECKING:
+    from volseg.reports.pictures import Picture
 
 SEGMENTATION = "segmentation.nii.gz"
 LABELS = "labels.json"
@@ -69,18 +74,20 @@ def write_masks(folder: str | Path, label_map: Volume, labels: LabelTable) -> di
     return written
 
 
-def write_study(out_dir: str | Path, report: Report, labels: LabelTable, segmentation: Volume | None, *,
-                image: LoadedImage | None = None, label_map: Volume | None = None, html: bool = True,
-                dicom: bool = False, rtstruct: bool = False, anonymize: bool = False, masks: bool = False,
-                progress: Callable[[str, int, int], None] | None = None) -> dict[str, Path]:
-    """Write the study's files. ``segmentation`` is written as segmentation.nii.gz (or as the file
-    ``out_dir`` names, the other files beside it); ``masks`` adds one file per class; ``label_map``
-    (default: ``segmentation``) is what pictures and DICOM outputs draw from when it is not written.
-    ``image`` (the input) gives the pictures their background and the DICOM outputs their source.
-    ``progress(stage, done, total)`` hears of the stages: writing (NIfTI, tables), DICOM outputs,
-    pictures (report.json, written last, is quick)."""
-    progress = progress or _no_progress
-    progress("writing", 0, 1)
+@dataclass(frozen=True)
+class LabelMapFiles:
+    """What needs the label map and the image only, made before the report exists (beside the
+    measuring, :func:`write_label_map_files`): the label-map files written and the overview pictures."""
+
+    written: dict[str, Path]
+    overview: list[Picture] | None  # None: no report.html
+
+
+def write_label_map_files(out_dir: str | Path, labels: LabelTable, segmentation: Volume | None, *,
+                          label_map: Volume | None = None, image: Volume | None = None, is_ct: bool = False,
+                          html: bool = True, masks: bool = False) -> LabelMapFiles:
+    """``segmentation`` written as :func:`write_study` writes it (with ``masks``) and, with ``html``,
+    the overview pictures of ``label_map`` (default ``segmentation``) drawn on ``image``."""
     folder, seg_name = output_target(out_dir)
     out = ensure_writable_dir(folder)
     written: dict[str, Path] = {}
@@ -90,6 +97,34 @@ def write_study(out_dir: str | Path, report: Report, labels: LabelTable, segment
         written["segmentation"] = write_nifti(segmentation, out / seg_name, dtype=label_dtype(max_label))
         if masks:
             written.update(write_masks(out / MASKS, segmentation, labels))
+    overview = None
+    if html and label_map is not None:
+        from volseg.reports.html import draw_overview
+
+        overview = draw_overview(labels, label_map, image, is_ct=is_ct)
+    return LabelMapFiles(written, overview)
+
+
+def write_study(out_dir: str | Path, report: Report, labels: LabelTable, segmentation: Volume | None, *,
+                image: LoadedImage | None = None, label_map: Volume | None = None, html: bool = True,
+                dicom: bool = False, rtstruct: bool = False, anonymize: bool = False, masks: bool = False,
+                progress: Callable[[str, int, int], None] | None = None,
+                ready: LabelMapFiles | None = None) -> dict[str, Path]:
+    """Write the study's files. ``segmentation`` is written as segmentation.nii.gz (or as the file
+    ``out_dir`` names, the other files beside it); ``masks`` adds one file per class; ``label_map``
+    (default: ``segmentation``) is what pictures and DICOM outputs draw from when it is not written.
+    ``image`` (the input) gives the pictures their background and the DICOM outputs their source.
+    ``ready``: what :func:`write_label_map_files` already made of the same arguments.
+    ``progress(stage, done, total)`` hears of the stages: writing (NIfTI, tables), DICOM outputs,
+    pictures (report.json, written last, is quick)."""
+    progress = progress or _no_progress
+    progress("writing", 0, 1)
+    folder, _ = output_target(out_dir)
+    out = ensure_writable_dir(folder)
+    label_map = label_map if label_map is not None else segmentation
+    if ready is None:
+        ready = write_label_map_files(out_dir, labels, segmentation, html=False, masks=masks)
+    written = dict(ready.written)
     written["labels"] = write_text(out / LABELS, labels.to_json())
     written.update(write_colour_tables(out, labels))
     written["volumetry"] = write_volumetry_csv(report, out / VOLUMETRY)
@@ -110,7 +145,7 @@ def write_study(out_dir: str | Path, report: Report, labels: LabelTable, segment
 
         progress("pictures", 0, 1)
         written["html"] = write_report_html(out, report, labels, label_map,
-                                            image.volume if image is not None else None)
+                                            image.volume if image is not None else None, overview=ready.overview)
         progress("pictures", 1, 1)
     written["report"] = write_text(out / REPORT, report.to_json())
     return written
