@@ -11,6 +11,11 @@ _EDGE_PAIRS = (("top", "bottom"), ("top", "left"), ("top", "right"),
                ("bottom", "left"), ("bottom", "right"), ("left", "right"))
 
 
+# marching-squares cases: (which cells, edge midpoint 1, edge midpoint 2); a midpoint is the offset
+# from the cell's top-left corner in the padded mask, minus the padding (one index)
+_MID = {"top": (-1.0, -0.5), "bottom": (0.0, -0.5), "left": (-0.5, -1.0), "right": (-0.5, 0.0)}
+
+
 def outline_segments(mask2d: np.ndarray) -> np.ndarray:
     """Marching-squares outline of a 2-D mask at level 0.5: an (S, 2, 2) array of segments.
 
@@ -19,29 +24,25 @@ def outline_segments(mask2d: np.ndarray) -> np.ndarray:
     """
     m = np.pad(np.asarray(mask2d, dtype=bool), 1)
     c00, c01, c10, c11 = m[:-1, :-1], m[:-1, 1:], m[1:, :-1], m[1:, 1:]
-    ii, jj = np.indices(c00.shape, dtype=np.float64)
-    ii -= 1.0  # undo the padding
-    jj -= 1.0
     crossed = {"top": c00 != c01, "bottom": c10 != c11, "left": c00 != c10, "right": c01 != c11}
-    mid = {"top": (ii, jj + 0.5), "bottom": (ii + 1.0, jj + 0.5),
-           "left": (ii + 0.5, jj), "right": (ii + 0.5, jj + 1.0)}
     n_crossed = sum(c.astype(np.int8) for c in crossed.values())
-    parts = []
-    for e1, e2 in _EDGE_PAIRS:
-        parts.append(_segments(n_crossed == 2, crossed[e1] & crossed[e2], mid[e1], mid[e2]))
-    saddle = n_crossed == 4
-    parts.append(_segments(saddle, c00, mid["top"], mid["left"]))
-    parts.append(_segments(saddle, c00, mid["bottom"], mid["right"]))
-    parts.append(_segments(saddle, ~c00, mid["top"], mid["right"]))
-    parts.append(_segments(saddle, ~c00, mid["bottom"], mid["left"]))
+    two, saddle = n_crossed == 2, n_crossed == 4
+    cases = [(two & crossed[e1] & crossed[e2], e1, e2) for e1, e2 in _EDGE_PAIRS]
+    cases += [(saddle & c00, "top", "left"), (saddle & c00, "bottom", "right"),
+              (saddle & ~c00, "top", "right"), (saddle & ~c00, "bottom", "left")]
+    parts = [_segments(cells, _MID[e1], _MID[e2]) for cells, e1, e2 in cases]
     return np.concatenate(parts, axis=0)
 
 
-def _segments(cells: np.ndarray, select: np.ndarray, p: tuple, q: tuple) -> np.ndarray:
-    sel = cells & select
-    a = np.stack([p[0][sel], p[1][sel]], axis=-1)
-    b = np.stack([q[0][sel], q[1][sel]], axis=-1)
-    return np.stack([a, b], axis=1)
+def _segments(cells: np.ndarray, p: tuple[float, float], q: tuple[float, float]) -> np.ndarray:
+    """(N, 2, 2) segments from midpoint ``p`` to ``q`` of each selected cell, in C order."""
+    rows, cols = np.nonzero(cells)
+    out = np.empty((rows.size, 2, 2), dtype=np.float64)
+    out[:, 0, 0] = rows + p[0]
+    out[:, 0, 1] = cols + p[1]
+    out[:, 1, 0] = rows + q[0]
+    out[:, 1, 1] = cols + q[1]
+    return out
 
 
 def surface_points(mask: np.ndarray) -> np.ndarray:
