@@ -119,10 +119,9 @@ def _measure(labels, table, intensity, unit, hu, timings, progress, *, connectiv
         measure_structures, labels.array, labels.affine, table.names(), image=intensity,
         intensity_unit=unit or HU_UNIT, outside_fov=outside_fov_mask(hu) if hu is not None else None,
         connectivity=connectivity))
-    progress("measuring", 0, 1)
+    progress("measuring", 0, 2)  # two parts at once: the clinical measurements, the structures'
     with start_forked(structures) as measuring:
         t = time.perf_counter()
-        progress("clinical measurements", 0, 1)
         clinical = clinical_measurements(
             labels.array, labels.affine, table.names(), image=hu, instance_classes=instance_classes,
             organ_map=organs.array if organs is not None else None,
@@ -130,9 +129,9 @@ def _measure(labels, table, intensity, unit, hu, timings, progress, *, connectiv
             connectivity=connectivity, min_instance_volume_mm3=min_instance_volume_mm3,
         )
         timings["clinical"] = time.perf_counter() - t
-        progress("clinical measurements", 1, 1)
+        progress("measuring", 1, 2)
         measurements, timings["measure"] = measuring.result()  # its own time: it ran beside the clinical
-    progress("measuring", 1, 1)
+    progress("measuring", 2, 2)
     return measurements, with_qc(clinical, measurements, labels.affine, labels.shape)
 
 
