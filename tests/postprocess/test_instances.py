@@ -4,7 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from volseg.postprocess.instances import default_instance_classes, instance_kind, split_instances
+from volseg.postprocess.instances import (
+    default_instance_classes,
+    instance_kind,
+    split_classes,
+    split_instances,
+)
 
 
 def _two_cubes_touching_at_a_corner() -> np.ndarray:
@@ -60,3 +65,41 @@ def test_default_lesion_classes_by_name():
     assert instance_kind("lymph_nodes") == "lymph_node"
     assert instance_kind("mediastinal_lymph_node") == "lymph_node"
     assert instance_kind("liver_tumor") == "lesion"
+
+
+def _reference_instances(labels, classes, connectivity, min_voxels):
+    """Each class on its own: scipy's labelling of its mask, largest first, ties by first voxel."""
+    from scipy import ndimage
+
+    rank = {6: 1, 18: 2, 26: 3}[connectivity]
+    out = []
+    for label in sorted(classes):
+        comps, n = ndimage.label(labels == label, structure=ndimage.generate_binary_structure(3, rank))
+        flat = comps.ravel()  # C order
+        found = []
+        for c in range(1, n + 1):
+            where = np.flatnonzero(flat == c)
+            if where.size >= min_voxels:
+                found.append((-where.size, int(where[0]), c))
+        for number, (_, _, c) in enumerate(sorted(found), start=1):
+            box = ndimage.find_objects((comps == c).astype(np.uint8))[0]
+            out.append((label, classes[label], number, box, comps[box] == c))
+    return out
+
+
+@pytest.mark.parametrize("connectivity", [6, 18, 26])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_all_classes_in_one_labelling_equal_each_class_on_its_own(connectivity, order):
+    rng = np.random.default_rng(connectivity)
+    labels = rng.integers(0, 5, size=(17, 13, 11)).astype(np.uint8)  # every class in many pieces
+    labels[rng.random(labels.shape) < 0.5] = 0
+    labels = np.asarray(labels, order=order)
+    classes = {4: "tumor", 2: "cyst", 3: "nodule"}
+    for min_volume in (0.0, 3.0):
+        got = split_classes(labels, classes, voxel_volume_mm3=1.0, connectivity=connectivity,
+                            min_volume_mm3=min_volume)
+        want = _reference_instances(labels, classes, connectivity, min_volume)
+        assert len(got) == len(want) > 20
+        for inst, (label, name, number, box, mask) in zip(got, want):
+            assert (inst.label, inst.class_name, inst.number, inst.box) == (label, name, number, box)
+            assert np.array_equal(inst.mask, mask)

@@ -43,14 +43,16 @@ def test_component_sizes_match_one_mask_per_label(monkeypatch, background):
         comps, n = cc3d.connected_components((labels == lab).astype(np.uint8), connectivity=6, return_N=True)
         sizes = np.bincount(comps.ravel())[1:]
         assert counts[lab] == n and largest[lab] == (sizes.max() if n else 0)
+def test_first_voxel_of_a_component_is_its_first_in_c_order():
+    import cc3d
 
-
-def test_first_voxel_is_each_components_first_c_order_index():
-    from volseg.postprocess.instances import _first_voxel
+    from volseg.postprocess.instances import _first_voxel_of
 
     rng = np.random.default_rng(7)
-    flat = np.repeat(rng.integers(0, 40, 500), rng.integers(1, 5, 500))
-    first = _first_voxel(flat, 41)
-    for value in range(1, 41):
-        hits = np.flatnonzero(flat == value)
-        assert first[value] == (hits[0] if hits.size else flat.size)
+    labels = rng.integers(0, 3, size=(9, 8, 7)).astype(np.uint8)
+    comps = cc3d.connected_components(labels, connectivity=26)
+    boxes = cc3d.statistics(comps)["bounding_boxes"]
+    flat = comps.ravel()
+    for c in range(1, int(comps.max()) + 1):
+        first, owner = _first_voxel_of(comps, labels, c, boxes[c])
+        assert first == np.flatnonzero(flat == c)[0] and owner == labels.ravel()[first]

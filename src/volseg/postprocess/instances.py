@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 _LESION_WORDS = re.compile(
     r"(tumou?r|lesion|nodul|metasta|cyst|lymph[_\- ]?node|lymphnode|^ln$|^ln_|_ln$)", re.IGNORECASE
@@ -68,40 +67,73 @@ def instance_kind(class_name: str) -> str:
 def split_instances(labels: np.ndarray, label: int, class_name: str, *, voxel_volume_mm3: float,
                     connectivity: int = 26, min_volume_mm3: float = 0.0) -> list[Instance]:
     """Connected components of ``labels == label`` with at least ``min_volume_mm3``, largest first."""
+    return split_classes(labels, {label: class_name}, voxel_volume_mm3=voxel_volume_mm3,
+                         connectivity=connectivity, min_volume_mm3=min_volume_mm3)
+
+
+def split_classes(labels: np.ndarray, classes: Mapping[int, str], *, voxel_volume_mm3: float,
+                  connectivity: int = 26, min_volume_mm3: float = 0.0) -> list[Instance]:
+    """Instances of every class in ``classes`` (label → name), class by class in label order.
+
+    One multilabel labelling of the classes' common bounding box finds every class's components at
+    once (neighbours join only when they have the same label); the work runs in the array's memory
+    order (a Fortran-ordered NIfTI array through its transpose). Ties are ordered by each
+    component's first voxel in C order, which cropping does not change."""
+    import cc3d
+
     from volseg.postprocess.cc_labels import label_components
 
     if connectivity not in (6, 18, 26):
         raise ValueError(f"connectivity must be 6, 18 or 26, got {connectivity}")
     labels = np.asarray(labels)
-    mask = labels == label
-    outer = _tight_box(mask)
+    wanted = sorted(int(c) for c in classes)
+    flip = labels.flags.f_contiguous and not labels.flags.c_contiguous
+    work = labels.T if flip else labels  # C-contiguous: every pass below reads memory in order
+    chosen = _member(work, wanted)
+    outer = _tight_box(chosen)
     if outer is None:
         return []
-    crop = mask[outer]
-    comps = label_components(crop.astype(np.uint8), connectivity=connectivity)
-    flat = comps.ravel()  # C order (one copy of a Fortran-ordered crop, shared by both uses)
-    sizes = np.bincount(flat)
-    first = _first_voxel(flat, len(sizes))
+    crop = np.where(chosen[outer], work[outer], 0)
+    comps = label_components(crop, connectivity=connectivity)
+    if flip:  # back to the array's own axes (views)
+        crop, comps, outer = crop.T, comps.T, outer[::-1]
+    stats = cc3d.statistics(comps)
+    sizes, boxes = np.asarray(stats["voxel_counts"], dtype=np.int64), stats["bounding_boxes"]
     min_voxels = min_volume_mm3 / voxel_volume_mm3 if voxel_volume_mm3 > 0 else 0.0
-    keep = [c for c in range(1, len(sizes)) if sizes[c] > 0 and sizes[c] >= min_voxels]
-    keep.sort(key=lambda c: (-int(sizes[c]), int(first[c])))
-    comp_boxes = ndimage.find_objects(comps)
-    out = []
-    for number, c in enumerate(keep, start=1):
-        box = comp_boxes[c - 1]
-        full = tuple(slice(o.start + b.start, o.start + b.stop) for o, b in zip(outer, box))
-        out.append(Instance(label, class_name, number, full, comps[box] == c))  # type: ignore[arg-type]
-    return out
-
-
-def split_classes(labels: np.ndarray, classes: Mapping[int, str], *, voxel_volume_mm3: float,
-                  connectivity: int = 26, min_volume_mm3: float = 0.0) -> list[Instance]:
-    """Instances of every class in ``classes`` (label → name), class by class in label order."""
+    found: dict[int, list[tuple[int, int, int]]] = {label: [] for label in wanted}
+    for comp in np.flatnonzero(sizes >= min_voxels).tolist():
+        if comp == 0:
+            continue
+        first, owner = _first_voxel_of(comps, crop, comp, boxes[comp])
+        if owner in found:
+            found[owner].append((-int(sizes[comp]), first, comp))
     out: list[Instance] = []
-    for label in sorted(classes):
-        out.extend(split_instances(labels, label, classes[label], voxel_volume_mm3=voxel_volume_mm3,
-                                   connectivity=connectivity, min_volume_mm3=min_volume_mm3))
+    for label in wanted:
+        for number, (_, _, c) in enumerate(sorted(found[label]), start=1):
+            box = boxes[c]
+            full = tuple(slice(o.start + b.start, o.start + b.stop) for o, b in zip(outer, box))
+            out.append(Instance(label, classes[label], number, full, comps[box] == c))  # type: ignore[arg-type]
     return out
+
+
+def _member(array: np.ndarray, values: list[int]) -> np.ndarray:
+    """``np.isin(array, values)`` for small non-negative labels by a lookup table (several times faster)."""
+    top = int(array.max()) if array.size else 0
+    if not values or array.dtype.kind not in "ui" or top > 1 << 20 or (array.size and int(array.min()) < 0):
+        return np.isin(array, values)
+    table = np.zeros(top + 1, dtype=bool)
+    table[[v for v in values if 0 <= v <= top]] = True
+    return table[array]
+
+
+def _first_voxel_of(comps: np.ndarray, crop: np.ndarray, c: int, box) -> tuple[int, int]:
+    """(C-order index in ``comps`` of component ``c``'s first voxel, its label in ``crop``): the first
+    voxel lies on the box's first plane along axis 0."""
+    i = box[0].start
+    plane = comps[i, box[1], box[2]] == c
+    row, col = np.unravel_index(int(np.argmax(plane)), plane.shape)
+    j, k = int(row) + box[1].start, int(col) + box[2].start
+    return (i * comps.shape[1] + j) * comps.shape[2] + k, int(crop[i, j, k])
 
 
 def _tight_box(mask: np.ndarray) -> tuple[slice, ...] | None:
@@ -114,16 +146,3 @@ def _tight_box(mask: np.ndarray) -> tuple[slice, ...] | None:
             return None
         box.append(slice(int(hits[0]), int(hits[-1]) + 1))
     return tuple(box)
-
-
-def _first_voxel(flat: np.ndarray, n: int) -> np.ndarray:
-    """C-order index of each component's first voxel in ``flat`` (the components in C order), for
-    a deterministic tie order: a first voxel starts a run of equal values, so only run starts
-    are looked at (the first occurrence of each value among them, by a stable sort)."""
-    first = np.full(n, flat.size, dtype=np.int64)
-    starts = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    starts = np.concatenate([np.zeros(1 if flat.size else 0, dtype=starts.dtype), starts])
-    starts = starts[flat[starts] != 0]
-    values, where = np.unique(flat[starts], return_index=True)
-    first[values] = starts[where]
-    return first
