@@ -60,7 +60,6 @@ def measure_and_write(study_id: str, image: LoadedImage, labels: Volume, table: 
                       progress: ProgressCallback = no_progress) -> StudyResult:
     """Measurements and clinical measurements of ``labels``, the report (``model`` and ``options``
     its provenance) and the study's files (``outputs``: which optional ones; default html only)."""
-    from volseg.parallel import start_forked
     from volseg.pipeline.outputs import OutputOptions
     from volseg.pipeline.results import StudyResult
     from volseg.reports.build import build_report, provenance
@@ -69,21 +68,20 @@ def measure_and_write(study_id: str, image: LoadedImage, labels: Volume, table: 
     outputs = outputs or OutputOptions()
     warnings: list[str] = list(extra_warnings)
     intensity, unit, hu = _intensity(image, has_intensity, warnings)
-    label_map_files = partial(  # the label map's own files and the overview pictures, beside the measuring
+    label_map_files = partial(  # the label map's own files and the overview pictures: no report needed
         write_label_map_files, out_dir, table, labels if write_segmentation else None, label_map=labels,
         image=image.volume if has_intensity else None, is_ct=_is_ct(image, hu, labels),
         html=outputs.html, masks=outputs.masks)
-    with start_forked(label_map_files) as ready:
-        measurements, clinical = _measure(labels, table, intensity, unit, hu, timings, progress,
-                                          connectivity=connectivity, instance_classes=instance_classes,
-                                          organs=organs, organ_table=organ_table,
-                                          min_instance_volume_mm3=min_instance_volume_mm3)
-        prov = provenance(model=model, options=options, timings_s=timings)
-        report = build_report(study_id=study_id, image=image, measurements=measurements, labels=table,
-                              provenance=prov, warnings=warnings, clinical=clinical)
-        written = write_study(out_dir, report, table, labels if write_segmentation else None, label_map=labels,
-                              image=image if has_intensity else None, progress=progress,
-                              ready=ready.result(), **asdict(outputs))
+    measurements, clinical, ready = _measure(
+        labels, table, intensity, unit, hu, timings, progress, label_map_files, connectivity=connectivity,
+        instance_classes=instance_classes, organs=organs, organ_table=organ_table,
+        min_instance_volume_mm3=min_instance_volume_mm3)
+    prov = provenance(model=model, options=options, timings_s=timings)
+    report = build_report(study_id=study_id, image=image, measurements=measurements, labels=table,
+                          provenance=prov, warnings=warnings, clinical=clinical)
+    written = write_study(out_dir, report, table, labels if write_segmentation else None, label_map=labels,
+                          image=image if has_intensity else None, progress=progress, ready=ready,
+                          **asdict(outputs))
     return StudyResult(study_id, report, written)
 
 
@@ -107,20 +105,22 @@ def _intensity(image: LoadedImage, has_intensity: bool, warnings: list[str]):
     return intensity, unit, hu
 
 
-def _measure(labels, table, intensity, unit, hu, timings, progress, *, connectivity, instance_classes,
-             organs, organ_table, min_instance_volume_mm3):
-    """The structures' measurements (forked) beside the clinical ones (here, on forked workers)."""
+def _measure(labels, table, intensity, unit, hu, timings, progress, label_map_files, *, connectivity,
+             instance_classes, organs, organ_table, min_instance_volume_mm3):
+    """(structures' measurements, clinical measurements, the label map's files): the first and the
+    last in one forked child (one child only: each counts its parent's memory as its own) beside the
+    clinical measurements here (on forked workers of their own)."""
     from volseg.parallel import start_forked
     from volseg.postprocess.clinical import clinical_measurements, with_qc
     from volseg.postprocess.intensity import HU_UNIT
     from volseg.postprocess.measure import measure_structures, outside_fov_mask
 
-    structures = partial(_timed, partial(
+    structures = partial(
         measure_structures, labels.array, labels.affine, table.names(), image=intensity,
         intensity_unit=unit or HU_UNIT, outside_fov=outside_fov_mask(hu) if hu is not None else None,
-        connectivity=connectivity))
+        connectivity=connectivity)
     progress("measuring", 0, 2)  # two parts at once: the clinical measurements, the structures'
-    with start_forked(structures) as measuring:
+    with start_forked(partial(_then, structures, label_map_files)) as beside:
         t = time.perf_counter()
         clinical = clinical_measurements(
             labels.array, labels.affine, table.names(), image=hu, instance_classes=instance_classes,
@@ -130,15 +130,16 @@ def _measure(labels, table, intensity, unit, hu, timings, progress, *, connectiv
         )
         timings["clinical"] = time.perf_counter() - t
         progress("measuring", 1, 2)
-        measurements, timings["measure"] = measuring.result()  # its own time: it ran beside the clinical
+        measurements, timings["measure"], ready = beside.result()  # its own time: it ran beside the clinical
     progress("measuring", 2, 2)
-    return measurements, with_qc(clinical, measurements, labels.affine, labels.shape)
+    return measurements, with_qc(clinical, measurements, labels.affine, labels.shape), ready
 
 
-def _timed(fn):
-    """(fn(), the seconds it took)."""
+def _then(first, second):
+    """(first(), the seconds it took, second())."""
     t = time.perf_counter()
-    return fn(), time.perf_counter() - t
+    value = first()
+    return value, time.perf_counter() - t, second()
 
 
 def check_class_names(names: Sequence[str], table: LabelTable, path) -> None:
