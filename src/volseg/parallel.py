@@ -14,7 +14,8 @@ loop runs instead. The work given must not use torch (its thread pools do not su
 
 :func:`start_forked` is the same for one call run beside this process's own next steps: ``fn()``
 starts in a forked child and :meth:`Pending.result` gives its value (computed here where no child
-could be used or the child failed, so the real exception is raised here).
+could be used or the child failed, so the real exception is raised here). Until then that child
+takes one of the workers: :func:`map_forked` forks one fewer, so no more processes run than cores.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ R = TypeVar("R")
 MAX_WORKERS = 4
 WORKERS_ENV = "VOLSEG_WORKERS"
 _IN_CHILD = False
+_BESIDE = 0  # children of start_forked not yet collected: each takes one of the workers
 
 
 def worker_count() -> int:
@@ -53,7 +55,7 @@ def worker_count() -> int:
 def map_forked(fn: Callable[[T], R], items: Iterable[T], *, workers: int | None = None) -> list[R]:
     """``[fn(x) for x in items]``, the items shared between this process and ``workers - 1`` forks."""
     items = list(items)
-    n = min(worker_count() if workers is None else max(1, workers), len(items))
+    n = min(_free_workers() if workers is None else max(1, workers), len(items))
     if n < 2 or not _can_fork():
         return [fn(x) for x in items]
     children = [_start(fn, items[k::n]) for k in range(1, n)]
@@ -84,7 +86,7 @@ class Pending(Generic[R]):
         """``fn()``: the child's answer, or computed here where there is no child or it failed."""
         if not self._done:
             got = _collect(self._child)
-            self._child = None
+            self._forget_child()
             self._value = got[0] if got is not None else self._fn()
             self._done = True
         return self._value  # type: ignore[return-value]
@@ -92,7 +94,13 @@ class Pending(Generic[R]):
     def cancel(self) -> None:
         """Stop the child (its answer is not wanted); a later :meth:`result` computes it here."""
         _stop(self._child)
-        self._child = None
+        self._forget_child()
+
+    def _forget_child(self) -> None:
+        global _BESIDE
+        if self._child is not None:
+            _BESIDE -= 1
+            self._child = None
 
     def __enter__(self) -> Pending[R]:
         return self
@@ -104,11 +112,18 @@ class Pending(Generic[R]):
 def start_forked(fn: Callable[[], R]) -> Pending[R]:
     """Start ``fn()`` in a forked child beside this process's next steps (no child with one worker);
     use as a context manager so that the child is stopped if the caller fails before its result."""
+    global _BESIDE
     child = None
-    if worker_count() > 1 and _can_fork():
+    if _free_workers() > 1 and _can_fork():
         release_free_memory()
         child = _start(_call, [fn])
+        _BESIDE += child is not None
     return Pending(fn, child)
+
+
+def _free_workers() -> int:
+    """The workers not taken by children of :func:`start_forked` (this process counts as one)."""
+    return max(1, worker_count() - _BESIDE)
 
 
 def release_free_memory() -> None:

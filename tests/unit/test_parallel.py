@@ -142,3 +142,18 @@ def test_a_stopped_child_removes_its_temp_file(monkeypatch, tmp_path):
             raise RuntimeError("caller failed")
     assert list(tmp_path.iterdir()) == []
     assert not [c for c in __import__("multiprocessing").active_children() if c.name == "volseg-worker"]
+
+
+@linux_only
+def test_a_child_beside_takes_one_worker_until_collected(monkeypatch):
+    monkeypatch.setenv(parallel.WORKERS_ENV, "3")
+    with start_forked(lambda: 1) as pending:
+        assert len({pid for pid, _ in map_forked(_pid_and_square, range(6))}) == 2  # 3 workers, 1 taken
+        pending.result()
+    assert len({pid for pid, _ in map_forked(_pid_and_square, range(6))}) == 3
+    monkeypatch.setenv(parallel.WORKERS_ENV, "2")
+    with start_forked(lambda: 1) as outer:
+        with start_forked(lambda: os.getpid()) as inner:  # no worker left: computed here
+            assert inner.result() == os.getpid()
+        outer.cancel()
+    assert parallel._BESIDE == 0
