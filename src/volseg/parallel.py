@@ -58,6 +58,7 @@ def map_forked(fn: Callable[[T], R], items: Iterable[T], *, workers: int | None 
     n = min(_free_workers() if workers is None else max(1, workers), len(items))
     if n < 2 or not _can_fork():
         return [fn(x) for x in items]
+    release_free_memory()
     children = [_start(fn, items[k::n]) for k in range(1, n)]
     try:
         shares: list[list[R]] = [[fn(x) for x in items[0::n]]]
