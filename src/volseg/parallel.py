@@ -14,8 +14,9 @@ loop runs instead. The work given must not use torch (its thread pools do not su
 
 :func:`start_forked` is the same for one call run beside this process's own next steps: ``fn()``
 starts in a forked child and :meth:`Pending.result` gives its value (computed here where no child
-could be used or the child failed, so the real exception is raised here). Until then that child
-takes one of the workers: :func:`map_forked` forks one fewer, so no more processes run than cores.
+could be used or the child failed, so the real exception is raised here). While that child works it
+takes one of the workers: :func:`map_forked` forks one fewer, so no more processes run than cores
+(and no more copies of this process's pages are counted in the memory of the process tree).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import logging
 import os
 import signal
 import sys
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -34,7 +36,7 @@ R = TypeVar("R")
 MAX_WORKERS = 4
 WORKERS_ENV = "VOLSEG_WORKERS"
 _IN_CHILD = False
-_BESIDE = 0  # children of start_forked not yet collected: each takes one of the workers
+_BESIDE: weakref.WeakSet[Pending] = weakref.WeakSet()  # start_forked's, each takes a worker while it works
 
 
 def worker_count() -> int:
@@ -98,10 +100,18 @@ class Pending(Generic[R]):
         self._forget_child()
 
     def _forget_child(self) -> None:
-        global _BESIDE
-        if self._child is not None:
-            _BESIDE -= 1
-            self._child = None
+        self._child = None
+        _BESIDE.discard(self)
+
+    def working(self) -> bool:
+        """True while the child computes (not once its answer waits to be read, nor after)."""
+        if self._child is None:
+            return False
+        process, receive = self._child
+        try:
+            return not receive.poll() and process.is_alive()
+        except (OSError, ValueError):
+            return False
 
     def __enter__(self) -> Pending[R]:
         return self
@@ -113,18 +123,19 @@ class Pending(Generic[R]):
 def start_forked(fn: Callable[[], R]) -> Pending[R]:
     """Start ``fn()`` in a forked child beside this process's next steps (no child with one worker);
     use as a context manager so that the child is stopped if the caller fails before its result."""
-    global _BESIDE
     child = None
     if _free_workers() > 1 and _can_fork():
         release_free_memory()
         child = _start(_call, [fn])
-        _BESIDE += child is not None
-    return Pending(fn, child)
+    pending = Pending(fn, child)
+    if child is not None:
+        _BESIDE.add(pending)
+    return pending
 
 
 def _free_workers() -> int:
-    """The workers not taken by children of :func:`start_forked` (this process counts as one)."""
-    return max(1, worker_count() - _BESIDE)
+    """The workers not taken by working children of :func:`start_forked` (this process is one)."""
+    return max(1, worker_count() - sum(1 for p in list(_BESIDE) if p.working()))
 
 
 def release_free_memory() -> None:

@@ -145,15 +145,25 @@ def test_a_stopped_child_removes_its_temp_file(monkeypatch, tmp_path):
 
 
 @linux_only
-def test_a_child_beside_takes_one_worker_until_collected(monkeypatch):
+def test_a_working_child_beside_takes_one_worker(monkeypatch):
+    import time
+
     monkeypatch.setenv(parallel.WORKERS_ENV, "3")
-    with start_forked(lambda: 1) as pending:
+    with start_forked(lambda: time.sleep(30)) as pending:
+        assert pending.working()
         assert len({pid for pid, _ in map_forked(_pid_and_square, range(6))}) == 2  # 3 workers, 1 taken
-        pending.result()
+        pending.cancel()
     assert len({pid for pid, _ in map_forked(_pid_and_square, range(6))}) == 3
+    with start_forked(lambda: 7) as done:
+        deadline = time.monotonic() + 30
+        while done.working() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not done.working()  # finished, its answer not read yet: the worker is free again
+        assert len({pid for pid, _ in map_forked(_pid_and_square, range(6))}) == 3
+        assert done.result() == 7
     monkeypatch.setenv(parallel.WORKERS_ENV, "2")
-    with start_forked(lambda: 1) as outer:
+    with start_forked(lambda: time.sleep(30)) as outer:
         with start_forked(lambda: os.getpid()) as inner:  # no worker left: computed here
             assert inner.result() == os.getpid()
         outer.cancel()
-    assert parallel._BESIDE == 0
+    assert not list(parallel._BESIDE)
