@@ -120,11 +120,12 @@ class Pending(Generic[R]):
         self.cancel()  # left early (an exception): no child outlives its caller
 
 
-def start_forked(fn: Callable[[], R]) -> Pending[R]:
-    """Start ``fn()`` in a forked child beside this process's next steps (no child with one worker);
-    use as a context manager so that the child is stopped if the caller fails before its result."""
+def start_forked(fn: Callable[[], R], *, fork: bool = True) -> Pending[R]:
+    """Start ``fn()`` in a forked child beside this process's next steps (no child with one worker,
+    or ``fork=False``: then computed here when asked for); use as a context manager so that the
+    child is stopped if the caller fails before its result."""
     child = None
-    if _free_workers() > 1 and _can_fork():
+    if fork and _free_workers() > 1 and _can_fork():
         release_free_memory()
         child = _start(_call, [fn])
     pending = Pending(fn, child)

@@ -105,11 +105,18 @@ def _intensity(image: LoadedImage, has_intensity: bool, warnings: list[str]):
     return intensity, unit, hu
 
 
+#: label maps from this size on (a 512×512×128 CT) measure their structures in a child beside the rest
+BESIDE_MIN_VOXELS = 1 << 25
+
+
 def _measure(labels, table, intensity, unit, hu, timings, progress, label_map_files, *, connectivity,
              instance_classes, organs, organ_table, min_instance_volume_mm3):
-    """(structures' measurements, clinical measurements, the label map's files): the first and the
-    last in one forked child (one child only: each counts its parent's memory as its own) beside the
-    clinical measurements here (on forked workers of their own)."""
+    """(structures' measurements, clinical measurements, the label map's files). On a large map the
+    first and the last run in one forked child beside the clinical measurements here (one child
+    only, which takes a worker from the lesions: each process counts its parent's memory again);
+    on a smaller one, where measuring the structures takes under a second, they run here after the
+    clinical measurements, whose lesions are then shared out over every worker, and the label map's
+    files are left to :func:`write_study` (None)."""
     from volseg.parallel import start_forked
     from volseg.postprocess.clinical import clinical_measurements, with_qc
     from volseg.postprocess.intensity import HU_UNIT
@@ -120,7 +127,8 @@ def _measure(labels, table, intensity, unit, hu, timings, progress, label_map_fi
         intensity_unit=unit or HU_UNIT, outside_fov=outside_fov_mask(hu) if hu is not None else None,
         connectivity=connectivity)
     progress("measuring", 0, 2)  # two parts at once: the clinical measurements, the structures'
-    with start_forked(partial(_then, structures, label_map_files)) as beside:
+    big = labels.array.size >= BESIDE_MIN_VOXELS  # else the lesions' workers use the cores better
+    with start_forked(partial(_then, structures, label_map_files if big else None), fork=big) as beside:
         t = time.perf_counter()
         clinical = clinical_measurements(
             labels.array, labels.affine, table.names(), image=hu, instance_classes=instance_classes,
@@ -136,10 +144,10 @@ def _measure(labels, table, intensity, unit, hu, timings, progress, label_map_fi
 
 
 def _then(first, second):
-    """(first(), the seconds it took, second())."""
+    """(first(), the seconds it took, second() or None without ``second``)."""
     t = time.perf_counter()
     value = first()
-    return value, time.perf_counter() - t, second()
+    return value, time.perf_counter() - t, second() if second is not None else None
 
 
 def check_class_names(names: Sequence[str], table: LabelTable, path) -> None:
