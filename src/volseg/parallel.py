@@ -84,15 +84,21 @@ class Pending(Generic[R]):
         self._fn, self._child = fn, child
         self._done = False
         self._value: R | None = None
+        self._got: list | None = None  # the child's answer, once read (None: none, or it failed)
 
     def result(self) -> R:
         """``fn()``: the child's answer, or computed here where there is no child or it failed."""
         if not self._done:
-            got = _collect(self._child)
-            self._forget_child()
-            self._value = got[0] if got is not None else self._fn()
+            self._read()
+            self._value = self._got[0] if self._got is not None else self._fn()
             self._done = True
         return self._value  # type: ignore[return-value]
+
+    def _read(self) -> None:
+        """Read the child's answer and reap it (it is gone afterwards)."""
+        if self._child is not None:
+            self._got = _collect(self._child)
+            self._forget_child()
 
     def cancel(self) -> None:
         """Stop the child (its answer is not wanted); a later :meth:`result` computes it here."""
@@ -104,14 +110,18 @@ class Pending(Generic[R]):
         _BESIDE.discard(self)
 
     def working(self) -> bool:
-        """True while the child computes (not once its answer waits to be read, nor after)."""
+        """True while the child computes; a child whose answer is waiting is read and reaped here,
+        so that it no longer holds a worker nor its copy of this process's pages."""
         if self._child is None:
             return False
         process, receive = self._child
         try:
-            return not receive.poll() and process.is_alive()
+            finished = receive.poll() or not process.is_alive()
         except (OSError, ValueError):
-            return False
+            finished = True
+        if finished:
+            self._read()
+        return not finished
 
     def __enter__(self) -> Pending[R]:
         return self

@@ -158,7 +158,8 @@ def test_a_working_child_beside_takes_one_worker(monkeypatch):
         deadline = time.monotonic() + 30
         while done.working() and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert not done.working()  # finished, its answer not read yet: the worker is free again
+        assert not done.working()  # finished: its answer read, the child reaped, the worker free again
+        assert not [c for c in __import__("multiprocessing").active_children() if c.name == "volseg-worker"]
         assert len({pid for pid, _ in map_forked(_pid_and_square, range(6))}) == 3
         assert done.result() == 7
     monkeypatch.setenv(parallel.WORKERS_ENV, "2")
