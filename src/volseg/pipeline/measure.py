@@ -122,10 +122,10 @@ def _measure(labels, table, intensity, unit, hu, timings, progress, label_map_fi
     from volseg.postprocess.intensity import HU_UNIT
     from volseg.postprocess.measure import measure_structures, outside_fov_mask
 
+    outside = outside_fov_mask(hu) if hu is not None else None  # once, for the structures and the lesions
     structures = partial(
         measure_structures, labels.array, labels.affine, table.names(), image=intensity,
-        intensity_unit=unit or HU_UNIT, outside_fov=outside_fov_mask(hu) if hu is not None else None,
-        connectivity=connectivity)
+        intensity_unit=unit or HU_UNIT, outside_fov=outside, connectivity=connectivity)
     progress("measuring", 0, 2)  # two parts at once: the clinical measurements, the structures'
     big = labels.array.size >= BESIDE_MIN_VOXELS  # else the lesions' workers use the cores better
     with start_forked(partial(_then, structures, label_map_files if big else None), fork=big) as beside:
@@ -134,7 +134,7 @@ def _measure(labels, table, intensity, unit, hu, timings, progress, label_map_fi
             labels.array, labels.affine, table.names(), image=hu, instance_classes=instance_classes,
             organ_map=organs.array if organs is not None else None,
             organ_names=organ_table.names() if organ_table is not None else None,
-            connectivity=connectivity, min_instance_volume_mm3=min_instance_volume_mm3,
+            connectivity=connectivity, min_instance_volume_mm3=min_instance_volume_mm3, outside_fov=outside,
         )
         timings["clinical"] = time.perf_counter() - t
         progress("measuring", 1, 2)

@@ -51,7 +51,8 @@ class ClinicalResult:
 def clinical_measurements(labels: np.ndarray, affine: np.ndarray, names: Mapping[int, str], *,
                           image: np.ndarray | None = None, instance_classes: Sequence[str] | None = None,
                           organ_map: np.ndarray | None = None, organ_names: Mapping[int, str] | None = None,
-                          connectivity: int = 26, min_instance_volume_mm3: float = 0.0) -> ClinicalResult:
+                          connectivity: int = 26, min_instance_volume_mm3: float = 0.0,
+                          outside_fov: np.ndarray | None = None) -> ClinicalResult:
     """Instances (with host organ, node class and station, RECIST targets), burden and airway; the
     structures' QC comes from their measurements (:func:`with_qc`), which need not be ready yet."""
     affine = np.asarray(affine, dtype=np.float64)
@@ -66,7 +67,8 @@ def clinical_measurements(labels: np.ndarray, affine: np.ndarray, names: Mapping
     instances = measure_instances(labels, affine, instance_labels, image=image, organ_map=organ_map,
                                   organ_names=organ_names, connectivity=connectivity,
                                   min_volume_mm3=min_instance_volume_mm3,
-                                  locate_node=_station_mapper(instance_labels, organ_map, organ_names, affine))
+                                  locate_node=_station_mapper(instance_labels, organ_map, organ_names, affine),
+                                  outside_fov=outside_fov)
     slice_mm = float(np.linalg.norm(affine[:3, axial_axis(affine)]))
     targets = select_targets(instances, slice_thickness_mm=slice_mm)
     chosen = set(targets)

@@ -61,7 +61,8 @@ def measure_instances(labels: np.ndarray, affine: np.ndarray, classes: Mapping[i
                       image: np.ndarray | None = None, organ_map: np.ndarray | None = None,
                       organ_names: Mapping[int, str] | None = None, connectivity: int = 26,
                       min_volume_mm3: float = 0.0,
-                      locate_node: Callable[[np.ndarray], object] | None = None) -> list[InstanceMeasurement]:
+                      locate_node: Callable[[np.ndarray], object] | None = None,
+                      outside_fov: np.ndarray | None = None) -> list[InstanceMeasurement]:
     """Split ``classes`` (label → name) into instances and measure each one.
 
     ``organ_map`` (same grid) and ``organ_names`` give the host organ: the organ label overlapping
@@ -70,7 +71,8 @@ def measure_instances(labels: np.ndarray, affine: np.ndarray, classes: Mapping[i
     never hosts. With ``image`` (CT in HU), its padding outside the reconstruction circle counts as
     the edge of the field of view for ``touches_fov``. ``locate_node`` (e.g.
     :meth:`StationMapper.assign`) takes a lymph node's voxel
-    centres in RAS mm and returns its station (``.station``, ``.zone``, ``.note``).
+    centres in RAS mm and returns its station (``.station``, ``.zone``, ``.note``). ``outside_fov``:
+    ``outside_fov_mask(image)`` when the caller has it already.
     """
     labels = np.asarray(labels)
     affine = np.asarray(affine, dtype=np.float64)
@@ -81,7 +83,9 @@ def measure_instances(labels: np.ndarray, affine: np.ndarray, classes: Mapping[i
     vox = voxel_volume_mm3(affine)
     instances = split_classes(labels, classes, voxel_volume_mm3=vox, connectivity=connectivity,
                               min_volume_mm3=min_volume_mm3)
-    outside = outside_fov_mask(image) if image is not None else None
+    outside = outside_fov
+    if outside is None and image is not None:
+        outside = outside_fov_mask(image)
 
     def measure_one(inst: Instance) -> InstanceMeasurement:
         m = _measure(inst, affine, vox, image, organ_map, organ_names or {}, locate_node)
